@@ -1,0 +1,1 @@
+"""The ROS 2 layer: the only code in the package that imports rclpy."""
