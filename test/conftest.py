@@ -1,0 +1,38 @@
+"""Shared pytest fixtures.
+
+``quick_bank``: one small real bank for the whole session, built once with
+``vip-perception bank build --quick --out <tmp>`` (set VIP_QUICK_BANK=DIR to reuse a bank
+built earlier, e.g. while iterating on one test file).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+BUILD_TIMEOUT_S = 900
+
+
+def pytest_configure(config):
+    # Tests bound themselves with pytest.mark.timeout (pytest-timeout, from requirements-dev);
+    # registered here too so a run without the plugin does not warn about an unknown mark.
+    config.addinivalue_line("markers", "timeout(seconds): fail the test after this many seconds")
+
+
+@pytest.fixture(scope="session")
+def quick_bank(tmp_path_factory) -> str:
+    """Path of a quick bank directory (manifest.json + weights), built once per session."""
+    reuse = os.environ.get("VIP_QUICK_BANK")
+    if reuse and os.path.isfile(os.path.join(reuse, "manifest.json")):
+        return reuse
+    out = str(tmp_path_factory.mktemp("quick_bank") / "bank")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "bank", "build", "--quick",
+                           "--out", out], capture_output=True, text=True, env=env,
+                          timeout=BUILD_TIMEOUT_S)
+    if proc.returncode != 0 or not os.path.isfile(os.path.join(out, "manifest.json")):
+        pytest.fail(f"quick bank build failed (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n"
+                    f"{proc.stderr[-4000:]}")
+    return out

@@ -1,0 +1,142 @@
+"""`vip_perception_camera`: every source publishes stamped frames with the frame_id asked for;
+the synthetic scene publishes matching ground truth."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+cv2 = pytest.importorskip("cv2")
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from vip_perception.ros import convert  # noqa: E402
+from vip_perception.ros.camera_source import CameraSource  # noqa: E402
+from vip_perception.ros.qos import subscription_qos  # noqa: E402
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.shutdown(context=context)
+
+
+_count = iter(range(1000))
+
+
+def run_camera(ctx, frames=3, **params):
+    """Run a camera until it has published ``frames``; return (images, ground truths)."""
+    i = next(_count)
+    topic = f"cam_test_{i}"
+    overrides = [Parameter("topic", value=topic), Parameter("max_frames", value=frames),
+                 Parameter("rate_hz", value=50.0), Parameter("frame_id", value="optical_frame"),
+                 Parameter("wait_for_subscribers", value=1)]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    cam = CameraSource(name=f"camera_{i}", context=ctx, parameter_overrides=overrides)
+    probe = rclpy.create_node(f"cam_probe_{i}", context=ctx)
+    images, truths = [], []
+    compressed = params.get("transport") == "compressed"
+    probe.create_subscription(CompressedImage if compressed else Image,
+                              topic + ("/compressed" if compressed else ""), images.append,
+                              subscription_qos("reliable", depth=50))
+    probe.create_subscription(String, "ground_truth",
+                              lambda m: truths.append(json.loads(m.data)), 50)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(cam)
+    ex.add_node(probe)
+    end = time.monotonic() + 30
+    while not (cam.done.done() and len(images) >= frames):
+        assert time.monotonic() < end, f"camera published {cam.published}, received {len(images)}"
+        ex.spin_once(timeout_sec=0.05)
+    for _ in range(10):
+        ex.spin_once(timeout_sec=0.02)
+    ex.shutdown()
+    cam.destroy_node()
+    probe.destroy_node()
+    return images, truths
+
+
+def test_synthetic_source_with_ground_truth(ctx):
+    images, truths = run_camera(ctx, frames=4, width=160, height=120, reliability="reliable")
+    assert len(images) == 4
+    for img in images:
+        assert (img.width, img.height, img.encoding) == (160, 120, "bgr8")
+        assert img.header.frame_id == "optical_frame" and img.header.stamp.sec > 0
+    stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in images}
+    assert len(truths) >= 4
+    for t in truths:
+        assert (t["stamp"]["sec"], t["stamp"]["nanosec"]) in stamps
+        assert 0 <= t["label"] < 10 and len(t["box"]) == 4 and t["frame_id"] == "optical_frame"
+
+
+def test_folder_source(ctx, tmp_path):
+    for k in range(3):
+        cv2.imwrite(str(tmp_path / f"{k}.png"), np.full((30, 40, 3), 40 * k, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    images, truths = run_camera(ctx, frames=3, source="folder", path=str(tmp_path), width=20,
+                                height=10, encoding="rgb8", reliability="reliable")
+    assert [(m.width, m.height, m.encoding) for m in images] == [(20, 10, "rgb8")] * 3
+    assert [int(convert.image_to_array(m)[0, 0, 0]) for m in images] == [0, 40, 80]
+    assert truths == []
+
+
+def test_video_source(ctx, tmp_path):
+    path = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    if not writer.isOpened():
+        pytest.skip("OpenCV build cannot write MJPG video here")
+    for k in range(4):
+        writer.write(np.full((48, 64, 3), 60 * k, np.uint8))
+    writer.release()
+    images, _ = run_camera(ctx, frames=4, source="video", path=path, width=0, height=0,
+                           encoding="mono8", reliability="reliable")
+    assert [(m.width, m.height, m.encoding) for m in images] == [(64, 48, "mono8")] * 4
+
+
+@pytest.mark.parametrize("storage", ["SQLITE3", "MCAP"])
+def test_rosbag_source(ctx, tmp_path, storage):
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.LATEST)
+    RosImage = ts.types["sensor_msgs/msg/Image"]
+    Header = ts.types["std_msgs/msg/Header"]
+    Time = ts.types["builtin_interfaces/msg/Time"]
+    bag = tmp_path / "bag"
+    with Writer(bag, version=8, storage_plugin=getattr(StoragePlugin, storage)) as w:
+        conn = w.add_connection("/front/image_raw", "sensor_msgs/msg/Image", typestore=ts)
+        for k in range(3):
+            data = np.full((12, 16, 3), 50 * k + 10, np.uint8)
+            msg = RosImage(Header(Time(1, k), "bagcam"), 12, 16, "rgb8", 0, 48, data.reshape(-1))
+            w.write(conn, 1_000_000_000 + k, ts.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    images, _ = run_camera(ctx, frames=3, source="rosbag", path=str(bag), width=0, height=0,
+                           encoding="rgb8", reliability="reliable", loop=False)
+    assert [int(convert.image_to_array(m)[0, 0, 0]) for m in images] == [10, 60, 110]
+    assert all(m.header.frame_id == "optical_frame" for m in images)
+
+
+def test_compressed_transport(ctx):
+    images, _ = run_camera(ctx, frames=2, width=64, height=48, transport="compressed",
+                           reliability="reliable")
+    assert all(m.format == "jpeg" for m in images)
+    assert convert.message_to_array(images[0]).shape == (48, 64, 3)
+
+
+def test_bad_source_is_a_clear_error(ctx, tmp_path):
+    with pytest.raises(ValueError, match="no .*files"):
+        CameraSource(name="bad_cam", context=ctx, parameter_overrides=[
+            Parameter("source", value="folder"), Parameter("path", value=str(tmp_path))])
+    with pytest.raises(ValueError, match="source must be one of"):
+        CameraSource(name="bad_cam2", context=ctx, parameter_overrides=[
+            Parameter("source", value="webcam")])

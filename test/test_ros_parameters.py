@@ -1,0 +1,182 @@
+"""Parameter declarations, validation reasons, and the YAML / launch file kept in step with them."""
+from __future__ import annotations
+
+import ast
+import os
+import re
+
+import pytest
+import yaml
+
+rclpy = pytest.importorskip("rclpy")
+
+from rclpy.parameter import Parameter  # noqa: E402
+
+from vip_perception.ros import camera_source, parameters  # noqa: E402
+from vip_perception.ros.parameters import SPEC_BY_NAME, Settings, check_value, validate_change  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "config", "vip_perception.yaml")
+LAUNCH = os.path.join(ROOT, "launch", "vip_perception.launch.py")
+
+
+@pytest.mark.parametrize("name,value,fragment", [
+    ("deadline_ms", 0.0, "> 0"),
+    ("deadline_ms", -5.0, "> 0"),
+    ("margin_ms", -1.0, ">= 0"),
+    ("latency_quantile", "p90", "one of"),
+    ("on_no_fit", "wait", "one of"),
+    ("output_format", "xml", "one of"),
+    ("roi", [1, 2, 3], "roi"),
+    ("roi", [0, 0, 0, 10], "roi"),
+    ("roi", [-1, 0, 10, 10], "roi"),
+    ("threads", -1, ">= 0"),
+    ("score_threshold", 1.5, "<= 1"),
+])
+def test_bad_values_have_reasons(name, value, fragment):
+    reason = check_value(name, value)
+    assert reason and fragment in reason and name in reason
+
+
+@pytest.mark.parametrize("name,value", [("deadline_ms", 0.5), ("roi", []), ("roi", [0, 0, 5, 5]),
+                                        ("latency_quantile", "p99"), ("output_format", "json"),
+                                        ("threads", 2)])
+def test_good_values_pass(name, value):
+    assert check_value(name, value) is None
+
+
+def test_vision_msgs_rejected_only_when_absent():
+    reason = check_value("output_format", "vision_msgs")
+    assert (reason is None) == parameters.vision_msgs_available()
+
+
+def test_cross_parameter_rules_and_atomic_rejection():
+    s = Settings()
+    res = validate_change(s, [Parameter("margin_ms", value=60.0)])
+    assert not res.successful and "margin_ms" in res.reason
+    res = validate_change(s, [Parameter("deadline_ms", value=100.0), Parameter("margin_ms", value=60.0)])
+    assert res.successful
+    res = validate_change(s, [Parameter("miss_ratio_warn", value=0.9)])
+    assert not res.successful and "miss_ratio_warn" in res.reason
+
+
+def test_bank_path_checked_cheaply(tmp_path):
+    s = Settings()
+    res = validate_change(s, [Parameter("bank", value=str(tmp_path / "nope"))])
+    assert not res.successful and "not a directory" in res.reason
+    res = validate_change(s, [Parameter("bank", value=str(tmp_path))])
+    assert not res.successful and "manifest.json" in res.reason
+    (tmp_path / "manifest.json").write_text("{broken")
+    res = validate_change(s, [Parameter("bank", value=str(tmp_path))])
+    assert not res.successful and "unreadable" in res.reason
+
+
+def _yaml_type(v):
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list"}[type(v)]
+
+
+def test_yaml_keys_and_types_match_declarations():
+    with open(CONFIG) as fh:
+        cfg = yaml.safe_load(fh)
+    node_params = cfg["vip_perception"]["ros__parameters"]
+    for key, value in node_params.items():
+        assert key in SPEC_BY_NAME, f"{CONFIG}: unknown node parameter {key}"
+        spec = SPEC_BY_NAME[key]
+        assert _yaml_type(value) == _yaml_type(spec.default), f"{key}: YAML {value!r} vs default {spec.default!r}"
+        if isinstance(value, list) and value and key == "roi":
+            assert all(isinstance(v, int) for v in value)
+        assert check_value(key, value) is None, key
+    assert set(SPEC_BY_NAME) - set(node_params) <= {"roi"}, "declared but missing from the YAML"
+    cam = cfg["vip_perception_camera"]["ros__parameters"]
+    for key, value in cam.items():
+        assert key in camera_source.PARAMS, f"{CONFIG}: unknown camera parameter {key}"
+        assert _yaml_type(value) == _yaml_type(camera_source.PARAMS[key][0]), key
+
+
+def test_yaml_loads_through_rcl_and_declares(tmp_path):
+    """The real parser: a node named vip_perception declares every parameter from the file."""
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, args=["x", "--ros-args", "--params-file", CONFIG])
+    try:
+        node = rclpy.create_node("vip_perception", context=ctx)
+        settings = parameters.declare(node)
+        with open(CONFIG) as fh:
+            expected = yaml.safe_load(fh)["vip_perception"]["ros__parameters"]
+        for key, value in expected.items():
+            got = getattr(settings, key)
+            assert (list(got) if isinstance(got, tuple) else got) == value, key
+        desc = node.describe_parameter("image_topics")
+        assert desc.read_only and desc.description
+        assert node.describe_parameter("deadline_ms").floating_point_range
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+
+
+def _console_scripts():
+    with open(os.path.join(ROOT, "setup.py")) as fh:
+        text = fh.read()
+    return set(re.findall(r'"([\w\-]+)\s*=\s*[\w\.]+:\w+"', text))
+
+
+def test_launch_file_names_existing_executables_and_files():
+    tree = ast.parse(open(LAUNCH).read(), LAUNCH)
+    executables = _keyword_constants(tree, "executable")
+    assert set(executables) == {"vip_perception_node", "vip_perception_camera"}
+    assert set(executables) <= _console_scripts()
+    consts = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+              for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)}
+    assert consts["PACKAGE"] == "vip_perception"
+    for key in ("CONFIG_FILE", "PROFILE_FILE"):
+        assert os.path.isfile(os.path.join(ROOT, "config", consts[key])), consts[key]
+    assert re.fullmatch(r".*fastdds.*\.xml", consts["PROFILE_FILE"])
+    names = _keyword_constants(tree, "name")
+    assert "vip_perception" in names and "vip_perception_camera" in names
+    with open(CONFIG) as fh:
+        assert set(yaml.safe_load(fh)) <= set(names)
+
+
+def _keyword_constants(tree, arg: str) -> list:
+    """Constant values passed as ``arg=...`` anywhere in the file (Node(executable=...))."""
+    return [n.value.value for n in ast.walk(tree)
+            if isinstance(n, ast.keyword) and n.arg == arg and isinstance(n.value, ast.Constant)]
+
+
+def test_fastdds_profile_is_valid_xml_with_16mb_shm():
+    import xml.etree.ElementTree as ET
+    root = ET.parse(os.path.join(ROOT, "config", "fastdds_shm_profile.xml")).getroot()
+    ns = {"d": "http://www.eprosima.com"}
+    sizes = [e.text for e in root.iterfind(".//d:transport_descriptor/d:segment_size", ns)]
+    assert sizes == [str(16 * 1024 * 1024)]
+    part = root.find(".//d:participant", ns)
+    assert part.get("is_default_profile") == "true"
+    assert part.find(".//d:useBuiltinTransports", ns).text == "false"
+
+
+def test_full_launch_description_where_launch_is_importable():
+    pytest.importorskip("launch_ros", reason="launch_ros is not installable without a ROS 2 distribution")
+    pytest.importorskip("ament_index_python")
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    try:
+        get_package_share_directory("vip_perception")
+    except PackageNotFoundError:
+        pytest.skip("vip_perception is not installed with colcon (no share directory)")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("vip_launch", LAUNCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ld = mod.generate_launch_description()
+    from launch_ros.actions import Node
+    assert sum(isinstance(e, Node) for e in ld.entities) == 2
+
+
+def test_dds_env_respects_user_and_other_rmws():
+    from vip_perception.ros.transport import PROFILE_VARS, dds_env
+    add, why = dds_env({}, profile="/x.xml")
+    assert add == {"FASTDDS_DEFAULT_PROFILES_FILE": "/x.xml"}  # Fast DDS 3: no deprecated var
+    add, why = dds_env({"ROS_DISTRO": "humble"}, profile="/x.xml")
+    assert add == {v: "/x.xml" for v in PROFILE_VARS}
+    add, why = dds_env({"FASTDDS_DEFAULT_PROFILES_FILE": "/mine.xml"}, profile="/x.xml")
+    assert add == {} and "kept" in why
+    add, why = dds_env({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}, profile="/x.xml")
+    assert add == {} and "cyclonedds" in why

@@ -1,0 +1,103 @@
+"""The executables as users run them: camera and node as two processes over DDS (with the
+shipped Fast DDS profile), results carrying the camera's headers, a quiet shutdown with a
+final summary on SIGINT and SIGTERM, and the demo end to end."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from vip_perception.ros.transport import dds_env  # noqa: E402
+
+pytestmark = pytest.mark.timeout(150)
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.update(dds_env(env)[0])
+    return env
+
+
+def _py(module, *ros_args):
+    return [sys.executable, "-m", module, "--ros-args", *ros_args]
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.shutdown(context=context)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_two_processes_headers_and_clean_shutdown(ctx, quick_bank, tmp_path, sig):
+    topic = f"proc_cam_{sig.name.lower()}"
+    env = _env()
+    node = subprocess.Popen(_py("vip_perception.ros.node", "-p", f"bank:={quick_bank}",
+                                "-p", f"image_topics:=['{topic}']", "-p", "deadline_ms:=5000.0"),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cam = subprocess.Popen(_py("vip_perception.ros.camera_source", "-p", f"topic:={topic}",
+                               "-p", "rate_hz:=10.0", "-p", "width:=320", "-p", "height:=240"),
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    probe = rclpy.create_node(f"proc_probe_{sig.name.lower()}", context=ctx)
+    results, truths = [], {}
+    probe.create_subscription(String, "classifications", lambda m: results.append(json.loads(m.data)), 50)
+    probe.create_subscription(String, "ground_truth", lambda m: truths.setdefault(
+        tuple(json.loads(m.data)["stamp"].values()), json.loads(m.data)), 50)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(probe)
+    try:
+        end = time.monotonic() + 90
+        while len([r for r in results if r["camera"] == topic]) < 5:
+            assert node.poll() is None, node.communicate()[1][-3000:]
+            assert cam.poll() is None, cam.communicate()[1][-3000:]
+            assert time.monotonic() < end, "no results from the node process"
+            ex.spin_once(timeout_sec=0.1)
+        mine = [r for r in results if r["camera"] == topic]
+        for r in mine:
+            assert r["header"]["frame_id"] == "camera"
+        matched = [r for r in mine if tuple(r["header"]["stamp"].values()) in truths]
+        assert matched, "result stamps must be the camera's image stamps"
+    finally:
+        ex.shutdown()
+        probe.destroy_node()
+        node.send_signal(sig)
+        cam.send_signal(sig)
+        node_out, node_err = node.communicate(timeout=30)
+        cam_out, cam_err = cam.communicate(timeout=30)
+    assert node.returncode == 0, node_err[-3000:]
+    assert cam.returncode == 0, cam_err[-3000:]
+    assert "final summary" in node_out and "processed" in node_out
+    assert "published" in cam_out
+    assert "Traceback" not in node_err + cam_err
+
+
+def test_bad_bank_is_a_message_not_a_traceback(tmp_path):
+    proc = subprocess.run(_py("vip_perception.ros.node", "-p", f"bank:={tmp_path / 'missing'}"),
+                          env=_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "cannot start" in proc.stderr and "missing" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_demo_runs_end_to_end(quick_bank, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "demo", "--seconds", "8",
+                           "--fps", "10", "--bank", quick_bank, "--logs", str(tmp_path)],
+                          env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "demo summary" in out and "accuracy at the station" in out and "member mix" in out
+    received = int(out.split("results received")[1].split(":")[1].split()[0])
+    assert received > 0, out
+    assert "Traceback" not in proc.stderr

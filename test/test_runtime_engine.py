@@ -1,0 +1,202 @@
+"""Engine with fake members and an injected clock: timing rules, adaptation, no-fit, config, swap."""
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from test_runtime_fakes import FakeBank, FakeClock, FakeMember, Load, three_members
+from vip_perception.runtime import Engine, EngineConfig, RuntimeStats
+from vip_perception.runtime.stats import RuntimeStats as _Stats  # noqa: F401  (module importable)
+
+IMAGE = np.zeros((28, 28), np.uint8)
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def make(deadline=5.0, margin=0.5, clock=None, load=None, preprocess_ms=0.2, **cfg):
+    clock = clock or FakeClock()
+    load = load or Load()
+    bank = FakeBank(three_members(clock, load), clock=clock, preprocess_ms=preprocess_ms)
+    return Engine(bank, EngineConfig(deadline_ms=deadline, margin_ms=margin, **cfg), clock=clock), clock, load
+
+
+def test_timing_record_follows_the_deadline_rules():
+    eng, clock, _ = make(deadline=5.0, margin=0.5)
+    capture = clock() - 0.3e-3  # the frame waited 0.3 ms before reaching the engine
+    r = eng.process(IMAGE, capture)
+    t = r.timing
+    assert t.queue_age_ms == pytest.approx(0.3)
+    # remaining = deadline - queue age - preprocessing (0.2) - margin
+    assert t.remaining_ms == pytest.approx(5.0 - 0.3 - 0.2 - 0.5)
+    assert (t.member, t.threads) == ("m_large", 2)  # 4.0 <= 4.0
+    assert t.predicted_ms == pytest.approx(4.0) and t.actual_ms == pytest.approx(4.0)
+    assert t.deadline_met and t.end_to_end_ms == pytest.approx(4.5)
+    assert t.slowdown == 1.0
+    assert torch.get_num_threads() == 2
+    assert (r.class_id, r.class_name, r.skipped) == (3, "c3", False)
+    assert 0.0 < r.score <= 1.0
+    assert set(t.to_dict()) >= {"member", "threads", "predicted_ms", "actual_ms", "remaining_ms",
+                                "deadline_met", "slowdown", "queue_age_ms"}
+    late = eng.process(IMAGE, clock() - 1.0e-3)  # 1 ms lost in transport: the large one no longer fits
+    assert late.timing.member == "m_mid" and late.timing.deadline_met
+
+
+def test_adapts_to_load_within_a_few_frames_and_recovers():
+    eng, clock, load = make(deadline=5.0, margin=0.5)
+    stats = RuntimeStats()
+
+    def frames(n):
+        out = []
+        for _ in range(n):
+            r = eng.process(IMAGE, clock())
+            stats.record(r)
+            out.append(r.timing)
+            clock.advance_ms(30.0)  # idle until the next frame
+        return out
+
+    quiet = frames(20)
+    assert all(t.member == "m_large" and t.threads == 2 and t.deadline_met for t in quiet)
+    load.factor = {1: 1.0, 2: 50.0}  # busy neighbour: 2 intra-op threads wait for a slice
+    loaded = frames(40)
+    misses = [i for i, t in enumerate(loaded) if not t.deadline_met]
+    assert misses == [0, 1]  # rank-2 estimator: two frames to be sure, then adapted
+    assert all(t.threads == 1 and t.member == "m_mid" for t in loaded[2:])
+    load.factor = {1: 1.0, 2: 1.0}
+    after = frames(400)
+    assert all(t.deadline_met for t in after)
+    back = next(i for i, t in enumerate(after) if t.threads == 2)  # the aged factor lets a probe through
+    assert back < 300
+    # the probe (a mid member at 2 threads) is fast, 2 threads are trusted again within the window
+    assert all(t.member == "m_large" and t.threads == 2 for t in after[back + 8 :])
+    s = stats.snapshot()
+    assert s["frames"] == 460 and s["misses"] == 2 and s["member_counts"]["m_mid"] >= 38
+
+
+def test_one_thread_tail_slowdown_selects_a_smaller_member():
+    eng, clock, load = make(deadline=8.0, margin=0.5)
+    eng.update_config(EngineConfig(deadline_ms=8.0, margin_ms=0.5, threads=1))
+    for _ in range(3):
+        eng.process(IMAGE, clock())
+    assert eng.process(IMAGE, clock()).timing.member == "m_large"
+    load.factor = {1: 2.0}
+    ts = [eng.process(IMAGE, clock()).timing for _ in range(5)]
+    assert ts[-1].member == "m_mid" and ts[-1].slowdown == pytest.approx(2.0, rel=0.05)
+
+
+def test_no_fit_policies():
+    eng, clock, _ = make(deadline=1.0, margin=0.5, on_no_fit="skip")
+    r = eng.process(IMAGE, clock())
+    assert r.skipped and r.class_id is None and r.class_name is None and r.score is None
+    assert r.timing.member is None and not r.timing.deadline_met and r.timing.actual_ms == 0.0
+    eng.update_config(EngineConfig(deadline_ms=1.0, margin_ms=0.5, on_no_fit="fastest"))
+    r = eng.process(IMAGE, clock())
+    assert not r.skipped and r.timing.member == "m_small" and not r.timing.deadline_met
+
+
+def test_roi_is_cropped_before_preprocessing():
+    eng, clock, _ = make()
+    img = np.zeros((100, 200, 3), np.uint8)
+    eng.process(img, clock(), roi=(10, 20, 50, 30))
+    assert eng.bank.seen_shapes[-1] == (30, 50, 3)
+    for bad in [(0, 0, 0, 10), (190, 0, 20, 10), (-1, 0, 5, 5), ("a", 0, 1, 1), (1, 2, 3)]:
+        with pytest.raises(ValueError, match="roi"):
+            eng.process(img, clock(), roi=bad)
+    with pytest.raises(ValueError, match="image"):
+        eng.process(np.zeros((0, 5), np.uint8), clock())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"deadline_ms": -1.0}, "deadline_ms"),
+        ({"deadline_ms": 0.0}, "deadline_ms"),
+        ({"deadline_ms": float("nan")}, "deadline_ms"),
+        ({"deadline_ms": 5.0, "margin_ms": -0.1}, "margin_ms"),
+        ({"deadline_ms": 5.0, "margin_ms": 5.0}, "margin_ms"),
+        ({"deadline_ms": 5.0, "latency_quantile": "p90"}, "latency_quantile"),
+        ({"deadline_ms": 5.0, "on_no_fit": "drop"}, "on_no_fit"),
+        ({"deadline_ms": 5.0, "threads": -1}, "threads"),
+        ({"deadline_ms": 5.0, "threads": 1.5}, "threads"),
+    ],
+)
+def test_bad_config_rejected_with_reason(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EngineConfig(**kwargs)
+
+
+def test_update_config_validates_and_keeps_old_on_error():
+    eng, clock, _ = make(deadline=5.0)
+    old = eng.config
+    with pytest.raises(ValueError, match="threads=3"):
+        eng.update_config(EngineConfig(deadline_ms=5.0, threads=3))  # not profiled
+    with pytest.raises(ValueError, match="EngineConfig"):
+        eng.update_config({"deadline_ms": 5.0})
+    assert eng.config is old
+    eng.update_config(EngineConfig(deadline_ms=9.0, margin_ms=0.0, latency_quantile="p99"))
+    assert eng.config.deadline_ms == 9.0 and eng.selector.quantile == "p99"
+
+
+def test_empty_bank_rejected():
+    with pytest.raises(ValueError, match="no members"):
+        Engine(FakeBank([]), EngineConfig(deadline_ms=5.0))
+
+
+def test_swap_rejects_unusable_bank_and_keeps_old():
+    bank_mod = pytest.importorskip("vip_perception.bank")
+    eng, clock, _ = make()
+    old = eng.bank
+    with pytest.raises(bank_mod.BankError, match="no members"):
+        eng.swap_bank(FakeBank([], name="empty"))
+    with pytest.raises(bank_mod.BankError):
+        eng.swap_bank("/nonexistent/bank/dir")
+    assert eng.bank is old
+    assert eng.process(IMAGE, clock()).timing.member.startswith("m_")
+
+
+def test_swap_under_concurrent_processing_is_consistent():
+    """Workers hammer process() while the main thread swaps banks: every result comes from one bank."""
+    banks = [
+        FakeBank(
+            [FakeMember(f"{p}_{i}", 0.8 + i / 100, {1: 0.01 * (i + 1)}, class_id=i) for i in range(3)],
+            name=p,
+            class_prefix=f"{p}cls",
+        )
+        for p in ("A", "B")
+    ]
+    eng = Engine(banks[0], EngineConfig(deadline_ms=50.0, margin_ms=0.0, threads=1), clock=time.monotonic)
+    results, errors, stop = [], [], threading.Event()
+
+    def worker():
+        try:
+            while not stop.is_set():
+                results.append(eng.process(IMAGE, time.monotonic()))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker) for _ in range(3)]
+    for w in workers:
+        w.start()
+    try:
+        for k in range(200):
+            eng.swap_bank(banks[k % 2])
+            time.sleep(0.0005)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    assert not errors
+    assert len(results) > 50
+    prefixes = set()
+    for r in results:
+        bank_of_member = r.timing.member.split("_")[0]
+        assert r.class_name.startswith(bank_of_member + "cls"), r  # member and class names agree
+        assert r.class_name == f"{bank_of_member}cls{r.class_id}"
+        prefixes.add(bank_of_member)
+    assert prefixes == {"A", "B"}

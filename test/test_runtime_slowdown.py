@@ -1,0 +1,96 @@
+"""SlowdownEstimator: prior, step response, outlier robustness, decay, aging of unused thread counts."""
+import math
+
+import pytest
+
+from vip_perception.runtime import SlowdownEstimator
+
+
+def feed(est, threads, ratio, n, base=2.0):
+    for _ in range(n):
+        est.observe(threads, ratio * base, base)
+
+
+def test_prior_is_the_profile():
+    est = SlowdownEstimator()
+    assert est.factor(1) == 1.0 and est.factors() == {}
+
+
+def test_learns_a_step_in_rank_frames_and_ignores_one_outlier():
+    est = SlowdownEstimator(window=8, rank=2, half_life=50)
+    feed(est, 2, 1.0, 8)
+    assert est.factor(2) == pytest.approx(1.0)
+    feed(est, 2, 40.0, 1)  # one slow frame: could be a single scheduler slice
+    assert est.factor(2) == pytest.approx(1.0)
+    feed(est, 2, 40.0, 1)  # two: load
+    assert 30.0 < est.factor(2) <= 40.0
+    # an isolated outlier among fast frames later on is ignored again
+    feed(est, 2, 1.0, 8)
+    feed(est, 2, 20.0, 1)
+    feed(est, 2, 1.0, 3)
+    assert est.factor(2) == pytest.approx(1.0, rel=0.05)
+
+
+def test_first_observation_counts_alone():
+    est = SlowdownEstimator()
+    feed(est, 2, 30.0, 1)
+    assert est.factor(2) == pytest.approx(30.0)
+
+
+def test_recovers_within_window_when_load_leaves():
+    est = SlowdownEstimator(window=8, rank=2, half_life=50)
+    feed(est, 1, 5.0, 8)
+    assert est.factor(1) > 4.5
+    factors = []
+    for _ in range(10):
+        feed(est, 1, 1.0, 1)
+        factors.append(est.factor(1))
+    recovered = next(i for i, f in enumerate(factors) if f < 1.05) + 1
+    assert recovered <= 7  # window - rank + 1
+    assert factors[-1] == pytest.approx(1.0)
+
+
+def test_unused_thread_count_ages_back_toward_the_profile():
+    est = SlowdownEstimator(window=8, rank=2, half_life=50)
+    feed(est, 2, 200.0, 2)
+    prev = est.factor(2)
+    for k in range(1, 301):
+        feed(est, 1, 1.0, 1)  # only 1 thread in use from now on
+        f = est.factor(2)
+        assert f <= prev
+        prev = f
+        if k == 50:  # one half-life: log factor halved
+            assert f == pytest.approx(math.exp(math.log(200.0) * 0.5 ** (51 / 50)), rel=1e-6)
+    assert 1.0 < est.factor(2) < 1.1  # ~6 half-lives later: close to the profile, probe-able
+    feed(est, 2, 200.0, 1)  # the probe finds the load still there: back up at once (one miss)
+    assert est.factor(2) > 150.0
+    feed(est, 1, 1.0, 300)
+    feed(est, 2, 1.0, 1)  # this probe finds the load gone: trusted from the next frame
+    assert est.factor(2) == pytest.approx(1.0)
+
+
+def test_ratios_are_clipped():
+    est = SlowdownEstimator(clip_low=0.25, clip_high=16.0)
+    feed(est, 1, 1e6, 3)
+    assert est.factor(1) == pytest.approx(16.0, rel=0.05)
+    feed(est, 1, 1e-6, 8)
+    assert 0.25 <= est.factor(1) < 0.3  # aged a few frames toward 1
+
+
+def test_broken_measurements_are_ignored_and_reset_forgets():
+    est = SlowdownEstimator()
+    est.observe(1, float("nan"), 1.0)
+    est.observe(1, 1.0, 0.0)
+    assert est.factors() == {}
+    feed(est, 1, 3.0, 2)
+    est.reset()
+    assert est.factor(1) == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"window": 0}, {"rank": 0}, {"rank": 9, "window": 8}, {"half_life": 0}, {"clip_low": 2.0}, {"stale_after": 3}],
+)
+def test_bad_parameters(kwargs):
+    with pytest.raises(ValueError, match="slowdown"):
+        SlowdownEstimator(**kwargs)

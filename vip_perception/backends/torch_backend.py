@@ -1,0 +1,37 @@
+"""Eager (or torch.compile'd) PyTorch execution, NCHW or channels-last."""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+
+__all__ = ["TorchBackend"]
+
+
+class TorchBackend:
+    """Runs the module in inference mode with its own intra-op thread count.
+
+    torch's thread count is process-wide, so it is set before each call only when it differs
+    (cheap), letting backends with different thread counts share a process.
+    """
+
+    kind = "torch"
+
+    def __init__(self, module: nn.Module, example_input: torch.Tensor, threads: int,
+                 channels_last: bool = False, compile: bool = False):
+        self.threads = threads
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        # channels-last converts a copy: the caller's module keeps its format
+        self.module = copy.deepcopy(module).to(memory_format=self.memory_format) if channels_last else module
+        self.module.eval()
+        self.fn = torch.compile(self.module) if compile else self.module
+        self.compiled = compile
+        if compile:  # compile now (for this shape), not inside the first timed/deadline call
+            self(example_input)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            return self.fn(x.contiguous(memory_format=self.memory_format))

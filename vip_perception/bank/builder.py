@@ -1,0 +1,349 @@
+"""The bank builder: runs the phases of ``bank build`` over a resumable work directory."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models import ModelSpec, build_model
+from .bank import build_member_module, load_weights
+from .candidates import sample_specs
+from .config import BankConfig, TrainRecipe, to_dict
+from .manifest import CANDIDATES, MANIFEST, SCHEMA_VERSION, file_entry, validate_manifest, write_json
+from .pareto import Point, eps_pareto, hypervolume, pareto_front
+from .profile import machine_info, profile_models
+from .records import CandidateRecord, InputSpec
+from .train import TrainConfig, cpu_has_bf16, evaluate, normalise, train
+
+log = logging.getLogger("vip_perception.bank")
+
+
+@dataclass
+class Splits:
+    """Normalised float tensors (N, C, H, W) and int64 labels for train / val / test."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    class_names: list[str]
+
+
+def load_splits(cfg: BankConfig) -> Splits:
+    """Train/val from the training split (seeded), test only for reporting."""
+    from ..data import load_fashion_mnist, load_image_folder, train_val_split
+
+    d = cfg.data
+    rng = np.random.default_rng(cfg.seed)
+    if d.kind == "fashion_mnist":
+        full, test = load_fashion_mnist("train", d.root), load_fashion_mnist("test", d.root)
+    elif d.kind == "image_folder":
+        full = load_image_folder(d.root, d.height, d.width, d.channels)
+        if d.test_root:
+            test = load_image_folder(d.test_root, d.height, d.width, d.channels)
+            if test.class_names != full.class_names:
+                raise ValueError(f"{d.test_root}: classes {test.class_names} differ from {d.root}: {full.class_names}")
+        else:
+            if not 0 < d.test_size < len(full):
+                raise ValueError(f"data.test_size must be in (0, {len(full)}) without data.test_root, got {d.test_size}")
+            rest, held = train_val_split(len(full), d.test_size, cfg.seed + 1)
+            full, test = full.subset(rest), full.subset(held)
+    else:
+        raise ValueError(f"data.kind must be 'fashion_mnist' or 'image_folder', got {d.kind!r}")
+    if d.train_limit and d.train_limit < len(full):
+        full = full.subset(np.sort(rng.permutation(len(full))[: d.train_limit]))
+    if d.test_limit and d.test_limit < len(test):
+        test = test.subset(np.sort(rng.permutation(len(test))[: d.test_limit]))
+    tr, va = train_val_split(len(full), d.val_size, cfg.seed)
+    if full.images.shape[1:] != (d.height, d.width, d.channels):
+        raise ValueError(f"data images are {full.images.shape[1:]}, config says {(d.height, d.width, d.channels)}")
+    norm = lambda a: normalise(a, d.mean, d.std, d.invert)  # noqa: E731
+    return Splits(norm(full.images[tr]), torch.as_tensor(full.labels[tr]), norm(full.images[va]),
+                  torch.as_tensor(full.labels[va]), norm(test.images), torch.as_tensor(test.labels), full.class_names)
+
+
+def _seed_of(base: int, name: str) -> int:
+    return (base * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
+
+
+def round_to_storage(model: nn.Module) -> None:
+    """Round float weights to float16 values, as stored: the evaluated model is the shipped one."""
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+
+
+class Builder:
+    def __init__(self, cfg: BankConfig, work: str, out: str, progress: bool = True, command: str = "",
+                 config_path: str = "", quick: bool = False):
+        self.cfg, self.work, self.out, self.progress = cfg, work, out, progress
+        self.command, self.config_path, self.quick = command, config_path, quick
+        self.cand_dir = os.path.join(work, "candidates")
+        os.makedirs(self.cand_dir, exist_ok=True)
+        self.bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16())
+        self._splits: Splits | None = None
+        d = cfg.data
+        self.input_shape = (1, d.channels, d.height, d.width)
+
+    # ---- storage of candidates -------------------------------------------------------------
+    def _dir(self, name: str) -> str:
+        return os.path.join(self.cand_dir, name)
+
+    def done(self, name: str) -> bool:
+        d = self._dir(name)
+        return os.path.isfile(os.path.join(d, "record.json")) and os.path.isfile(os.path.join(d, "weights.safetensors"))
+
+    def save(self, rec: CandidateRecord, model: nn.Module) -> None:
+        from safetensors.torch import save_file
+
+        d = self._dir(rec.name)
+        os.makedirs(d, exist_ok=True)
+        state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+        state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+        save_file(state, os.path.join(d, "weights.safetensors.tmp"))
+        os.replace(os.path.join(d, "weights.safetensors.tmp"), os.path.join(d, "weights.safetensors"))
+        write_json(os.path.join(d, "record.json"), rec.to_dict())
+
+    def record(self, name: str) -> CandidateRecord:
+        with open(os.path.join(self._dir(name), "record.json")) as fh:
+            return CandidateRecord.from_dict(json.load(fh))
+
+    def load_model(self, rec: CandidateRecord) -> nn.Module:
+        model = build_member_module(rec.spec, rec.vip_layers)
+        _load_half(model, os.path.join(self._dir(rec.name), "weights.safetensors"))
+        return model
+
+    def all_records(self) -> list[CandidateRecord]:
+        names = sorted(n for n in os.listdir(self.cand_dir) if self.done(n))
+        return [self.record(n) for n in names]
+
+    # ---- data and training ------------------------------------------------------------------
+    @property
+    def splits(self) -> Splits:
+        if self._splits is None:
+            t0 = time.time()
+            self._splits = load_splits(self.cfg)
+            s = self._splits
+            log.info("data: train %d, val %d, test %d (%.1f s)", len(s.y_train), len(s.y_val), len(s.y_test), time.time() - t0)
+        return self._splits
+
+    def _train_config(self, recipe: TrainRecipe, macs: int, seed: int) -> TrainConfig:
+        n = len(self.splits.y_train)
+        samples = recipe.epochs * n
+        if recipe.mac_budget > 0:
+            samples = min(samples, max(recipe.min_samples, recipe.mac_budget / max(1, macs)))
+        if recipe.max_samples:
+            samples = min(samples, recipe.max_samples)
+        return TrainConfig(samples=max(recipe.batch_size, int(samples)), batch_size=recipe.batch_size,
+                           optimizer=recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum,
+                           weight_decay=recipe.weight_decay, schedule=recipe.schedule,
+                           label_smoothing=recipe.label_smoothing, augment=recipe.augment, bf16=self.bf16, seed=seed)
+
+    def _fit(self, name: str, kind: str, spec: ModelSpec, model: nn.Module, recipe: TrainRecipe,
+             vip_layers=(), parent=None) -> CandidateRecord:
+        from ..vip import count_macs
+
+        seed = _seed_of(self.cfg.seed, name)
+        macs = int(count_macs(model, self.input_shape).total)
+        tc = self._train_config(recipe, macs, seed)
+        s = self.splits
+        t0 = time.time()
+        loss = train(model, s.x_train, s.y_train, tc, desc=name, progress=self.progress)
+        seconds = time.time() - t0
+        round_to_storage(model)
+        rec = CandidateRecord(
+            name=name, kind=kind, spec=spec.to_dict(), vip_layers=list(vip_layers), parent=parent,
+            val_accuracy=evaluate(model, s.x_val, s.y_val), test_accuracy=evaluate(model, s.x_test, s.y_test),
+            macs=macs, param_bytes=int(sum(p.numel() * p.element_size() for p in model.parameters())),
+            train={"samples": tc.samples, "seconds": round(seconds, 1), "final_loss": round(loss, 4),
+                   "optimizer": tc.optimizer, "lr": tc.lr, "schedule": tc.schedule, "augment": tc.augment, "bf16": tc.bf16},
+        )
+        self.save(rec, model)
+        log.info("%-40s %-6s macs %7.2fM val %.4f test %.4f (%d samples, %.0f s)", name, kind, macs / 1e6,
+                 rec.val_accuracy, rec.test_accuracy, tc.samples, seconds)
+        return rec
+
+    # ---- phases ------------------------------------------------------------------------------
+    def run(self, phases: list[str], reprofile: bool = False) -> None:
+        torch.set_num_threads(max(1, self.cfg.threads))
+        for phase in ("base", "parents", "vip", "profile", "select"):
+            if phase in phases:
+                t0 = time.time()
+                log.info("phase %s ...", phase)
+                if phase == "profile":
+                    self.phase_profile(force=reprofile)
+                else:
+                    getattr(self, f"phase_{phase}")()
+                log.info("phase %s done in %.1f s", phase, time.time() - t0)
+
+    def phase_base(self) -> None:
+        d = self.cfg.data
+        num_classes = len(self.splits.class_names)
+        specs = sample_specs(self.cfg.search, self.cfg.seed, d.channels, (d.height, d.width), num_classes)
+        for i, spec in enumerate(specs):
+            name = f"b{i:03d}"
+            if self.done(name):
+                continue
+            torch.manual_seed(_seed_of(self.cfg.seed, name))
+            self._fit(name, "base", spec, build_model(spec), self.cfg.search.train)
+
+    def _parent_spec(self, p) -> ModelSpec:
+        d = self.cfg.data
+        return ModelSpec.from_dict({"in_channels": d.channels, "input_size": [d.height, d.width],
+                                    "num_classes": len(self.splits.class_names), **p.spec})
+
+    def phase_parents(self) -> None:
+        for p in self.cfg.parents:
+            if self.done(p.name):
+                continue
+            spec = self._parent_spec(p)
+            torch.manual_seed(_seed_of(self.cfg.seed, p.name))
+            self._fit(p.name, "parent", spec, build_model(spec), p.train)
+
+    def phase_vip(self) -> None:
+        from ..vip import apply_vip, count_macs, vip_layer_names
+        from .vip_variants import choose_groups, layer_sensitivity
+
+        s, vc = self.splits, self.cfg.vip
+        n_sens = min(vc.sensitivity_samples, len(s.y_val))
+        for p in self.cfg.parents:
+            if not self.done(p.name):
+                log.warning("vip: parent %s not trained; skipped", p.name)
+                continue
+            prec = self.record(p.name)
+            parent = self.load_model(prec)
+            sens_path = os.path.join(self._dir(p.name), "sensitivity.json")
+            if os.path.isfile(sens_path):
+                with open(sens_path) as fh:
+                    sens = json.load(fh)
+            else:
+                acc = lambda m: evaluate(m, s.x_val[:n_sens], s.y_val[:n_sens])  # noqa: E731
+                sens = layer_sensitivity(parent, vip_layer_names(parent), acc)
+                write_json(sens_path, sens)
+            log.info("vip: %s sensitivity (val drop, %d images): %s", p.name, n_sens,
+                     ", ".join(f"{k}={v:+.4f}" for k, v in sens.items()))
+            per_layer = count_macs(parent, self.input_shape).per_layer
+            layer_macs = {n: int(per_layer.get(n, 0) * 3 // 4) for n in sens}  # ViP saves ~3/4 of a layer
+            groups = choose_groups(sens, layer_macs, vc.variants_per_parent)
+            spec = ModelSpec.from_dict(prec.spec)
+            for gi, layers in enumerate(groups):
+                name = f"{p.name}.vip{gi:02d}"
+                if self.done(name):
+                    continue
+                torch.manual_seed(_seed_of(self.cfg.seed, name))
+                model = apply_vip(parent, layers)
+                self._fit(name, "vip", spec, model, vc.finetune, vip_layers=layers, parent=p.name)
+
+    def phase_profile(self, force: bool = False) -> None:
+        recs = self.all_records()
+        if not recs:
+            raise RuntimeError(f"{self.cand_dir}: no trained candidates to profile")
+        pc = self.cfg.profile
+        if not force and all(set(pc.threads) <= set(r.latency) for r in recs):
+            log.info("profile: all %d candidates already profiled (use --reprofile to redo)", len(recs))
+            return
+        models = {r.name: self.load_model(r) for r in recs}
+        log.info("profile: %d candidates x threads %s x %d runs (warm-up %d)", len(recs), pc.threads, pc.runs, pc.warmup)
+        prof = profile_models(models, self.input_shape, pc.threads, pc.runs, pc.warmup, pc.rounds,
+                              seed=self.cfg.seed, progress=self.progress)
+        for r in recs:
+            r.latency = prof[r.name]
+            write_json(os.path.join(self._dir(r.name), "record.json"), r.to_dict())
+        write_json(os.path.join(self.work, "machine.json"), machine_info())
+
+    def phase_select(self) -> None:
+        recs = [r for r in self.all_records() if r.latency]
+        if not recs:
+            raise RuntimeError(f"{self.cand_dir}: no profiled candidates (run the profile phase)")
+        machine_path = os.path.join(self.work, "machine.json")
+        machine = json.load(open(machine_path)) if os.path.isfile(machine_path) else machine_info()
+        write_bank(self.out, recs, self.cfg, self.splits.class_names, machine,
+                   weights_of=lambda r: os.path.join(self._dir(r.name), "weights.safetensors"),
+                   build={"config": self.config_path, "command": self.command, "quick": self.quick,
+                          "seed": self.cfg.seed, "recipe": to_dict(self.cfg)})
+
+
+def _load_half(model: nn.Module, path: str) -> nn.Module:
+    """Work-dir weights are float16 (as shipped); the module runs in float32."""
+    from safetensors.torch import load_file
+
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(path).items()}
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon: float, keep_best: bool,
+              hv_accuracy_ref: float) -> dict:
+    """Frontier, compact set and hypervolumes (with and without ViP variants) of ``recs``."""
+    pts = [Point(r.quantile_ms(threads, quantile), r.val_accuracy) for r in recs]
+    front = pareto_front(pts)
+    compact = eps_pareto(pts, epsilon, keep_best=keep_best)
+    ref = Point(1.05 * max(p.latency for p in pts), hv_accuracy_ref)
+    no_vip = [p for p, r in zip(pts, recs) if r.kind != "vip"]
+    hv_all, hv_no = hypervolume(pts, ref), hypervolume(no_vip, ref)
+    # The same in log10(latency): latencies span orders of magnitude, and in linear ms the slow
+    # end's outliers dominate the area; in log space every doubling of speed counts the same.
+    lg = lambda ps: [Point(math.log10(p.latency), p.accuracy) for p in ps if p.latency > 0]  # noqa: E731
+    lref = Point(math.log10(ref.latency), ref.accuracy)
+    lhv_all, lhv_no = hypervolume(lg(pts), lref), hypervolume(lg(no_vip), lref)
+    return {
+        "threads": threads, "quantile": quantile, "epsilon": epsilon, "keep_best": keep_best,
+        "frontier": [recs[i].name for i in front], "compact": [recs[i].name for i in compact],
+        "hypervolume": {
+            "reference": {"latency_ms": ref.latency, "val_accuracy": ref.accuracy},
+            "units": "ms x accuracy fraction, over (latency quantile, val accuracy)",
+            "with_vip": hv_all, "without_vip": hv_no,
+            "gain_fraction": (hv_all - hv_no) / hv_no if hv_no > 0 else None,
+            "log10_latency": {"with_vip": lhv_all, "without_vip": lhv_no,
+                              "gain_fraction": (lhv_all - lhv_no) / lhv_no if lhv_no > 0 else None,
+                              "units": "log10(ms) x accuracy fraction, same reference"},
+            "vip_on_frontier": sum(1 for i in front if recs[i].kind == "vip"),
+        },
+    }
+
+
+def write_bank(out: str, recs: list[CandidateRecord], cfg: BankConfig, class_names: list[str], machine: dict,
+               weights_of, build: dict) -> dict:
+    """Select members and write OUT: <member>.safetensors, candidates.json, manifest.json (last)."""
+    sc = cfg.select
+    sel = selection(recs, sc.threads, sc.quantile, sc.epsilon, sc.keep_best, sc.hv_accuracy_ref)
+    by_name = {r.name: r for r in recs}
+    members = [by_name[n] for n in sel["compact"]]
+    os.makedirs(out, exist_ok=True)
+    keep = {f"{m.name}.safetensors" for m in members}
+    for f in os.listdir(out):  # stale member weights of an earlier build
+        if f.endswith(".safetensors") and f not in keep:
+            os.remove(os.path.join(out, f))
+    files = {}
+    for m in members:
+        dst = os.path.join(out, f"{m.name}.safetensors")
+        shutil.copyfile(weights_of(m), dst)
+        files[f"{m.name}.safetensors"] = file_entry(dst)
+    write_json(os.path.join(out, CANDIDATES), {"schema_version": SCHEMA_VERSION,
+                                               "candidates": [r.to_dict() for r in sorted(recs, key=lambda r: r.name)]})
+    files[CANDIDATES] = file_entry(os.path.join(out, CANDIDATES))
+    d = cfg.data
+    manifest = {
+        "schema_version": SCHEMA_VERSION, "name": cfg.name, "task": "classification", "class_names": class_names,
+        "input": InputSpec(d.height, d.width, d.channels, tuple(d.mean), tuple(d.std), d.invert).to_dict(),
+        "machine": machine, "selection": sel, "build": build,
+        "members": [{**m.to_dict(), "file": f"{m.name}.safetensors"} for m in members],
+        "files": files,
+    }
+    validate_manifest(manifest, os.path.join(out, MANIFEST))
+    write_json(os.path.join(out, MANIFEST), manifest)
+    log.info("select: %d candidates, frontier %d, compact %d (ε=%.4f): %s", len(recs), len(sel["frontier"]),
+             len(members), sc.epsilon, ", ".join(sel["compact"]))
+    return manifest

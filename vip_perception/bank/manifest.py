@@ -1,0 +1,138 @@
+"""The bank manifest: one JSON file (with a schema version) that lists every file with its
+sha256, rebuilds each member's architecture and carries its profile and the machine it came
+from. It is validated against a JSON schema and every hash is checked before any weight file
+is opened, so a missing, truncated or tampered file fails with its path named."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import jsonschema
+
+from .records import BankError
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+CANDIDATES = "candidates.json"
+
+_latency = {
+    "type": "object",
+    "required": ["p50", "p95", "p99"],
+    "properties": {q: {"type": "number", "minimum": 0} for q in ("p50", "p95", "p99", "mean")} | {"runs": {"type": "integer", "minimum": 0}},
+}
+_model_fields = {
+    "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+$"},
+    "kind": {"enum": ["base", "parent", "vip"]},
+    "spec": {"type": "object", "required": ["family", "stages"]},
+    "vip_layers": {"type": "array", "items": {"type": "string"}},
+    "parent": {"type": ["string", "null"]},
+    "val_accuracy": {"type": "number", "minimum": 0, "maximum": 1},
+    "test_accuracy": {"type": "number", "minimum": 0, "maximum": 1},
+    "macs": {"type": "integer", "minimum": 0},
+    "param_bytes": {"type": "integer", "minimum": 0},
+    "train": {"type": "object"},
+    "latency": {"type": "object", "patternProperties": {r"^[1-9][0-9]*$": _latency}, "additionalProperties": False},
+}
+_file = {
+    "type": "object",
+    "required": ["sha256", "bytes"],
+    "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "bytes": {"type": "integer", "minimum": 0}},
+}
+MANIFEST_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["schema_version", "name", "task", "class_names", "input", "machine", "selection", "members", "files"],
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "name": {"type": "string"},
+        "task": {"const": "classification"},
+        "class_names": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+        "input": {
+            "type": "object",
+            "required": ["height", "width", "channels", "mean", "std", "invert"],
+            "properties": {
+                "height": {"type": "integer", "minimum": 1}, "width": {"type": "integer", "minimum": 1},
+                "channels": {"enum": [1, 3]},
+                "mean": {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 3},
+                "std": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 1, "maxItems": 3},
+                "invert": {"type": "boolean"}, "color_order": {"const": "RGB"},
+            },
+        },
+        "machine": {"type": "object", "required": ["cpu", "torch"]},
+        "selection": {"type": "object", "required": ["threads", "quantile", "epsilon", "frontier"]},
+        "build": {"type": "object"},
+        "members": {
+            "type": "array", "minItems": 1,
+            "items": {"type": "object", "required": ["file", *_model_fields], "properties": {**_model_fields, "file": {"type": "string"}}},
+        },
+        "files": {"type": "object", "additionalProperties": _file, "minProperties": 1},
+    },
+}
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_entry(path: str) -> dict:
+    return {"sha256": sha256_file(path), "bytes": os.path.getsize(path)}
+
+
+def _safe_relpath(directory: str, rel: str) -> str:
+    """Refuse absolute or escaping paths in a manifest (a bank is a closed directory)."""
+    if os.path.isabs(rel) or ".." in rel.replace("\\", "/").split("/"):
+        raise BankError(f"{os.path.join(directory, MANIFEST)}: file entry {rel!r} leaves the bank directory")
+    return os.path.join(directory, rel)
+
+
+def read_manifest(directory: str) -> dict:
+    """Parse, schema-validate and hash-check a bank directory's manifest; return the dict."""
+    path = os.path.join(directory, MANIFEST)
+    if not os.path.isfile(path):
+        raise BankError(f"{path}: bank manifest not found")
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BankError(f"{path}: not a readable JSON manifest ({exc})") from exc
+    if isinstance(data, dict) and data.get("schema_version") not in (None, SCHEMA_VERSION):
+        raise BankError(f"{path}: schema_version {data.get('schema_version')!r} not supported (this code reads {SCHEMA_VERSION})")
+    try:
+        jsonschema.validate(data, MANIFEST_SCHEMA)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
+        raise BankError(f"{path}: manifest fails its schema at {where}: {exc.message}") from None
+    for m in data["members"]:
+        if m["file"] not in data["files"]:
+            raise BankError(f"{path}: member {m['name']} file {m['file']!r} has no sha256 entry")
+    for rel, entry in data["files"].items():
+        fpath = _safe_relpath(directory, rel)
+        if not os.path.isfile(fpath):
+            raise BankError(f"{fpath}: file listed in the manifest is missing")
+        size = os.path.getsize(fpath)
+        if size != entry["bytes"]:
+            raise BankError(f"{fpath}: size {size} bytes, manifest says {entry['bytes']} (truncated or replaced)")
+        if sha256_file(fpath) != entry["sha256"]:
+            raise BankError(f"{fpath}: sha256 does not match the manifest (file changed or tampered)")
+    return data
+
+
+def write_json(path: str, data: dict) -> None:
+    """Atomic write: a crash never leaves a half-written manifest behind."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=1, sort_keys=False)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def validate_manifest(data: dict, where: str = MANIFEST) -> None:
+    try:
+        jsonschema.validate(data, MANIFEST_SCHEMA)
+    except jsonschema.ValidationError as exc:
+        raise BankError(f"{where}: manifest fails its schema: {exc.message}") from None

@@ -1,0 +1,80 @@
+"""Pareto and ε-Pareto selection over (latency, accuracy), and the dominated hypervolume.
+
+Seed paper 2 (Chai & Kang, "Adaptive soft real-time classification", Technologies 2021) keeps
+only Pareto-optimal models and then a compact ε-Pareto subset, so the bank's latency and
+accuracy rise together and few models stay in memory. ε-dominance is that of Laumanns, Thiele,
+Deb and Zitzler (2002, "Combining convergence and diversity in evolutionary multiobjective
+optimization"), additive on accuracy: a ε-dominates b when a is no slower than b and at most ε
+less accurate. All functions are pure: points in, indices out.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Point:
+    """One model in objective space: lower latency and higher accuracy are better."""
+
+    latency: float
+    accuracy: float
+
+
+def dominates(a: Point, b: Point) -> bool:
+    """a Pareto-dominates b: no slower, no less accurate, and strictly better in one."""
+    return a.latency <= b.latency and a.accuracy >= b.accuracy and (a.latency < b.latency or a.accuracy > b.accuracy)
+
+
+def eps_dominates(a: Point, b: Point, eps: float) -> bool:
+    """Additive ε-dominance on accuracy (Laumanns et al. 2002): a no slower, at most ε less accurate."""
+    return a.latency <= b.latency and a.accuracy >= b.accuracy - eps
+
+
+def pareto_front(points: Sequence[Point]) -> list[int]:
+    """Indices of the non-dominated points, sorted by latency (so accuracy strictly rises).
+
+    Exact duplicates keep the first index only. One sort plus a sweep: O(n log n).
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i].latency, -points[i].accuracy, i))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i].accuracy > best:
+            front.append(i)
+            best = points[i].accuracy
+    return front
+
+
+def eps_pareto(points: Sequence[Point], eps: float, keep_best: bool = False) -> list[int]:
+    """Smallest subset of the Pareto front that ε-dominates every Pareto-optimal point.
+
+    Greedy sweep by latency: along the front (accuracy rising with latency) a chosen point covers
+    the following ones up to ε more accurate, and the fastest point is only covered by itself, so
+    taking the first point not yet covered is optimal. ``keep_best`` also keeps the most accurate
+    point (the set stays an ε-cover and grows by at most one), so the bank never gives up the best
+    accuracy it has.
+    """
+    if eps < 0:
+        raise ValueError(f"epsilon must be >= 0, got {eps}")
+    front = pareto_front(points)
+    chosen: list[int] = []
+    for i in front:
+        if not chosen or points[i].accuracy > points[chosen[-1]].accuracy + eps:
+            chosen.append(i)
+    if keep_best and front and chosen[-1] != front[-1]:
+        chosen.append(front[-1])
+    return chosen
+
+
+def hypervolume(points: Sequence[Point], ref: Point) -> float:
+    """Area dominated by ``points`` and bounded by ``ref`` (latency above, accuracy below).
+
+    Units: latency units x accuracy units. Points outside the reference box add nothing.
+    """
+    inside = [p for p in points if p.latency < ref.latency and p.accuracy > ref.accuracy]
+    front = [inside[i] for i in pareto_front(inside)]
+    area = 0.0
+    for k, p in enumerate(front):
+        nxt = front[k + 1].latency if k + 1 < len(front) else ref.latency
+        area += (nxt - p.latency) * (p.accuracy - ref.accuracy)
+    return area

@@ -1,0 +1,149 @@
+"""`vip-perception bank show DIR`: a bank's members and candidates as a table, JSON and a plot.
+
+The plot puts every profiled candidate in (latency, validation accuracy) space with the Pareto
+front and the compact ε-Pareto members, ViP variants marked, so the trade-off is visible at a
+glance; the JSON carries the same numbers plus the hypervolume with and without ViP.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+FIELDS = ("name", "kind", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "val_accuracy", "test_accuracy",
+          "vip_layers", "parent", "macs", "param_bytes")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bank", help="bank directory (holding manifest.json)")
+    parser.add_argument("--json", dest="json_path", default=None, help="write members + candidates as JSON here")
+    parser.add_argument("--plot", default=None, help="write the latency/accuracy trade-off plot (PNG) here")
+    parser.add_argument("--threads", type=int, default=None, help="profile to show (default: the selection's)")
+    parser.add_argument("--all", action="store_true", help="also print every candidate")
+
+
+def _row(d: dict, threads: int) -> dict:
+    lat = d["latency"].get(str(threads)) or {}
+    row = {"name": d["name"], "kind": d["kind"],
+           "latency_ms_p50": lat.get("p50"), "latency_ms_p95": lat.get("p95"), "latency_ms_p99": lat.get("p99"),
+           "val_accuracy": d["val_accuracy"], "test_accuracy": d["test_accuracy"], "vip_layers": d["vip_layers"],
+           "parent": d["parent"], "macs": d["macs"], "param_bytes": d["param_bytes"],
+           "latency_ms": {t: p for t, p in sorted(d["latency"].items(), key=lambda kv: int(kv[0]))}}
+    return row
+
+
+def summarise(manifest: dict, candidates: list[dict], threads: int) -> dict:
+    """Everything `bank show` reports, as plain data."""
+    members = [_row(m, threads) for m in manifest["members"]]
+    cands = [_row(c, threads) for c in candidates]
+    p50 = [m["latency_ms_p50"] for m in members if m["latency_ms_p50"]]
+    sel = manifest["selection"]
+    return {
+        "bank": manifest["name"], "task": manifest["task"], "threads": threads, "machine": manifest["machine"],
+        "input": manifest["input"], "class_names": manifest["class_names"],
+        "selection": {k: v for k, v in sel.items() if k not in ("frontier", "compact")},
+        "frontier": sel["frontier"], "compact": [m["name"] for m in members],
+        "summary": {
+            "candidates": len(cands), "vip_candidates": sum(1 for c in cands if c["kind"] == "vip"),
+            "profiled_candidates": sum(1 for c in cands if c["latency_ms_p95"] is not None),
+            "members": len(members), "vip_members": sum(1 for m in members if m["vip_layers"]),
+            "member_p50_span": (max(p50) / min(p50)) if p50 else None,
+            "best_member_test_accuracy": max((m["test_accuracy"] for m in members), default=None),
+            "best_candidate_test_accuracy": max((c["test_accuracy"] for c in cands), default=None),
+            "slowest_member_p95_ms": max((m["latency_ms_p95"] or 0 for m in members), default=None),
+        },
+        "members": members, "candidates": cands,
+    }
+
+
+def table(rows: list[dict]) -> str:
+    head = f"{'name':<16} {'kind':<6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'val':>6} {'test':>6} {'MMACs':>7} {'kB':>6}  vip layers"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        f = lambda v: f"{v:7.3f}" if v is not None else "      -"  # noqa: E731
+        lines.append(f"{r['name']:<16} {r['kind']:<6} {f(r['latency_ms_p50'])} {f(r['latency_ms_p95'])} {f(r['latency_ms_p99'])} "
+                     f"{r['val_accuracy']:6.4f} {r['test_accuracy']:6.4f} {r['macs'] / 1e6:7.2f} {r['param_bytes'] / 1024:6.0f}  "
+                     f"{len(r['vip_layers'])}" + (f" ({r['parent']})" if r["parent"] else ""))
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    q = report["selection"].get("quantile", "p95")
+    key = f"latency_ms_{q}"
+    cands = [c for c in report["candidates"] if c[key] is not None]
+    fig, ax = plt.subplots(figsize=(9, 6))
+    styles = {"base": ("o", "#9e9e9e", "base candidates"), "parent": ("s", "#1f77b4", "parents"),
+              "vip": ("^", "#ff7f0e", "ViP variants")}
+    for kind, (marker, color, label) in styles.items():
+        pts = [c for c in cands if c["kind"] == kind]
+        if pts:
+            ax.scatter([c[key] for c in pts], [c["val_accuracy"] for c in pts], marker=marker, c=color, s=22,
+                       alpha=0.75, label=f"{label} ({len(pts)})")
+    by = {c["name"]: c for c in cands}
+    front = [by[n] for n in report["frontier"] if n in by]
+    ax.step([c[key] for c in front], [c["val_accuracy"] for c in front], where="post", color="k", lw=1, label="Pareto front")
+    members = report["members"]
+    ax.scatter([m[key] for m in members], [m["val_accuracy"] for m in members], s=140, facecolors="none",
+               edgecolors="#d62728", linewidths=1.8, label=f"compact ε-Pareto set ({len(members)})")
+    for m in members:
+        ax.annotate(m["name"], (m[key], m["val_accuracy"]), textcoords="offset points", xytext=(5, -10), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"latency {q} at batch 1, {report['threads']} threads (ms, log)")
+    ax.set_ylabel("validation accuracy")
+    accs = sorted(c["val_accuracy"] for c in cands)
+    if accs:
+        ax.set_ylim(max(0.0, accs[len(accs) // 10] - 0.05), min(1.0, accs[-1] + 0.01))
+    hv = report["selection"].get("hypervolume", {})
+    title = f"bank {report['bank']}: {len(cands)} candidates on {report['machine'].get('cpu', '?')}"
+    if hv.get("without_vip"):
+        title += f"\nhypervolume with ViP {hv['with_vip']:.3f} vs without {hv['without_vip']:.3f}"
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def run(args) -> int:
+    from .manifest import CANDIDATES, read_manifest
+    from .records import BankError
+
+    try:
+        manifest = read_manifest(args.bank)
+    except BankError as exc:
+        print(f"error: {exc}")
+        return 1
+    candidates = []
+    if CANDIDATES in manifest["files"]:
+        with open(os.path.join(args.bank, CANDIDATES)) as fh:
+            candidates = json.load(fh)["candidates"]
+    threads = args.threads or manifest["selection"]["threads"]
+    report = summarise(manifest, candidates, threads)
+    print(f"bank {report['bank']} ({args.bank}); machine: {report['machine'].get('cpu')}; threads {threads}")
+    print(table(report["members"]))
+    s, hv = report["summary"], report["selection"].get("hypervolume", {})
+    print(f"\n{s['members']} members ({s['vip_members']} ViP), p50 span {s['member_p50_span'] or 0:.1f}x, "
+          f"best member test accuracy {s['best_member_test_accuracy']:.4f}; {s['candidates']} candidates "
+          f"({s['vip_candidates']} ViP), frontier {len(report['frontier'])}")
+    if hv:
+        print(f"hypervolume ({report['selection']['quantile']}, ref {hv['reference']}): with ViP {hv['with_vip']:.4f}, "
+              f"without {hv['without_vip']:.4f}")
+    if args.all:
+        print("\nall candidates:")
+        print(table(sorted(report["candidates"], key=lambda r: r["latency_ms_p95"] or 0)))
+    if args.json_path:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
+        with open(args.json_path, "w") as fh:
+            json.dump(report, fh, indent=1)
+        print(f"wrote {args.json_path}")
+    if args.plot:
+        plot(report, args.plot)
+        print(f"wrote {args.plot}")
+    return 0

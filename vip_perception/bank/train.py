@@ -1,0 +1,159 @@
+"""Training, fine-tuning and evaluation of bank candidates on in-memory uint8 image arrays.
+
+Data stay uint8 in memory and are normalised per batch, so 55k Fashion-MNIST images cost 43 MB
+and every candidate shares them. bf16 autocast is used for training where the CPU has native
+bf16 (AVX512-BF16/AMX): 2-3x faster on this project's machines; evaluation stays float32 so the
+reported accuracy is that of the deployed float32 module.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """One training (or fine-tuning) run."""
+
+    samples: int  # images seen in total (epochs * train size, or fewer for a brief run)
+    batch_size: int = 256
+    optimizer: str = "sgd"  # "sgd" (nesterov momentum) or "adamw"
+    lr: float = 0.1  # peak learning rate
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"  # "onecycle" | "cosine" | "step3" (lr/10 every third, as ViP's authors)
+    label_smoothing: float = 0.0
+    augment: bool = False  # random crop (pad 2) + horizontal flip
+    bf16: bool = False  # bf16 autocast for forward/backward
+    seed: int = 0
+
+
+def cpu_has_bf16() -> bool:
+    """True where the CPU advertises native bf16 math (then autocast is a speed-up, not a slowdown)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def normalise(images: np.ndarray | torch.Tensor, mean, std, invert: bool = False) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> float32 (N, C, H, W) normalised with per-channel mean/std in [0,1] units."""
+    x = torch.as_tensor(images).permute(0, 3, 1, 2).float().div_(255.0)  # (N, C, H, W)
+    if invert:
+        x = 1.0 - x
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
+    """Random crop with zero padding (in normalised units: the background value) + h-flip."""
+    n, c, h, w = x.shape
+    bg = x.amin()  # background of a normalised image: the darkest value
+    xp = torch.nn.functional.pad(x, (pad, pad, pad, pad), value=float(bg))  # (N, C, H+2p, W+2p)
+    off = torch.randint(0, 2 * pad + 1, (n, 2), generator=gen)
+    out = torch.empty_like(x)
+    for i in range(n):
+        oy, ox = int(off[i, 0]), int(off[i, 1])
+        out[i] = xp[i, :, oy:oy + h, ox:ox + w]
+    flip = torch.rand(n, generator=gen) < 0.5
+    out[flip] = out[flip].flip(-1)
+    return out
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
+
+
+def _scheduler(opt, cfg: TrainConfig, steps: int):
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.25)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    if cfg.schedule == "step3":
+        third = max(1, math.ceil(steps / 3))
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=third, gamma=0.1)
+    raise ValueError(f"schedule must be onecycle|cosine|step3, got {cfg.schedule!r}")
+
+
+def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
+          desc: str = "train", progress: bool = True) -> float:
+    """Train in place on normalised float images (N, C, H, W); returns the last-100-step mean loss."""
+    n = images.shape[0]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    steps = max(1, math.ceil(cfg.samples / cfg.batch_size))
+    opt = _optimizer(model, cfg)
+    sched = _scheduler(opt, cfg, steps)
+    model.train()
+    perm, pos, losses = torch.randperm(n, generator=gen), 0, []
+    bar = tqdm(range(steps), desc=desc, leave=False, disable=not progress, mininterval=2.0)
+    for _ in bar:
+        if pos + cfg.batch_size > n:
+            perm, pos = torch.randperm(n, generator=gen), 0
+        idx = perm[pos:pos + cfg.batch_size]
+        pos += cfg.batch_size
+        x, y = images[idx], labels[idx]  # (B, C, H, W), (B,)
+        if cfg.augment:
+            x = _augment(x, gen)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            logits = model(x)  # (B, K)
+        loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{desc}: loss became {loss.item()}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if len(losses) % 20 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    model.eval()
+    return float(np.mean(losses[-100:]))
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
+    """Top-1 accuracy (fraction) in float32 eval mode."""
+    model.eval()
+    correct = 0
+    for i in range(0, images.shape[0], batch_size):
+        logits = model(images[i:i + batch_size])  # (B, K)
+        correct += int((logits.argmax(1) == labels[i:i + batch_size]).sum())
+    return correct / max(1, images.shape[0])
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, images: torch.Tensor, batches: int = 10, batch_size: int = 256) -> None:
+    """Re-estimate BN running statistics (cumulative average) after an architecture change."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for i in range(min(batches, math.ceil(images.shape[0] / batch_size))):
+        model(images[i * batch_size:(i + 1) * batch_size])
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    model.eval()

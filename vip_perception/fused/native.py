@@ -1,0 +1,141 @@
+"""Loads the native channels-last ViP kernels (kernels/vip_upsample.cpp), falling back to PyTorch.
+
+The C++ source is compiled on first use with ``torch.utils.cpp_extension.load`` into a cache
+directory keyed by the source's hash, the torch version and the CPU capability (a build for
+AVX-512 must not be loaded on an AVX2-only machine), and only from this package's own
+sources. Without a compiler (or with ``VIP_PERCEPTION_NATIVE=0``) everything still works: the
+pure-PyTorch paths are the references the kernels are tested against, and ``native_status()``
+says which one runs and why.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+from pathlib import Path
+
+import torch
+
+from vip_perception.vip import vip_upsample
+
+from .pool_fusion import vip_max_pool2d
+
+__all__ = ["kernel_source", "load_native", "max_pool", "native_available", "native_status", "upsample"]
+
+SOURCE_NAME = "vip_upsample.cpp"
+_lock = threading.Lock()
+_state: dict = {"loaded": None, "reason": "not tried yet"}
+
+
+def kernel_source() -> Path | None:
+    """The C++ source: the repository's kernels/ (editable/colcon source tree) or the installed share/."""
+    here = Path(__file__).resolve()
+    candidates = [here.parents[2] / "kernels" / SOURCE_NAME,
+                  Path(sys.prefix) / "share" / "vip_perception" / "kernels" / SOURCE_NAME]
+    try:  # colcon / ament install
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("vip_perception")) / "kernels" / SOURCE_NAME)
+    except Exception:  # noqa: BLE001 - no ament index: fine
+        pass
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def _cache_dir(tag: str) -> Path:
+    root = os.environ.get("VIP_PERCEPTION_KERNEL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "vip_perception", "kernels")
+    path = Path(root) / tag
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _flags(capability: str) -> list[str]:
+    flags = ["-O3"]
+    if capability in ("AVX2", "AVX512"):
+        flags += ["-mavx2", "-mfma"]
+    if capability == "AVX512":
+        flags += ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"]
+    return flags
+
+
+def load_native() -> bool:
+    """Build/load the kernels once per process; True when torch.ops.vip_perception is usable."""
+    with _lock:
+        if _state["loaded"] is not None:
+            return _state["loaded"]
+        _state["loaded"], _state["reason"] = _try_load()
+        return _state["loaded"]
+
+
+def _try_load() -> tuple[bool, str]:
+    if os.environ.get("VIP_PERCEPTION_NATIVE", "1") == "0":
+        return False, "disabled by VIP_PERCEPTION_NATIVE=0"
+    if hasattr(torch.ops, "vip_perception") and hasattr(torch.ops.vip_perception, "upsample_cl"):
+        return True, "already registered"
+    src = kernel_source()
+    if src is None:
+        return False, f"kernel source {SOURCE_NAME} not found"
+    try:
+        from torch.utils import cpp_extension
+
+        capability = torch.backends.cpu.get_cpu_capability()
+        digest = hashlib.sha256(src.read_bytes() + " ".join(_flags(capability)).encode()).hexdigest()[:12]
+        tag = f"torch{torch.__version__.split('+')[0]}-{capability.lower()}-{digest}"
+        os.environ.setdefault("MAX_JOBS", "1")  # one compile job: the machine is shared
+        cpp_extension.load(
+            name=f"vip_perception_kernels_{digest}",
+            sources=[str(src)],
+            extra_cflags=_flags(capability),
+            build_directory=str(_cache_dir(tag)),
+            is_python_module=False,
+            verbose=False,
+        )
+        torch.ops.vip_perception.upsample_cl  # noqa: B018 - raises if registration failed
+        return True, f"built from {src} ({tag})"
+    except Exception as exc:  # noqa: BLE001 - any build/load failure means: use the fallback
+        return False, f"native build failed ({type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''})"
+
+
+def native_available() -> bool:
+    return load_native()
+
+
+def native_status() -> str:
+    """'native: <how>' or 'fallback: <why>' (for benchmark records and --help output)."""
+    ok = load_native()
+    return ("native: " if ok else "fallback: ") + _state["reason"]
+
+
+def _use_native(x: torch.Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and x.dim() == 4
+        and x.shape[1] > 1
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and not torch.jit.is_tracing()
+        and not torch.onnx.is_in_onnx_export()
+        and not torch.compiler.is_compiling()
+        and load_native()
+    )
+
+
+def upsample(x: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+    """vip_upsample with the native kernel for channels-last CPU float maps; exact same values."""
+    H, W = (int(v) for v in out_size)
+    if torch.onnx.is_in_onnx_export():
+        from vip_perception.export.resize import resize_vip  # ONNX Resize, linear/asymmetric
+
+        return resize_vip(x, (H, W))
+    if _use_native(x) and not (torch.is_grad_enabled() and x.requires_grad):
+        return torch.ops.vip_perception.upsample_cl(x, H, W)  # (N, C, H, W) channels-last
+    return vip_upsample(x, (H, W))
+
+
+def max_pool(small: torch.Tensor, full_size: tuple[int, int]) -> torch.Tensor:
+    """vip_max_pool2d with the native kernel for channels-last CPU float maps."""
+    H, W = (int(v) for v in full_size)
+    if _use_native(small) and not (torch.is_grad_enabled() and small.requires_grad):
+        return torch.ops.vip_perception.max_pool_cl(small, H, W)  # (N, C, H//2, W//2) channels-last
+    return vip_max_pool2d(small, (H, W))

@@ -1,0 +1,294 @@
+"""`vip-perception demo`: the synthetic camera and the perception node as two processes over
+real DDS, a live status line, and a readable summary at the end.
+
+Why two processes and not one: that is how the node runs on a robot (a camera driver
+publishes, the node subscribes), and it is where full-size images get lost with Fast DDS
+defaults; the demo applies the shipped shared-memory profile exactly as the launch file does.
+Accuracy is scored against the camera's ground truth (the garment resting at the station),
+matched to each result by the image stamp the node copies onto it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, deque
+from pathlib import Path
+
+CONFIG_REL = "config/vip_perception.yaml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long to run (default 20)")
+    parser.add_argument("--fps", type=float, default=15.0, help="camera rate, Hz (default 15)")
+    parser.add_argument("--bank", default=None,
+                        help="bank directory (default: the shipped config/banks/fashion_mnist)")
+    parser.add_argument("--deadline-ms", type=float, default=None,
+                        help="per-frame deadline from the image stamp (default: the YAML's)")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--logs", default=None, help="directory for the two processes' logs")
+
+
+def quick_bank_cache() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "vip_perception" / "quick_bank"
+
+
+def resolve_bank(requested: str | None, say=print) -> str:
+    """The bank to use; falls back (saying so) to a quick bank built once into the cache."""
+    from .perception import default_bank_path
+    if requested:
+        if not (Path(requested) / "manifest.json").is_file():
+            raise SystemExit(f"error: --bank {requested}: no manifest.json there")
+        return requested
+    shipped = default_bank_path()
+    if (Path(shipped) / "manifest.json").is_file():
+        return shipped
+    cache = quick_bank_cache()
+    say(f"note: the shipped bank {shipped} is missing (build it with `vip-perception bank "
+        f"build --out {shipped}`); using a quick bank instead: {cache}")
+    if not (cache / "manifest.json").is_file():
+        say("      building the quick bank once (about a minute)...")
+        proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "bank", "build",
+                               "--quick", "--no-progress", "--out", str(cache)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"error: quick bank build failed:\n{proc.stderr[-3000:]}")
+    return str(cache)
+
+
+def child_env() -> tuple[dict, str]:
+    """Environment for both processes (and this one): a DDS domain and the Fast DDS profile."""
+    from .transport import dds_env
+    env = dict(os.environ)
+    env.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 200)))
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    extra, why = dds_env(env)
+    env.update(extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env, why
+
+
+class Scoreboard:
+    """Results matched to ground truth by stamp; counts for the live line and the summary."""
+
+    def __init__(self):
+        self.truth: dict[tuple, dict] = {}
+        self.truth_order: deque = deque()
+        self.unmatched: dict[tuple, dict] = {}
+        self.sent = 0
+        self.processed = 0
+        self.station_total = 0
+        self.station_correct = 0
+        self.members: Counter = Counter()
+        self.misses = 0
+        self.skipped = 0
+        self.latency: deque = deque(maxlen=2000)
+        self.diag: dict = {}
+        self.processed_times: deque = deque()
+        self.sent_times: deque = deque()
+
+    @staticmethod
+    def key(d: dict) -> tuple:
+        s = d["stamp"] if "stamp" in d else d["header"]["stamp"]
+        return s["sec"], s["nanosec"]
+
+    def on_truth(self, d: dict, now: float) -> None:
+        k = self.key(d)
+        self.sent += 1
+        self.sent_times.append(now)
+        self.truth[k] = d
+        self.truth_order.append(k)
+        while len(self.truth_order) > 4000:
+            self.truth.pop(self.truth_order.popleft(), None)
+        if k in self.unmatched:
+            self._score(self.unmatched.pop(k), d)
+
+    def on_result(self, d: dict, now: float) -> None:
+        self.processed += 1
+        self.processed_times.append(now)
+        k = self.key(d)
+        if k in self.truth:
+            self._score(d, self.truth[k])
+        elif len(self.unmatched) < 1000:
+            self.unmatched[k] = d
+
+    def _score(self, result: dict, truth: dict) -> None:
+        if truth.get("at_station") and result["class_ids"]:
+            self.station_total += 1
+            self.station_correct += int(result["class_ids"][0] == truth["label"])
+
+    def on_timing(self, d: dict) -> None:
+        if d.get("skipped"):
+            self.skipped += 1
+            return
+        self.members[d.get("member") or "none"] += 1
+        self.misses += 0 if d.get("deadline_met") else 1
+        self.latency.append(d.get("latency_ms", 0.0))
+
+    def rate(self, times: deque, now: float, window: float = 2.0) -> float:
+        while times and times[0] < now - window:
+            times.popleft()
+        return len(times) / window
+
+    def accuracy(self) -> str:
+        if not self.station_total:
+            return "n/a"
+        return f"{100.0 * self.station_correct / self.station_total:.1f}% ({self.station_total} station frames)"
+
+    def member_mix(self) -> str:
+        total = sum(self.members.values())
+        if not total:
+            return "none yet"
+        return " ".join(f"{m} {100.0 * c / total:.0f}%" for m, c in self.members.most_common())
+
+    def latency_p(self, q: float) -> float | None:
+        import numpy as np
+        return float(np.percentile(list(self.latency), q)) if self.latency else None
+
+
+def _monitor(env: dict, board: Scoreboard):
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.node import Node
+    from std_msgs.msg import String
+
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("ROS_", "FAST"))})
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    node = Node("vip_perception_demo", context=ctx)
+
+    def cb(fn):
+        return lambda msg: fn(json.loads(msg.data), time.monotonic())
+
+    def diag(msg):
+        for st in msg.status:
+            if st.name.endswith("camera image_raw"):
+                board.diag = {kv.key: kv.value for kv in st.values}
+
+    node.create_subscription(String, "ground_truth", cb(board.on_truth), 50)
+    node.create_subscription(String, "classifications", cb(board.on_result), 50)
+    node.create_subscription(String, "timing", lambda m: board.on_timing(json.loads(m.data)), 50)
+    node.create_subscription(DiagnosticArray, "/diagnostics", diag, 10)
+    return ctx, node
+
+
+def _live_line(board: Scoreboard, t: float, now: float) -> str:
+    p50 = board.latency_p(50)
+    d = board.diag
+    return (f"[{t:5.1f} s] camera {board.rate(board.sent_times, now):4.1f} fps -> processed "
+            f"{board.rate(board.processed_times, now):4.1f} fps | members {board.member_mix()} | "
+            f"misses {board.misses} | dropped {d.get('dropped_stale', '0')} stale, "
+            f"{d.get('malformed', '0')} malformed | accuracy {board.accuracy()} | latency p50 "
+            f"{'n/a' if p50 is None else f'{p50:.1f} ms'}")
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run(args) -> int:
+    from .paths import share_path
+    config = share_path(CONFIG_REL)
+    if config is None:
+        raise SystemExit(f"error: {CONFIG_REL} not found in the source tree or an installed share/")
+    bank = resolve_bank(args.bank)
+    env, dds_note = child_env()
+    logs = Path(args.logs or tempfile.mkdtemp(prefix="vip_demo_"))
+    logs.mkdir(parents=True, exist_ok=True)
+    print(f"vip-perception demo: {args.seconds:.0f} s, synthetic conveyor at {args.fps:g} fps "
+          f"{args.width}x{args.height} bgr8 -> vip_perception node")
+    print(f"  bank: {bank}")
+    print(f"  DDS: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, {dds_note}")
+    print(f"  logs: {logs}")
+    node_cmd = [sys.executable, "-m", "vip_perception.ros.node", "--ros-args",
+                "--params-file", str(config), "-p", f"bank:={bank}"]
+    if args.deadline_ms is not None:
+        node_cmd += ["-p", f"deadline_ms:={float(args.deadline_ms)}"]
+    side = min(args.width, args.height)
+    node_cmd += ["-p", f"roi:=[{(args.width - side) // 2}, {(args.height - side) // 2}, {side}, {side}]"]
+    cam_cmd = [sys.executable, "-m", "vip_perception.ros.camera_source", "--ros-args",
+               "--params-file", str(config), "-p", f"rate_hz:={float(args.fps)}",
+               "-p", f"width:={args.width}", "-p", f"height:={args.height}"]
+    board = Scoreboard()
+    ctx, monitor = _monitor(env, board)
+    from rclpy.executors import SingleThreadedExecutor
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(monitor)
+    node_log, cam_log = open(logs / "node.log", "w"), open(logs / "camera.log", "w")
+    node = subprocess.Popen(node_cmd, env=env, stdout=node_log, stderr=subprocess.STDOUT)
+    camera = subprocess.Popen(cam_cmd, env=env, stdout=cam_log, stderr=subprocess.STDOUT)
+    tty = sys.stdout.isatty()
+    start = time.monotonic()
+    first_result = None
+    interrupted = False
+    try:
+        next_line = start + 1.0
+        while True:
+            executor.spin_once(timeout_sec=0.05)
+            now = time.monotonic()
+            if first_result is None and board.processed:
+                first_result = now - start
+            if node.poll() is not None or camera.poll() is not None:
+                which = "node" if node.poll() is not None else "camera"
+                print(f"\nerror: the {which} process exited early (rc "
+                      f"{(node if which == 'node' else camera).returncode}); its log:")
+                print((logs / f"{which}.log").read_text()[-3000:])
+                return 1
+            if now >= next_line:
+                line = _live_line(board, now - start, now)
+                print(("\r" + line[:200].ljust(200)) if tty else line, end="" if tty else "\n",
+                      flush=True)
+                next_line += 1.0 if tty else 2.0
+            if now - start >= args.seconds:
+                break
+            if first_result is None and now - start > 60:
+                print("\nerror: no result in 60 s; node log:\n" + (logs / "node.log").read_text()[-3000:])
+                return 1
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        _stop(camera)
+        _stop(node)
+        for _ in range(20):  # collect results still in flight
+            executor.spin_once(timeout_sec=0.02)
+        executor.shutdown()
+        monitor.destroy_node()
+        ctx.try_shutdown()
+        node_log.close()
+        cam_log.close()
+    if tty:
+        print()
+    print(_summary(board, logs, first_result, interrupted))
+    return 0
+
+
+def _summary(board: Scoreboard, logs: Path, first_result, interrupted: bool) -> str:
+    node_summary = [line for line in (logs / "node.log").read_text().splitlines()
+                    if "final summary" in line or line.startswith("  ")]
+    p50, p95 = board.latency_p(50), board.latency_p(95)
+    lines = ["", "=== demo summary" + (" (interrupted)" if interrupted else "") + " ===",
+             f"frames published by the camera : {board.sent}",
+             f"results received               : {board.processed}"
+             + (f" (first after {first_result:.1f} s: node start-up)" if first_result else ""),
+             f"accuracy at the station        : {board.accuracy()}",
+             f"member mix                     : {board.member_mix()}",
+             f"deadline misses                : {board.misses}, skipped {board.skipped}",
+             "latency stamp -> result        : "
+             + ("n/a" if p50 is None else f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"),
+             "node's own summary:", *("  " + s.strip() for s in node_summary),
+             f"logs: {logs}"]
+    return "\n".join(lines)

@@ -1,0 +1,32 @@
+"""Where the package's data files (config/, launch/) are, however it was installed.
+
+colcon installs them under the ament share directory, ``pip install`` (data_files) under
+``<prefix>/share/vip_perception``, and a source checkout has them next to the package.
+No rclpy here: the launch file, demo and benchmark use it before any node exists.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+PACKAGE = "vip_perception"
+
+
+def share_candidates(relative: str) -> list[Path]:
+    out = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        out.append(Path(get_package_share_directory(PACKAGE)) / relative)
+    except Exception:  # noqa: BLE001 - not installed with colcon / no ament index
+        pass
+    out.append(Path(__file__).resolve().parents[2] / relative)  # source checkout
+    out.append(Path(sys.prefix) / "share" / PACKAGE / relative)  # pip data_files
+    return out
+
+
+def share_path(relative: str) -> Path | None:
+    """The first existing ``relative`` (e.g. "config/vip_perception.yaml"), or None."""
+    for c in share_candidates(relative):
+        if c.exists():
+            return c
+    return None

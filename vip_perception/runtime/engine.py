@@ -1,0 +1,265 @@
+"""Engine: bank + selector + slowdown estimate; one frame in, a result and its timing record out.
+
+The deadline is measured from the frame's capture time, so time already lost in transport and
+queueing counts: remaining = capture_time + deadline - now - margin, with ``now`` read after
+preprocessing (its cost is known exactly by then). The margin covers what follows the model
+(post-processing, publishing).
+
+Threading: ``torch.set_num_threads`` is process-wide and concurrent inferences would invalidate
+each other's latency predictions, so every engine in the process runs one frame at a time under
+a module-level lock (time waiting for it counts against the frame, as it should). A bank swap
+or config update builds the new state outside that lock and publishes it as one immutable
+``_State``; a frame reads the state once at its start, so each result comes from one bank and
+one config, and the switch happens between frames.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .selector import NO_FIT_POLICIES, QUANTILES, Selector
+from .slowdown import SlowdownEstimator
+
+_RUN_LOCK = threading.Lock()  # one inference at a time per process (torch threads are global)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Per-frame deadline policy. Validated on construction and by ``Engine.update_config``."""
+
+    deadline_ms: float  # from capture to result, > 0
+    margin_ms: float = 1.0  # reserved after the model (post-processing, publishing), >= 0
+    latency_quantile: str = "p95"  # profiled quantile used as the base prediction
+    on_no_fit: str = "fastest"  # "fastest": run the fastest option anyway; "skip": drop the frame
+    threads: int = 0  # 0 = selector chooses among profiled thread counts; N = force N
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad parameter and why."""
+        d, m = self.deadline_ms, self.margin_ms
+        if not _is_real(d) or not math.isfinite(d) or d <= 0:
+            raise ValueError(f"deadline_ms must be a finite number > 0, got {d!r}")
+        if not _is_real(m) or not math.isfinite(m) or m < 0:
+            raise ValueError(f"margin_ms must be a finite number >= 0, got {m!r}")
+        if m >= d:
+            raise ValueError(f"margin_ms ({m}) must be smaller than deadline_ms ({d}): no time would be left")
+        if self.latency_quantile not in QUANTILES:
+            raise ValueError(f"latency_quantile must be one of {list(QUANTILES)}, got {self.latency_quantile!r}")
+        if self.on_no_fit not in NO_FIT_POLICIES:
+            raise ValueError(f"on_no_fit must be one of {list(NO_FIT_POLICIES)}, got {self.on_no_fit!r}")
+        t = self.threads
+        if not isinstance(t, (int, np.integer)) or isinstance(t, bool) or t < 0:
+            raise ValueError(f"threads must be an integer >= 0 (0 = automatic), got {t!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True)
+class TimingRecord:
+    """What happened to one frame, in milliseconds."""
+
+    member: str | None  # None when skipped
+    threads: int
+    predicted_ms: float  # profiled quantile x slowdown of the chosen option
+    actual_ms: float  # measured model time (0 when skipped)
+    remaining_ms: float  # time left at decision (after preprocessing, minus margin)
+    deadline_met: bool  # result ready within capture_time + deadline_ms (False when skipped)
+    slowdown: float  # factor applied for ``threads``
+    queue_age_ms: float  # capture -> start of processing
+    selection_us: float = 0.0  # cost of the decision itself (factor lookup + selector)
+    end_to_end_ms: float = 0.0  # capture -> result ready
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    class_id: int | None
+    class_name: str | None
+    score: float | None  # softmax probability of class_id
+    skipped: bool
+    timing: TimingRecord = field(repr=True)
+
+    def to_dict(self) -> dict:
+        return {
+            "class_id": self.class_id,
+            "class_name": self.class_name,
+            "score": self.score,
+            "skipped": self.skipped,
+            "timing": self.timing.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class _State:
+    bank: object
+    config: EngineConfig
+    selector: Selector
+
+
+def _bank_error(message: str) -> Exception:
+    from vip_perception.bank import BankError
+
+    return BankError(message)
+
+
+class Engine:
+    """Runs one frame at a time with the most accurate member predicted to meet its deadline.
+
+    bank: a loaded ``vip_perception.bank.Bank`` (or anything with ``members``, ``preprocess``,
+        ``class_names``). clock: seconds, in the same timebase as ``capture_time``.
+    estimator: slowdown state; kept across bank swaps because it describes the machine, not
+        the models (ratios are relative to each member's own profile).
+    """
+
+    def __init__(
+        self,
+        bank,
+        config: EngineConfig,
+        clock: Callable[[], float] = time.time,
+        estimator: SlowdownEstimator | None = None,
+    ) -> None:
+        config.validate()
+        self._clock = clock
+        self.estimator = estimator if estimator is not None else SlowdownEstimator()
+        self._state = _State(bank, config, self._make_selector(bank, config))
+        self._update_lock = threading.Lock()  # serialises swap_bank / update_config
+
+    @staticmethod
+    def _make_selector(bank, config: EngineConfig) -> Selector:
+        members = getattr(bank, "members", None)
+        if not members:
+            raise ValueError(f"bank {getattr(bank, 'path', bank)!s} has no members")
+        return Selector(members, config.latency_quantile, int(config.threads), config.on_no_fit)
+
+    @property
+    def bank(self):
+        return self._state.bank
+
+    @property
+    def config(self) -> EngineConfig:
+        return self._state.config
+
+    @property
+    def selector(self) -> Selector:
+        return self._state.selector
+
+    def update_config(self, config: EngineConfig) -> None:
+        """Validate and apply between frames; ValueError (with the reason) leaves the old config."""
+        if not isinstance(config, EngineConfig):
+            raise ValueError(f"config must be an EngineConfig, got {type(config).__name__}")
+        config.validate()
+        with self._update_lock:
+            old = self._state
+            selector = self._make_selector(old.bank, config)  # may raise (e.g. threads not profiled)
+            new = _State(old.bank, config, selector)
+            if config.latency_quantile != old.config.latency_quantile:
+                with _RUN_LOCK:  # ratios were relative to the old quantile
+                    self.estimator.reset()
+                    self._state = new
+            else:
+                self._state = new
+
+    def swap_bank(self, path_or_bank) -> None:
+        """Load the new bank fully, then switch between frames.
+
+        A path is loaded with ``load_bank`` (BankError names the problem); a bank that cannot
+        serve the current config raises BankError too. In both cases the old bank keeps serving.
+        """
+        if isinstance(path_or_bank, (str, bytes)) or hasattr(path_or_bank, "__fspath__"):
+            from vip_perception.bank import load_bank
+
+            bank = load_bank(path_or_bank)  # outside every lock: frames keep flowing meanwhile
+            _materialise(bank)
+        else:
+            bank = path_or_bank
+        with self._update_lock:
+            config = self._state.config
+            try:
+                selector = self._make_selector(bank, config)
+            except ValueError as exc:
+                raise _bank_error(f"bank {getattr(bank, 'path', bank)!s} rejected: {exc}") from exc
+            self._state = _State(bank, config, selector)
+
+    def process(self, image: np.ndarray, capture_time: float, roi: tuple | None = None) -> FrameResult:
+        """Classify one frame within its deadline (see the module docstring for the timing rules)."""
+        if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
+            raise ValueError(
+                f"image must be a non-empty HxW or HxWxC numpy array, got "
+                f"{type(image).__name__}{getattr(image, 'shape', '')}"
+            )
+        if roi is not None:
+            image = crop_roi(image, roi)
+        clock = self._clock
+        with _RUN_LOCK:
+            state = self._state  # one consistent bank + config for the whole frame
+            cfg, selector, est = state.config, state.selector, self.estimator
+            start = clock()
+            x = state.bank.preprocess(image)  # (1, C, H, W) float32
+            now = clock()
+            remaining_ms = (capture_time - now) * 1e3 + cfg.deadline_ms - cfg.margin_ms
+            t0 = time.perf_counter()
+            choice = selector.select(remaining_ms, est.factors())
+            selection_us = (time.perf_counter() - t0) * 1e6
+            queue_age_ms = (start - capture_time) * 1e3
+            if choice.skipped:
+                return FrameResult(
+                    None, None, None, True,
+                    TimingRecord(None, choice.threads, choice.predicted_ms, 0.0, remaining_ms, False,
+                                 choice.factor, queue_age_ms, selection_us, (clock() - capture_time) * 1e3),
+                )
+            member = selector.members[choice.index]
+            if torch.get_num_threads() != choice.threads:
+                torch.set_num_threads(choice.threads)
+            with torch.inference_mode():
+                r0 = clock()
+                logits = member.module(x)  # (1, num_classes)
+                r1 = clock()
+                probs = torch.softmax(logits.float(), dim=1)[0]  # (num_classes,)
+                score, cls = torch.max(probs, dim=0)
+            end = clock()
+            actual_ms = (r1 - r0) * 1e3
+            est.observe(choice.threads, actual_ms, choice.base_ms)
+        class_id = int(cls)
+        names = getattr(state.bank, "class_names", None) or []
+        e2e_ms = (end - capture_time) * 1e3
+        return FrameResult(
+            class_id,
+            names[class_id] if class_id < len(names) else str(class_id),
+            float(score),
+            False,
+            TimingRecord(member.name, choice.threads, choice.predicted_ms, actual_ms, remaining_ms,
+                         e2e_ms <= cfg.deadline_ms, choice.factor, queue_age_ms, selection_us, e2e_ms),
+        )
+
+
+def crop_roi(image: np.ndarray, roi) -> np.ndarray:
+    """Crop (x, y, w, h) in pixels; a view, no copy. ValueError names the bad roi."""
+    try:
+        x, y, w, h = (int(v) for v in roi)
+    except (TypeError, ValueError):
+        raise ValueError(f"roi must be (x, y, w, h) integers, got {roi!r}") from None
+    H, W = image.shape[:2]
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > W or y + h > H:
+        raise ValueError(f"roi {roi!r} is empty or outside the {W}x{H} image")
+    return image[y : y + h, x : x + w]
+
+
+def _materialise(bank) -> None:
+    """Touch every member's module so a lazily loading bank is fully in memory before the switch."""
+    for m in bank.members:
+        _ = m.module

@@ -1,0 +1,527 @@
+"""`vip-perception evaluate deadline`: replay Fashion-MNIST test images as a timed frame stream
+under real CPU contention and compare deadline policies on the same frames and the same load.
+
+How the comparison is made fair (and what it cannot do):
+- One stream, one load. Frames arrive at ``--fps``; N background processes do real matrix
+  multiplies for the whole run (``constant``) or for the middle third of the frames (``step``).
+- ``adaptive`` is the deployed engine, run live on each frame the moment it arrives, with its
+  feedback loop: it sees only its own observations.
+- Right after it, a measurement pass runs every option (every member at every thread count
+  the selector may use) once on the same frame, in a freshly shuffled order, and records each
+  one's model time and whether it classified the frame correctly. The static policies and the
+  oracle are scored from these measurements: an option meets the deadline when the frame's
+  non-model time (queueing, preprocessing, decision, post-processing, as measured for the
+  adaptive run of that frame) plus its measured model time is within the deadline. So every
+  policy pays the same overheads and meets the same load, a few milliseconds apart.
+- ``oracle`` knows each frame's measured latencies (not its label): it takes the most
+  accurate member (by validation accuracy) among the options that met the deadline on that
+  frame. It is an upper bound for any policy that must decide before running.
+- ``static_largest`` / ``static_smallest``: the most accurate / the fastest member, each at its
+  fastest profiled thread count. ``static_best_fit``: seed paper 2's lookup, the most accurate
+  option whose profiled quantile fits the time remaining (the same remaining the adaptive saw),
+  with no online adaptation (slowdown fixed at 1).
+- What it cannot do: two runs cannot happen at the same instant, so the oracle's and the
+  statics' times are measured samples of the same conditions, not the adaptive's own run.
+  The measurement pass runs warm, right after the adaptive run; the adaptive runs after an
+  idle gap, as a deployed node would.
+- Pacing: frame i+1 arrives 1/fps after frame i, or, when the measurement pass overran that,
+  half a period after the pass ended (a keep-latest camera queue would deliver a fresh frame
+  then): no policy is charged for the harness's own measuring time.
+
+The deadline is ``--deadline-scale`` x the most accurate member's p95 at the reference thread
+count (2, or the largest profiled below it), re-measured on this machine without load at the
+start, so scenarios mean the same on any machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+POLICIES = ("adaptive", "static_largest", "static_smallest", "static_best_fit", "oracle")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bank", required=True, help="bank directory (holds manifest.json)")
+    parser.add_argument("--deadline-scale", type=float, default=1.2,
+                        help="deadline = S x the most accurate member's p95 at 2 threads, measured at start")
+    parser.add_argument("--background-load", type=int, default=1, help="number of busy background processes")
+    parser.add_argument("--load-pattern", choices=("constant", "step"), default="constant",
+                        help="load for the whole run, or only for the middle third of the frames")
+    parser.add_argument("--frames", type=int, default=500)
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--json", dest="json_path", default=None, help="write the results here")
+    parser.add_argument("--plot", default=None, help="write the over-frames plot here (PNG)")
+    parser.add_argument("--margin-ms", type=float, default=0.2,
+                        help="engine margin after the model (post-processing); default 0.2")
+    parser.add_argument("--quantile", choices=("p50", "p95", "p99"), default="p95")
+    parser.add_argument("--on-no-fit", choices=("fastest", "skip"), default="fastest")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference-runs", type=int, default=50,
+                        help="runs to re-measure the reference member's p95 at start")
+    parser.add_argument("--data-root", default=None, help="Fashion-MNIST IDX directory (default: Debian's)")
+
+
+@dataclass
+class EvalConfig:
+    bank: str
+    deadline_scale: float = 1.2
+    background_load: int = 1
+    load_pattern: str = "constant"  # "constant" | "step"
+    frames: int = 500
+    fps: float = 30.0
+    margin_ms: float = 0.2
+    quantile: str = "p95"
+    on_no_fit: str = "fastest"
+    seed: int = 0
+    reference_runs: int = 50
+    data_root: str | None = None
+
+    def validate(self) -> None:
+        if not self.deadline_scale > 0:
+            raise ValueError(f"--deadline-scale must be > 0, got {self.deadline_scale}")
+        if self.background_load < 0:
+            raise ValueError(f"--background-load must be >= 0, got {self.background_load}")
+        if self.load_pattern not in ("constant", "step"):
+            raise ValueError(f"--load-pattern must be constant or step, got {self.load_pattern!r}")
+        if self.frames < 1:
+            raise ValueError(f"--frames must be >= 1, got {self.frames}")
+        if not self.fps > 0:
+            raise ValueError(f"--fps must be > 0, got {self.fps}")
+        if self.reference_runs < 5:
+            raise ValueError(f"--reference-runs must be >= 5, got {self.reference_runs}")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = EvalConfig(
+        bank=args.bank, deadline_scale=args.deadline_scale, background_load=args.background_load,
+        load_pattern=args.load_pattern, frames=args.frames, fps=args.fps, margin_ms=args.margin_ms,
+        quantile=args.quantile, on_no_fit=args.on_no_fit, seed=args.seed,
+        reference_runs=args.reference_runs, data_root=args.data_root,
+    )
+    try:
+        cfg.validate()
+        report = evaluate(cfg)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report["scenario"]["command"] = "vip-perception " + " ".join(sys.argv[1:]) if sys.argv else ""
+    if args.json_path:
+        _write_json(args.json_path, report)
+    if args.plot:
+        plot(report, args.plot)
+    print(summary(report))
+    return 0
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def cpu_info() -> dict:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import torch
+
+    return {"model": model, "logical_cores": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def _time_forward(module, x, threads: int, runs: int, warmup: int = 5) -> np.ndarray:
+    import torch
+
+    torch.set_num_threads(threads)
+    out = np.empty(runs)
+    with torch.inference_mode():
+        for _ in range(warmup):
+            module(x)
+        for k in range(runs):
+            t0 = time.perf_counter()
+            module(x)
+            out[k] = (time.perf_counter() - t0) * 1e3
+    return out
+
+
+def _pct(values, q):
+    return float(np.percentile(np.asarray(values, float), q)) if len(values) else None
+
+
+def evaluate(cfg: EvalConfig, bank=None, data=None) -> dict:
+    """Run the scenario and return the report (scenario, policies, per-frame trace).
+
+    ``bank`` / ``data`` (an ArrayDataset) may be given directly (tests, notebooks); otherwise
+    the bank is loaded from ``cfg.bank`` and the Fashion-MNIST test split from ``cfg.data_root``.
+    """
+    from vip_perception.bank import load_bank
+    from vip_perception.data.fashion_mnist import DEFAULT_ROOT, load_fashion_mnist
+
+    from .engine import Engine, EngineConfig
+    from .load import BackgroundLoad
+    from .selector import Selector
+
+    cfg.validate()
+    started = time.time()
+    bank = load_bank(cfg.bank) if bank is None else bank
+    data = load_fashion_mnist("test", cfg.data_root or DEFAULT_ROOT) if data is None else data
+    rng = np.random.default_rng(cfg.seed)
+    shuffle = random.Random(cfg.seed)
+    n = len(data.labels)
+    order = np.resize(rng.permutation(n), cfg.frames)  # repeats only when frames > test set size
+    images = data.images[order]  # (F, 28, 28, 1) uint8
+    labels = data.labels[order]  # (F,)
+    if images.shape[-1] == 1:
+        images = images[..., 0]  # (F, 28, 28): grayscale HxW frames
+
+    members = bank.members
+    names = [m.name for m in members]
+    acc = np.array([m.val_accuracy for m in members])
+    profiled = sorted({t for m in members for t in m.latency})
+    ref_threads = max([t for t in profiled if t <= 2] or profiled[:1])
+    with_ref = [i for i in range(len(members)) if ref_threads in members[i].latency]
+    # "largest" = the most accurate member (the bank's slowest; ties -> the slower profile)
+    ref = max(with_ref, key=lambda i: (acc[i], members[i].quantile_ms(ref_threads, "p95")))
+
+    # Warm every option, then re-measure the reference p95 without load.
+    x0 = bank.preprocess(images[0])  # (1, C, H, W)
+    for m in members:
+        for t in m.latency:
+            _time_forward(m.module, x0, t, runs=3, warmup=2)
+    ref_times = _time_forward(members[ref].module, x0, ref_threads, cfg.reference_runs, warmup=10)
+    ref_p95 = _pct(ref_times, 95)
+    deadline_ms = cfg.deadline_scale * ref_p95
+    if cfg.margin_ms >= deadline_ms:
+        raise ValueError(f"--margin-ms {cfg.margin_ms} leaves no time in a {deadline_ms:.3f} ms deadline")
+
+    clock = time.perf_counter
+    engine = Engine(bank, EngineConfig(deadline_ms=deadline_ms, margin_ms=cfg.margin_ms,
+                                       latency_quantile=cfg.quantile, on_no_fit=cfg.on_no_fit), clock=clock)
+    selector = engine.selector
+    options = selector.options()  # [(member index, threads)]
+    fastest_threads = {i: min(members[i].latency, key=lambda t: members[i].quantile_ms(t, cfg.quantile))
+                       for i in range(len(members))}
+    largest = max(range(len(members)), key=lambda i: (acc[i], -selector.base_ms(i, fastest_threads[i])))
+    smallest = min(range(len(members)), key=lambda i: (selector.base_ms(i, fastest_threads[i]), -acc[i]))
+    static = {"static_largest": (largest, fastest_threads[largest]),
+              "static_smallest": (smallest, fastest_threads[smallest])}
+    lookup = Selector(members, cfg.quantile, 0, cfg.on_no_fit)  # paper 2: profile only, no adaptation
+
+    F = cfg.frames
+    load_on = (0, F) if cfg.load_pattern == "constant" else (F // 3, 2 * F // 3)
+    if cfg.background_load == 0:
+        load_on = (0, 0)
+    load = BackgroundLoad(cfg.background_load)
+    period = 1.0 / cfg.fps
+
+    trace = []
+    picks = {p: [] for p in POLICIES}  # per frame: (member index | -1, threads, met, met and correct, correct)
+    sel_us = {p: [] for p in POLICIES}
+    import gc
+
+    gc.collect()
+    gc.freeze()  # setup objects out of the collector's way: GC pauses are not the selector's cost
+    try:
+        if load_on[0] == 0 and load_on[1] > 0:
+            load.start()
+        next_arrival = clock() + period
+        for i in range(F):
+            if i == load_on[0] and load_on[1] > load_on[0] and not load.running:
+                load.start()
+                next_arrival = max(next_arrival, clock() + period)
+            if i == load_on[1] and load.running:
+                load.stop()
+                next_arrival = max(next_arrival, clock() + period)
+            _sleep_until(next_arrival, clock)
+            capture = clock()
+            img, label = images[i], int(labels[i])
+            factors_before = dict(engine.estimator.factors())
+
+            res = engine.process(img, capture)  # adaptive, live
+            tm = res.timing
+            overhead_ms = tm.end_to_end_ms - tm.actual_ms  # non-model time this frame paid
+
+            todo = list(options)
+            shuffle.shuffle(todo)
+            run_ms, right = _measure_options(members, todo, bank.preprocess(img), label)
+            pass_end = clock()
+
+            def score(option):
+                if option is None:
+                    return (-1, 0, False, False)
+                met = overhead_ms + run_ms[option] <= deadline_ms
+                return (option[0], option[1], met, met and right[option])
+
+            # picks: (member index | -1, threads, met, met and correct, correct)
+            a_idx = names.index(tm.member) if tm.member is not None else -1
+            a_right = (not res.skipped) and res.class_id == label
+            picks["adaptive"].append((a_idx, tm.threads, tm.deadline_met, tm.deadline_met and a_right, a_right))
+            sel_us["adaptive"].append(tm.selection_us)
+            for p in static:
+                t0 = time.perf_counter()
+                chosen = static[p]  # a static policy's decision is a constant
+                sel_us[p].append((time.perf_counter() - t0) * 1e6)
+                picks[p].append(score(chosen) + (right[chosen],))
+            t0 = time.perf_counter()
+            c = lookup.select(tm.remaining_ms, {})
+            sel_us["static_best_fit"].append((time.perf_counter() - t0) * 1e6)
+            bf = None if c.skipped else (c.index, c.threads)
+            picks["static_best_fit"].append(score(bf) + ((bf is not None) and right[bf],))
+            t0 = time.perf_counter()
+            met_opts = [o for o in options if overhead_ms + run_ms[o] <= deadline_ms]
+            oracle = max(met_opts, key=lambda o: (acc[o[0]], -run_ms[o])) if met_opts else None
+            sel_us["oracle"].append((time.perf_counter() - t0) * 1e6)
+            picks["oracle"].append(score(oracle) + ((oracle is not None) and right[oracle],))
+
+            trace.append({
+                "frame": i,
+                "load": load_on[0] <= i < load_on[1],
+                "remaining_ms": round(tm.remaining_ms, 4),
+                "member": a_idx,
+                "threads": tm.threads,
+                "predicted_ms": round(tm.predicted_ms, 4),
+                "actual_ms": round(tm.actual_ms, 4),
+                "end_to_end_ms": round(tm.end_to_end_ms, 4),
+                "met": tm.deadline_met,
+                "skipped": res.skipped,
+                "slowdown": {str(t): round(factors_before.get(t, 1.0), 4) for t in selector.thread_counts},
+                "oracle_member": -1 if oracle is None else oracle[0],
+                "oracle_threads": 0 if oracle is None else oracle[1],
+                "misses": {p: not picks[p][-1][2] for p in POLICIES},
+            })
+            next_arrival = max(next_arrival + period, pass_end + 0.5 * period)
+    finally:
+        load.stop()
+        gc.unfreeze()
+
+    policies = {p: _policy_summary(picks[p], sel_us[p], names, F) for p in POLICIES}
+    report = {
+        "scenario": {
+            "bank": os.path.abspath(cfg.bank) if cfg.bank else getattr(bank, "path", None),
+            "bank_name": getattr(bank, "name", None),
+            "deadline_ms": deadline_ms,
+            "deadline_scale": cfg.deadline_scale,
+            "reference_member": names[ref],
+            "reference_threads": ref_threads,
+            "reference_p95_ms_measured": ref_p95,
+            "reference_p95_ms_profiled": members[ref].quantile_ms(ref_threads, "p95"),
+            "margin_ms": cfg.margin_ms,
+            "latency_quantile": cfg.quantile,
+            "on_no_fit": cfg.on_no_fit,
+            "frames": F,
+            "fps": cfg.fps,
+            "background_load": cfg.background_load,
+            "load_pattern": cfg.load_pattern,
+            "load_frames": list(load_on),
+            "seed": cfg.seed,
+            "cpu": cpu_info(),
+            "threads": list(selector.thread_counts),
+            "members": [{"index": k, "name": n, "val_accuracy": float(acc[k]),
+                         "profile_ms": {str(t): members[k].quantile_ms(t, cfg.quantile) for t in members[k].latency}}
+                        for k, n in enumerate(names)],
+            "static_choices": {p: {"member": names[o[0]], "threads": o[1]} for p, o in static.items()},
+            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "duration_s": round(time.time() - started, 1),
+            "method": "adaptive runs live; statics and oracle are scored from a per-frame measurement pass "
+                      "of every option (see vip_perception/runtime/evaluate.py docstring)",
+        },
+        "policies": policies,
+        "adaptive_recovery": _recovery(trace, load_on) if 0 < load_on[0] < load_on[1] < F else None,
+        "frames_trace": trace,
+    }
+    return report
+
+
+def _measure_options(members, options, x, label: int) -> tuple[dict, dict]:
+    """Run each (member index, threads) once on ``x`` (1, C, H, W): model ms and correctness."""
+    import torch
+
+    run_ms, right = {}, {}
+    with torch.inference_mode():
+        for mi, t in options:
+            if torch.get_num_threads() != t:
+                torch.set_num_threads(t)
+            t0 = time.perf_counter()
+            logits = members[mi].module(x)  # (1, classes)
+            run_ms[(mi, t)] = (time.perf_counter() - t0) * 1e3
+            right[(mi, t)] = int(logits.argmax(1)) == label
+    return run_ms, right
+
+
+def _sleep_until(t_target: float, clock) -> None:
+    while True:
+        left = t_target - clock()
+        if left <= 0:
+            return
+        time.sleep(left if left > 0.002 else left / 2)
+
+
+def _policy_summary(picks, sel_us, names, frames) -> dict:
+    processed = [p for p in picks if p[0] >= 0]
+    misses = sum(1 for p in picks if not p[2])
+    usage = Counter(f"{names[p[0]]}@{p[1]}" for p in processed)
+    return {
+        "miss_ratio": misses / frames,
+        "misses": misses,
+        "skipped": frames - len(processed),
+        "accuracy_all_frames": sum(1 for p in picks if p[3]) / frames,
+        "accuracy_processed": (sum(1 for p in processed if p[4]) / len(processed)) if processed else None,
+        "selection_us_p50": _pct(sel_us, 50),
+        "selection_us_p99": _pct(sel_us, 99),
+        "member_usage": dict(sorted(usage.items())),
+        "member_counts": dict(sorted(Counter(names[p[0]] for p in processed).items())),
+    }
+
+
+def _recovery(trace, load_on, streak: int = 10) -> dict:
+    """How fast the adaptive policy settles after each load change (frames)."""
+    met = [t["met"] for t in trace]
+    members = [(t["member"], t["threads"]) for t in trace]
+
+    def settle(start):
+        for k in range(start, len(met) - streak + 1):
+            if all(met[k : k + streak]):
+                return k - start
+        return None
+
+    on, off = load_on
+    before = Counter(members[max(0, on - 50) : on]).most_common(1)
+    pre_choice = before[0][0] if before else None
+    back = next((k - off for k in range(off, len(members)) if members[k] == pre_choice), None)
+    return {
+        "streak": streak,
+        "onset_frame": on,
+        "offset_frame": off,
+        "frames_to_settle_after_onset": settle(on),
+        "misses_in_10_after_onset": sum(1 for m in met[on : on + 10] if not m),
+        "misses_under_load_after_10": sum(1 for m in met[on + 10 : off] if not m),
+        "frames_to_settle_after_offset": settle(off),
+        "misses_in_10_after_offset": sum(1 for m in met[off : off + 10] if not m),
+        "frames_to_return_to_preload_choice": back,
+        "preload_choice": None if pre_choice is None else {"member": pre_choice[0], "threads": pre_choice[1]},
+    }
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _write_json(path: str, report: dict) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(report, fh, indent=1, default=_jsonable)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def _jsonable(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+
+
+def summary(report: dict) -> str:
+    s = report["scenario"]
+    lines = [
+        f"deadline {s['deadline_ms']:.3f} ms = {s['deadline_scale']} x {s['reference_member']} p95 "
+        f"{s['reference_p95_ms_measured']:.3f} ms @{s['reference_threads']}t; load {s['background_load']} "
+        f"({s['load_pattern']}, frames {s['load_frames'][0]}-{s['load_frames'][1]}); {s['frames']} frames; "
+        f"cpu {s['cpu']['model']} x{s['cpu']['logical_cores']}",
+        f"{'policy':<16} {'miss':>6} {'acc_all':>8} {'acc_proc':>8} {'sel_p50us':>9} {'sel_p99us':>9}  usage",
+    ]
+    for name, p in report["policies"].items():
+        ap = "-" if p["accuracy_processed"] is None else f"{p['accuracy_processed']:.4f}"
+        lines.append(
+            f"{name:<16} {p['miss_ratio']:>6.3f} {p['accuracy_all_frames']:>8.4f} {ap:>8} "
+            f"{p['selection_us_p50']:>9.2f} {p['selection_us_p99']:>9.2f}  {p['member_usage']}"
+        )
+    if report.get("adaptive_recovery"):
+        lines.append(f"adaptive recovery: {report['adaptive_recovery']}")
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: str) -> None:
+    """Remaining time, chosen member, slowdown factors and misses over frames; load shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s, trace = report["scenario"], report["frames_trace"]
+    f = np.arange(len(trace))
+    fig, ax = plt.subplots(4, 1, figsize=(12, 11), sharex=True,
+                           gridspec_kw={"height_ratios": [3, 2.2, 2, 1.6]})
+    lo, hi = s["load_frames"]
+    for k, a in enumerate(ax):
+        if hi > lo:
+            a.axvspan(lo - 0.5, hi - 0.5, color="tab:red", alpha=0.08, lw=0,
+                      label=f"load: {s['background_load']} busy process(es)" if k == 0 else None)
+    # 1: time
+    rem = np.array([t["remaining_ms"] for t in trace])
+    act = np.array([t["actual_ms"] for t in trace])
+    pred = np.array([t["predicted_ms"] for t in trace])
+    e2e = np.array([t["end_to_end_ms"] for t in trace])
+    ax[0].plot(f, rem, color="tab:blue", lw=1, label="remaining at decision")
+    ax[0].scatter(f, pred, s=6, color="tab:orange", label="predicted (profile x slowdown)")
+    ax[0].scatter(f, act, s=6, color="tab:green", label="actual model time")
+    ax[0].scatter(f, e2e, s=4, color="0.5", marker="_", label="capture to result")
+    ax[0].axhline(s["deadline_ms"], color="k", ls="--", lw=1, label=f"deadline {s['deadline_ms']:.2f} ms")
+    ax[0].set_yscale("log")
+    ax[0].set_ylabel("ms (log)")
+    ax[0].legend(loc="upper right", fontsize=7, ncol=3)
+    ax[0].set_title(f"adaptive deadline runtime: {s['bank_name']}, deadline {s['deadline_scale']}x "
+                    f"{s['reference_member']} p95, {s['load_pattern']} load, {s['cpu']['model']}", fontsize=9)
+    # 2: chosen member
+    names = [m["name"] for m in s["members"]]
+    mem = np.array([t["member"] for t in trace])
+    thr = np.array([t["threads"] for t in trace])
+    om = np.array([t["oracle_member"] for t in trace])
+    ax[1].scatter(f, om + 0.18, s=5, color="0.7", marker="s", label="oracle")
+    for t, mk, col in ((1, "o", "tab:blue"), (2, "^", "tab:purple")):
+        sel = (thr == t) & (mem >= 0)
+        ax[1].scatter(f[sel], mem[sel], s=9, marker=mk, color=col, label=f"adaptive, {t} thread(s)")
+    others = ~np.isin(thr, (1, 2)) & (mem >= 0)
+    if others.any():
+        ax[1].scatter(f[others], mem[others], s=9, marker="x", color="tab:brown", label="adaptive, other threads")
+    ax[1].set_yticks(range(len(names)))
+    ax[1].set_yticklabels(names, fontsize=7)
+    ax[1].set_ylim(-0.7, len(names) - 0.3)
+    ax[1].set_ylabel("member")
+    ax[1].legend(loc="upper right", fontsize=7, ncol=3)
+    # 3: slowdown factors
+    for t in s["threads"]:
+        ax[2].plot(f, [tr["slowdown"][str(t)] for tr in trace], lw=1, label=f"{t} thread(s)")
+    ax[2].set_yscale("log")
+    ax[2].set_ylabel("slowdown (log)")
+    ax[2].legend(loc="upper right", fontsize=7)
+    # 4: misses per policy
+    pols = list(report["policies"])
+    for k, p in enumerate(pols):
+        miss = np.array([tr["misses"][p] for tr in trace])
+        ax[3].scatter(f[miss], np.full(miss.sum(), k), s=8, marker="|", color="tab:red")
+    ax[3].set_yticks(range(len(pols)))
+    ax[3].set_yticklabels([f"{p} ({report['policies'][p]['miss_ratio']:.1%})" for p in pols], fontsize=7)
+    ax[3].set_ylim(-0.7, len(pols) - 0.3)
+    ax[3].set_ylabel("misses")
+    ax[3].set_xlabel("frame")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
