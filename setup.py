@@ -50,6 +50,7 @@ setup(
         "rosbags-image",
         "pycocotools",
         "psutil",
+        "jsonschema",
     ],
     extras_require={
         "opencv": ["opencv-python-headless"],

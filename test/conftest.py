@@ -27,11 +27,12 @@ def quick_bank(tmp_path_factory) -> str:
     reuse = os.environ.get("VIP_QUICK_BANK")
     if reuse and os.path.isfile(os.path.join(reuse, "manifest.json")):
         return reuse
-    out = str(tmp_path_factory.mktemp("quick_bank") / "bank")
+    base = tmp_path_factory.mktemp("quick_bank")
+    out, work = str(base / "bank"), str(base / "work")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "bank", "build", "--quick",
-                           "--out", out], capture_output=True, text=True, env=env,
-                          timeout=BUILD_TIMEOUT_S)
+                           "--no-progress", "--out", out, "--work", work],
+                          capture_output=True, text=True, env=env, timeout=BUILD_TIMEOUT_S)
     if proc.returncode != 0 or not os.path.isfile(os.path.join(out, "manifest.json")):
         pytest.fail(f"quick bank build failed (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n"
                     f"{proc.stderr[-4000:]}")

@@ -9,7 +9,8 @@ import torch
 from vip_perception import cli
 
 FIELDS = ("baseline_ms", "vip_ms", "speedup", "mac_ratio", "efficiency", "threads", "layers",
-          "torch_version", "cpu", "per_format", "repeats", "warmup", "baseline_format", "vip_format")
+          "torch_version", "cpu", "per_format", "repeats", "warmup", "baseline_format", "vip_format",
+          "speedup_of_minima", "loadavg_before", "loadavg_after")
 
 
 @pytest.fixture(autouse=True)

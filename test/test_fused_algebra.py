@@ -79,3 +79,12 @@ def test_bad_sizes_are_named():
         vip_max_pool2d(torch.randn(1, 1, 3, 3), (8, 6))
     with pytest.raises(ValueError, match="width"):
         vip_conv_after_vip(torch.randn(1, 1, 3, 3), (6, 3), torch.randn(1, 1, 3, 3), None)
+
+
+def test_gradcheck_float64():
+    small = torch.randn(1, 2, 3, 4, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s: vip_max_pool2d(s, (6, 7)), (small,))
+    assert torch.autograd.gradcheck(
+        lambda s, w: vip_conv_after_vip(s, (5, 8), fold_stride2_weight(w), None), (small, weight))
+    assert torch.autograd.gradcheck(lambda s: conv_after_vip(s, (6, 7), weight.detach(), None), (small,))

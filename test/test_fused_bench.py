@@ -13,16 +13,21 @@ torch.set_num_threads(1)
 def test_run_matrix_records_every_variant():
     torch.manual_seed(0)
     spec = ModelSpec(family="plain", stages=[[8, 8], [16, 16]], input_size=(28, 28))
-    rec = fused_bench.run_matrix("plain", 28, "all", threads=1, repeats=1, warmup=0, model=build_model(spec),
-                                 in_channels=1, compile=False)
+    rec = fused_bench.run_matrix("plain", 28, ["all", "features.s1.conv2"], threads=1, repeats=1, warmup=0,
+                                 model=build_model(spec),
+                                 in_channels=1, compile=())
     keys = {v["key"] for v in rec["variants"]}
     assert {"original/torch/eager_nchw", "original/torch/eager_channels_last",
-            "original/torch/eager_channels_last_packed", "reference/torch/eager_nchw",
-            "fused/torch/eager_channels_last"} <= keys
+            "original/torch/eager_channels_last_packed", "reference[all]/torch/eager_nchw",
+            "fused[all]/torch/eager_channels_last"} <= keys
+    assert all(v["error"] is None for v in rec["variants"]), rec["variants"]
     assert all(v["max_rel_error"] <= 1e-4 for v in rec["variants"] if v["role"] == "vip")
-    assert {"original/onnxruntime/ort", "reference/onnxruntime/ort", "fused/onnxruntime/ort"} <= keys
-    assert rec["summary"]["fused_torch"]["speedup"] > 0 and rec["summary"]["fused_onnxruntime"]["speedup"] > 0
-    assert rec["cpu"] and rec["threads"] == 1 and rec["fused_stages"]
+    assert {"original/onnxruntime/ort", "reference[all]/onnxruntime/ort", "fused[all]/onnxruntime/ort"} <= keys
+    for spec in ("all", "features.s1.conv2"):
+        summary = rec["layer_sets"][spec]["summary"]
+        assert summary["fused_torch"]["speedup"] > 0 and summary["fused_onnxruntime"]["speedup"] > 0
+    assert rec["layer_sets"]["features.s1.conv2"]["fused_stages"] == {"features.s1.conv2": "pool+0 folded"}
+    assert rec["cpu"] and rec["threads"] == 1 and rec["layer_sets"]["all"]["fused_stages"]
     json.dumps(rec)
     assert "fused_torch" in fused_bench.format_matrix(rec)
 

@@ -110,3 +110,33 @@ def test_pack_convs_same_function_and_copyable():
             xx = x.contiguous(memory_format=fmt)
             torch.testing.assert_close(packed(xx), want, rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(copy.deepcopy(packed)(xx), want, rtol=1e-5, atol=1e-5)
+
+
+def test_too_small_input_is_named():
+    vip = apply_vip(nn.Sequential(nn.Conv2d(1, 2, 5), nn.ReLU()), "all")
+    with pytest.raises(ValueError, match="too small"):
+        fuse_vip(vip)(torch.randn(1, 1, 3, 3))
+
+
+def test_torchvision_resnet_blocks_use_upsample_stages():
+    """ViP convs outside Sequentials (torchvision BasicBlock attributes) become upsample-tail stages."""
+    torch.manual_seed(4)
+    model = torchvision.models.resnet18(weights=None, num_classes=10).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 2.0)
+    vip = apply_vip(model, "all").eval()
+    fused = fuse_vip(vip).eval()
+    assert set(fused_stages(fused).values()) == {"upsample+0 folded"} and len(fused_stages(fused)) == 13
+    _check(vip, fused, torch.randn(2, 3, 70, 64))
+
+
+def test_plain_strided_conv_after_vip_is_folded():
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, stride=2, padding=1),
+                          nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 4, 1, stride=2)).eval()
+    vip = apply_vip(model, ["0", "4"]).eval()
+    fused = fuse_vip(vip)
+    assert sorted(fused_stages(fused).values()) == ["strided_conv+0 folded"] * 2
+    for side in (9, 10, 13):
+        _check(vip, fused, torch.randn(2, 3, side, side + 3))

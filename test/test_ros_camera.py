@@ -3,7 +3,6 @@ the synthetic scene publishes matching ground truth."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import numpy as np

@@ -46,6 +46,8 @@ class Rig:
 
     def __init__(self, ctx, bank: str, topics=("image_raw",), name="vip_perception",
                  engine_factory=None, **params):
+        """``topics`` get a raw Image publisher each; tests that need another kind of
+        publisher pass ``image_topics_override`` (node topics only) and create their own."""
         topics = params.pop("image_topics_override", None) or list(topics)
         overrides = [Parameter("bank", value=bank), Parameter("image_topics", value=list(topics)),
                      Parameter("deadline_ms", value=params.pop("deadline_ms", 2000.0))]
@@ -54,8 +56,8 @@ class Rig:
                                       engine_factory=engine_factory)
         self.probe = rclpy.create_node(f"probe_{name}", context=ctx)
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        raw = params.get("image_transport", "raw") == "raw" and params.get("reliability") != "reliable"
-        self.pubs = {t: self.probe.create_publisher(Image, t, qos) for t in topics} if raw else {}
+        own = params.get("image_transport", "raw") == "raw" and params.get("reliability") != "reliable"
+        self.pubs = {t: self.probe.create_publisher(Image, t, qos) for t in topics} if own else {}
         self.results, self.timing, self.diags, self.detections = [], [], [], []
         self.cond = threading.Condition()
         self.probe.create_subscription(String, "classifications", self._keep(self.results), 50)
@@ -203,6 +205,8 @@ def test_wrong_parameter_rejected_with_reason_valid_one_applies_next_frame(rig):
     assert not res[0].successful and "latency_quantile" in res[0].reason
     res = rig.set(image_topics=["other"])
     assert not res[0].successful  # read-only
+    res = rig.set(threads=97)  # in range, but the bank has no latency profile at 97 threads
+    assert not res[0].successful and "profile" in res[0].reason
     assert rig.node.get_parameter("deadline_ms").value == 2000.0
     rig.send_and_wait(rig.image(frame_id="before"))
     assert rig.results[-1]["boxes"] == [[0, 0, 64, 48]]

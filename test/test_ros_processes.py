@@ -98,6 +98,6 @@ def test_demo_runs_end_to_end(quick_bank, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "demo summary" in out and "accuracy at the station" in out and "member mix" in out
-    received = int(out.split("results received")[1].split(":")[1].split()[0])
+    received = int(out.split("results received by this demo")[1].split(":")[1].split()[0])
     assert received > 0, out
     assert "Traceback" not in proc.stderr

@@ -8,7 +8,6 @@ import torch
 
 from test_runtime_fakes import FakeBank, FakeClock, FakeMember, Load, three_members
 from vip_perception.runtime import Engine, EngineConfig, RuntimeStats
-from vip_perception.runtime.stats import RuntimeStats as _Stats  # noqa: F401  (module importable)
 
 IMAGE = np.zeros((28, 28), np.uint8)
 

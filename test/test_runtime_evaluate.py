@@ -6,11 +6,13 @@ import subprocess
 import sys
 
 import numpy as np
+import psutil
 import pytest
 import torch
 
 from test_runtime_fakes import FakeBank, FakeMember
-from vip_perception.runtime.evaluate import POLICIES, EvalConfig, evaluate, plot
+from vip_perception.runtime.evaluate import POLICIES, EvalConfig, evaluate
+from vip_perception.runtime.report import plot
 from vip_perception.runtime.load import BackgroundLoad
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,11 +85,12 @@ def test_background_load_starts_and_stops():
     load = BackgroundLoad(1)
     try:
         load.start()
-        assert load.running and all(p.is_alive() for p in load._procs)
-        procs = list(load._procs)
+        pids = load.pids
+        assert load.running and len(pids) == 1 and psutil.Process(pids[0]).is_running()
+        assert psutil.Process(pids[0]).num_threads() == 1  # one core's worth of work
     finally:
         load.stop()
-    assert not load.running and not any(p.is_alive() for p in procs)
+    assert not load.running and not psutil.pid_exists(pids[0])
     load.stop()  # idempotent
     with pytest.raises(ValueError, match="processes"):
         BackgroundLoad(-1)
@@ -97,9 +100,10 @@ def test_background_load_starts_and_stops():
 def quick_bank(tmp_path_factory):
     """A real bank on disk, built once per session through the bank package."""
     pytest.importorskip("vip_perception.bank")
-    out = tmp_path_factory.mktemp("quick_bank") / "bank"
-    proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "bank", "build", "--quick", "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    base = tmp_path_factory.mktemp("quick_bank")
+    out, work = base / "bank", base / "work"
+    proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "bank", "build", "--quick", "--out", str(out),
+                           "--work", str(work), "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         pytest.skip(f"quick bank build failed (bank package not ready?): {proc.stderr[-400:]}")
     return str(out)

@@ -9,6 +9,12 @@ import torch.nn as nn
 __all__ = ["TorchBackend"]
 
 
+def _lean_copy(module: nn.Module) -> nn.Module:
+    """deepcopy that shares every parameter/buffer a memory-format change leaves alone (not 4-D)."""
+    memo = {id(t): t for t in list(module.parameters()) + list(module.buffers()) if t.dim() != 4}
+    return copy.deepcopy(module, memo)
+
+
 class TorchBackend:
     """Runs the module in inference mode with its own intra-op thread count.
 
@@ -22,8 +28,9 @@ class TorchBackend:
                  channels_last: bool = False, compile: bool = False):
         self.threads = threads
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        # channels-last converts a copy: the caller's module keeps its format
-        self.module = copy.deepcopy(module).to(memory_format=self.memory_format) if channels_last else module
+        # channels-last converts a copy (the caller's module keeps its format); tensors that
+        # are not 4-D (linear layers: most of VGG's 0.5 GB) are shared, not copied
+        self.module = _lean_copy(module).to(memory_format=self.memory_format) if channels_last else module
         self.module.eval()
         self.fn = torch.compile(self.module) if compile else self.module
         self.compiled = compile

@@ -112,7 +112,6 @@ def camera_cmd(frames: int, rate: float, width: int, height: int, wait_subs: int
 def run_node_against_camera(ctx, bank: str, engine_factory, frames: int, rate: float,
                             width: int, height: int, env: dict, roi=None, name="vip_perception"):
     """Start the node here and the camera as a process; return (node summary, stage log)."""
-    import rclpy
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
@@ -137,32 +136,41 @@ def run_node_against_camera(ctx, bank: str, engine_factory, frames: int, rate: f
     node.destroy_node()
     if cam.returncode != 0:
         raise RuntimeError(f"camera process failed:\n{cam.stdout[-2000:]}\n{cam.stderr[-2000:]}")
-    sent = frames
-    cam_summary = summary["cameras"][0]
-    rclpy  # noqa: B018 - imported for side effects of the context
-    return sent, cam_summary, stages
+    return frames, summary["cameras"][0], stages
 
 
-COUNTER = r"""
-import json, sys, time, rclpy
-from rclpy.node import Node
-from sensor_msgs.msg import Image
-from vip_perception.ros.qos import subscription_qos
-rclpy.init()
-n = Node("vip_bench_counter")
-got = []
-n.create_subscription(Image, "image_raw", lambda m: got.append(1), subscription_qos())
-end = time.time() + float(sys.argv[1])
-while time.time() < end:
-    rclpy.spin_once(n, timeout_sec=0.05)
-print(json.dumps({"received": len(got)}))
-"""
+def count_frames(seconds: float, expected: int, topic: str = "image_raw") -> int:
+    """Subscriber side of a delivery run (its own process): frames received until all
+    ``expected`` arrived, 2 s passed without one, or ``seconds`` ran out."""
+    import rclpy
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+
+    from vip_perception.ros.qos import subscription_qos
+    rclpy.init()
+    node = Node("vip_bench_counter")
+    state = {"n": 0, "last": None}
+
+    def on_image(_msg) -> None:
+        state["n"] += 1
+        state["last"] = time.monotonic()
+
+    node.create_subscription(Image, topic, on_image, subscription_qos())
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and state["n"] < expected:
+        rclpy.spin_once(node, timeout_sec=0.05)
+        if state["last"] is not None and time.monotonic() - state["last"] > 2.0:
+            break
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return state["n"]
 
 
 def delivery(frames: int, rate: float, width: int, height: int, env: dict) -> dict:
     """Two fresh processes (camera, counting subscriber) with the given environment."""
     seconds = 8.0 + frames / rate
-    counter = subprocess.Popen([sys.executable, "-c", COUNTER, str(seconds)], env=env,
+    counter = subprocess.Popen([sys.executable, "-m", "vip_perception.bench.node_bench",
+                                "count", str(seconds), str(frames)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cam = subprocess.run(camera_cmd(frames, rate, width, height), env=env, capture_output=True,
                          text=True, timeout=seconds + 30)
@@ -274,3 +282,10 @@ def format_result(r: dict) -> str:
         *(f"  {k:<20} {v['received']}/{v['sent']} at {v['rate_hz']:g} Hz" for k, v in d.items()),
     ]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # `python -m vip_perception.bench.node_bench count SECONDS N`
+    if len(sys.argv) == 4 and sys.argv[1] == "count":
+        print(json.dumps({"received": count_frames(float(sys.argv[2]), int(sys.argv[3]))}))
+        sys.exit(0)
+    sys.exit("usage: vip-perception bench node --json PATH  (count SECONDS N is internal)")

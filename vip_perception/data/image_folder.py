@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 
-import cv2
 import numpy as np
 
 from .fashion_mnist import ArrayDataset
@@ -19,6 +18,7 @@ def to_model_array(image: np.ndarray, height: int, width: int, channels: int) ->
 
     Colour order is RGB (convert BGR from OpenCV first). Greyscale uses ITU-R 601 weights.
     """
+    import cv2  # the "opencv" extra; imported here so loading a bank does not need it
     img = np.asarray(image)
     if img.dtype != np.uint8:
         raise ValueError(f"image must be uint8, got {img.dtype}")
@@ -41,6 +41,7 @@ def to_model_array(image: np.ndarray, height: int, width: int, channels: int) ->
 
 def load_image_folder(root: str, height: int, width: int, channels: int) -> ArrayDataset:
     """Every image under ``root/<class>/`` as (N, height, width, channels) uint8; classes sorted."""
+    import cv2
     from torchvision.datasets import ImageFolder
 
     if not os.path.isdir(root):

@@ -6,6 +6,7 @@ convolution runs as a stride-1 convolution on the small map with folded weights,
 stage ends in whichever is next:
 - a 2x2/stride-2 max-pooling -> pooled directly from the small map (pool_fusion);
 - a plain stride-1 3x3/1x1 convolution [+ ReLU] -> four phase convolutions on the small map (fold);
+- a plain stride-2 3x3/1x1 convolution [+ ReLU] -> one folded stride-1 convolution (fold);
 - anything else -> the ViP upsampling (native channels-last kernel when available).
 The stage replaces the first module and the ones it absorbed become ``nn.Identity``, so
 module names stay meaningful. Convolutions inside stages (and, with ``pack=True``, the
@@ -29,7 +30,7 @@ from .pool_fusion import is_fusable_pool
 
 __all__ = ["FoldedViPConv", "FusedViPStage", "fuse_vip", "fused_stages"]
 
-TAILS = ("pool", "conv", "upsample")
+TAILS = ("pool", "conv", "strided_conv", "upsample")
 
 
 def _post(vip: ViPConv2d) -> tuple[bool, nn.Module | None]:
@@ -40,16 +41,21 @@ def _post(vip: ViPConv2d) -> tuple[bool, nn.Module | None]:
 
 
 class FoldedViPConv(nn.Module):
-    """A ViP convolution reading the previous ViP layer's small map: stride-1 conv with folded weights."""
+    """A convolution reading a ViP layer's small map at stride 2 (a ViP conv after a ViP layer, or a
+    plain stride-2 conv): a stride-1 conv on the (extended) small map with folded weights."""
 
-    def __init__(self, vip: ViPConv2d):
+    def __init__(self, conv: nn.Conv2d, relu: bool = False, post: nn.Module | None = None):
         super().__init__()
-        conv = vip.conv
         w = conv.weight.detach()
         self.one_by_one = conv.kernel_size == (1, 1)
         folded = w if self.one_by_one else fold_stride2_weight(w)  # (Co, Ci/g, 3, 3) or 1x1
-        relu, self.post = _post(vip)
+        self.post = post
         self.conv = PackedConv2d(folded, conv.bias, 1, 0, conv.groups, relu)
+
+    @classmethod
+    def from_vip(cls, vip: ViPConv2d) -> "FoldedViPConv":
+        relu, post = _post(vip)
+        return cls(vip.conv, relu, post)
 
     def forward(self, small: torch.Tensor, full_size: tuple[int, int]) -> torch.Tensor:
         e = small if self.one_by_one else extend_small(small, full_size)  # (N, C, h+2, w+2)
@@ -72,13 +78,16 @@ class FusedViPStage(nn.Module):
         self.shrink = tuple(k - 1 - 2 * p for k, p in zip(conv.kernel_size, head._padding))
         relu, self.head_post = _post(head)
         self.head = PackedConv2d(conv.weight, conv.bias, 2, head._padding, conv.groups, relu)
-        self.chain = nn.ModuleList(FoldedViPConv(v) for v in chain)
+        self.chain = nn.ModuleList(FoldedViPConv.from_vip(v) for v in chain)
         self.tail = tail
         self.phase = (PhaseConv(tail_module.weight, tail_module.bias, tail_module.groups, tail_relu)
                       if tail == "conv" else None)
+        self.strided = FoldedViPConv(tail_module, tail_relu) if tail == "strided_conv" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, C, H_in, W_in)
         size = (x.shape[-2] - self.shrink[0], x.shape[-1] - self.shrink[1])  # the stride-1 (full) size
+        if size[0] < 1 or size[1] < 1:
+            raise ValueError(f"input {tuple(x.shape)} is too small for the fused ViP layer {self.head.extra_repr()}")
         small = self.head(x)  # (N, Co, ceil(H/2), ceil(W/2))
         if self.head_post is not None:
             small = self.head_post(small)
@@ -88,6 +97,8 @@ class FusedViPStage(nn.Module):
             return max_pool(small, size)  # (N, Co, H//2, W//2)
         if self.tail == "conv":
             return self.phase(small, size)  # (N, Co, H, W)
+        if self.tail == "strided_conv":
+            return self.strided(small, size)  # (N, Co, ceil(H/2), ceil(W/2)): the plain conv's own output
         return upsample(small, size)  # (N, Co, H, W)
 
     def extra_repr(self) -> str:
@@ -116,8 +127,8 @@ def _headable(m: nn.Module) -> bool:
     return isinstance(m, ViPConv2d) and m.conv.padding_mode == "zeros" and tuple(m.conv.dilation) == (1, 1)
 
 
-def _is_plain_conv(m: nn.Module) -> bool:
-    return type(m) is nn.Conv2d and tuple(m.stride) == (1, 1) and foldable_reason(m) is None
+def _is_plain_conv(m: nn.Module, stride: int) -> bool:
+    return type(m) is nn.Conv2d and tuple(m.stride) == (stride, stride) and foldable_reason(m) is None
 
 
 def _fuse_flow(root: nn.Sequential) -> None:
@@ -135,8 +146,9 @@ def _fuse_flow(root: nn.Sequential) -> None:
         tail, tail_module, tail_relu = "upsample", None, False
         if j < len(leaves) and is_fusable_pool(leaves[j][2]):
             tail, j = "pool", j + 1
-        elif j < len(leaves) and _is_plain_conv(leaves[j][2]):
-            tail, tail_module, j = "conv", leaves[j][2], j + 1
+        elif j < len(leaves) and (_is_plain_conv(leaves[j][2], 1) or _is_plain_conv(leaves[j][2], 2)):
+            tail = "conv" if leaves[j][2].stride[0] == 1 else "strided_conv"
+            tail_module, j = leaves[j][2], j + 1
             if j < len(leaves) and type(leaves[j][2]) is nn.ReLU:
                 tail_relu, j = True, j + 1
         parent._modules[key] = FusedViPStage(m, chain, tail, tail_module, tail_relu)
@@ -167,4 +179,5 @@ def fuse_vip(model: nn.Module, pack: bool = True) -> nn.Module:
 
 def fused_stages(model: nn.Module) -> dict[str, str]:
     """name -> 'tail+N folded' for every fused stage: what fuse_vip did, for reports."""
-    return {name: f"{m.tail}+{len(m.chain)} folded" for name, m in model.named_modules() if isinstance(m, FusedViPStage)}
+    return {name: f"{m.tail}+{len(m.chain)} folded"
+            for name, m in model.named_modules() if isinstance(m, FusedViPStage)}

@@ -154,7 +154,8 @@ def extend_small(small: torch.Tensor, full_size: tuple[int, int]) -> torch.Tenso
         sw = 1.0 if W == 2 * w else -1.0
         rows = torch.cat([-small[:, :, :1], small, sh * small[:, :, h - 1 :]], 2)  # (N, C, h+2, w)
         return torch.cat([-rows[:, :, :, :1], rows, sw * rows[:, :, :, w - 1 :]], 3)  # (N, C, h+2, w+2)
-    fmt = torch.channels_last if small.is_contiguous(memory_format=torch.channels_last) and C > 1 else torch.contiguous_format
+    cl = small.is_contiguous(memory_format=torch.channels_last) and C > 1
+    fmt = torch.channels_last if cl else torch.contiguous_format
     e = torch.empty((N, C, h + 2, w + 2), dtype=small.dtype, device=small.device, memory_format=fmt)  # (N, C, h+2, w+2)
     e[:, :, 1 : h + 1, 1 : w + 1] = small
     e[:, :, 0, 1 : w + 1].copy_(-small[:, :, 0])  # F[-1] = 0

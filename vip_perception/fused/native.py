@@ -94,7 +94,8 @@ def _try_load() -> tuple[bool, str]:
         torch.ops.vip_perception.upsample_cl  # noqa: B018 - raises if registration failed
         return True, f"built from {src} ({tag})"
     except Exception as exc:  # noqa: BLE001 - any build/load failure means: use the fallback
-        return False, f"native build failed ({type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''})"
+        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+        return False, f"native build failed ({type(exc).__name__}: {last})"
 
 
 def native_available() -> bool:

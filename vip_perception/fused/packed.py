@@ -20,6 +20,8 @@ import torch.nn.functional as F
 
 __all__ = ["PackedConv2d", "pack_convs", "packing_available"]
 
+MAX_SHAPES = 8  # packed weights kept per module (one per input shape seen)
+
 
 def packing_available() -> bool:
     return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
@@ -71,6 +73,8 @@ class PackedConv2d(nn.Module):
         key = tuple(x.shape)
         packed = self._packed.get(key)
         if packed is None:
+            if len(self._packed) >= MAX_SHAPES:  # varying input sizes: keep memory bounded
+                self._packed.clear()
             w = self.weight.contiguous(memory_format=torch.channels_last)
             packed = torch.ops.mkldnn._reorder_convolution_weight(
                 w, self.padding, self.stride, [1, 1], self.groups, list(key))

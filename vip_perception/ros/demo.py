@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-frame deadline from the image stamp (default: the YAML's)")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="halfway through, start N busy background processes (CPU "
+                             "contention: watch the node pick faster members); default 0")
     parser.add_argument("--logs", default=None, help="directory for the two processes' logs")
 
 
@@ -57,7 +61,8 @@ def resolve_bank(requested: str | None, say=print) -> str:
     if not (cache / "manifest.json").is_file():
         say("      building the quick bank once (about a minute)...")
         proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "bank", "build",
-                               "--quick", "--no-progress", "--out", str(cache)],
+                               "--quick", "--no-progress", "--out", str(cache),
+                               "--work", str(cache) + ".work"],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"error: quick bank build failed:\n{proc.stderr[-3000:]}")
@@ -146,7 +151,7 @@ class Scoreboard:
     def member_mix(self) -> str:
         total = sum(self.members.values())
         if not total:
-            return "none yet"
+            return "no results yet"
         return " ".join(f"{m} {100.0 * c / total:.0f}%" for m, c in self.members.most_common())
 
     def latency_p(self, q: float) -> float | None:
@@ -181,12 +186,16 @@ def _monitor(env: dict, board: Scoreboard):
 
 
 def _live_line(board: Scoreboard, t: float, now: float) -> str:
+    """One line: camera and result rates, member mix, misses, node-side drops, accuracy at
+    the station (frames scored), latency from image stamp to result."""
     p50 = board.latency_p(50)
     d = board.diag
-    return (f"[{t:5.1f} s] camera {board.rate(board.sent_times, now):4.1f} fps -> processed "
-            f"{board.rate(board.processed_times, now):4.1f} fps | members {board.member_mix()} | "
-            f"misses {board.misses} | dropped {d.get('dropped_stale', '0')} stale, "
-            f"{d.get('malformed', '0')} malformed | accuracy {board.accuracy()} | latency p50 "
+    acc = "n/a" if not board.station_total else \
+        f"{100.0 * board.station_correct / board.station_total:.1f}% ({board.station_total})"
+    return (f"[{t:5.1f} s] camera {board.rate(board.sent_times, now):4.1f} fps, results "
+            f"{board.rate(board.processed_times, now):4.1f} fps | {board.member_mix()} | misses "
+            f"{board.misses} | dropped {d.get('dropped_stale', '0')} stale "
+            f"{d.get('malformed', '0')} bad | accuracy {acc} | p50 "
             f"{'n/a' if p50 is None else f'{p50:.1f} ms'}")
 
 
@@ -222,7 +231,8 @@ def run(args) -> int:
     node_cmd += ["-p", f"roi:=[{(args.width - side) // 2}, {(args.height - side) // 2}, {side}, {side}]"]
     cam_cmd = [sys.executable, "-m", "vip_perception.ros.camera_source", "--ros-args",
                "--params-file", str(config), "-p", f"rate_hz:={float(args.fps)}",
-               "-p", f"width:={args.width}", "-p", f"height:={args.height}"]
+               "-p", f"width:={args.width}", "-p", f"height:={args.height}",
+               "-p", "wait_for_subscribers:=1"]  # start when the node listens
     board = Scoreboard()
     ctx, monitor = _monitor(env, board)
     from rclpy.executors import SingleThreadedExecutor
@@ -232,6 +242,8 @@ def run(args) -> int:
     node = subprocess.Popen(node_cmd, env=env, stdout=node_log, stderr=subprocess.STDOUT)
     camera = subprocess.Popen(cam_cmd, env=env, stdout=cam_log, stderr=subprocess.STDOUT)
     tty = sys.stdout.isatty()
+    from vip_perception.runtime.load import BackgroundLoad
+    load = BackgroundLoad(max(0, args.load))
     start = time.monotonic()
     first_result = None
     interrupted = False
@@ -250,21 +262,28 @@ def run(args) -> int:
                 return 1
             if now >= next_line:
                 line = _live_line(board, now - start, now)
-                print(("\r" + line[:200].ljust(200)) if tty else line, end="" if tty else "\n",
+                width = shutil.get_terminal_size((200, 20)).columns - 1  # one line, no wrap
+                print(("\r" + line[:width].ljust(width)) if tty else line, end="" if tty else "\n",
                       flush=True)
                 next_line += 1.0 if tty else 2.0
             if now - start >= args.seconds:
                 break
+            if args.load and not load.running and now - start >= args.seconds / 2:
+                load.start()
+                print(("\n" if tty else "") + f"[{now - start:5.1f} s] background load: "
+                      f"{args.load} busy processes started", flush=True)
             if first_result is None and now - start > 60:
                 print("\nerror: no result in 60 s; node log:\n" + (logs / "node.log").read_text()[-3000:])
                 return 1
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        load.stop()
         _stop(camera)
+        quiet_until = time.monotonic() + 1.0  # collect results still in flight
+        while time.monotonic() < quiet_until:
+            executor.spin_once(timeout_sec=0.05)
         _stop(node)
-        for _ in range(20):  # collect results still in flight
-            executor.spin_once(timeout_sec=0.02)
         executor.shutdown()
         monitor.destroy_node()
         ctx.try_shutdown()
@@ -279,10 +298,13 @@ def run(args) -> int:
 def _summary(board: Scoreboard, logs: Path, first_result, interrupted: bool) -> str:
     node_summary = [line for line in (logs / "node.log").read_text().splitlines()
                     if "final summary" in line or line.startswith("  ")]
+    published = [line.rsplit("published", 1)[1].split()[0] for line in
+                 (logs / "camera.log").read_text().splitlines()
+                 if line.startswith("vip_perception_camera: published")]
     p50, p95 = board.latency_p(50), board.latency_p(95)
     lines = ["", "=== demo summary" + (" (interrupted)" if interrupted else "") + " ===",
-             f"frames published by the camera : {board.sent}",
-             f"results received               : {board.processed}"
+             f"frames published by the camera : {published[-1] if published else board.sent}",
+             f"results received by this demo  : {board.processed}"
              + (f" (first after {first_result:.1f} s: node start-up)" if first_result else ""),
              f"accuracy at the station        : {board.accuracy()}",
              f"member mix                     : {board.member_mix()}",
@@ -291,4 +313,7 @@ def _summary(board: Scoreboard, logs: Path, first_result, interrupted: bool) -> 
              + ("n/a" if p50 is None else f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"),
              "node's own summary:", *("  " + s.strip() for s in node_summary),
              f"logs: {logs}"]
+    if len(board.members) == 1:
+        lines.append("tip: every frame fitted the most accurate member; a tighter deadline "
+                     "(e.g. --deadline-ms 7) makes the node switch to faster members")
     return "\n".join(lines)

@@ -11,7 +11,6 @@ loaded bank is switched in by the worker between two frames.
 """
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -91,6 +90,7 @@ class Perception:
         self._timers = []
         self._prev = {}
         self._silent_warned = {}
+        self._started: float | None = None  # clock() at configure
         self.watch_period_s, self.silent_warn_s = WATCH_PERIOD_S, SILENT_WARN_S
         self.silent_warnings: list[str] = []  # also logged; kept for tests and the summary
         self._debug_pub = None
@@ -393,14 +393,16 @@ class Perception:
 
     # ---- summary ----------------------------------------------------------------------
     def summary(self) -> dict:
+        started = self._started
         return {"node": self.node.get_name(), "bank": self.bank_info(),
-                "uptime_s": self.clock() - getattr(self, "_started", self.clock()),
+                "uptime_s": 0.0 if started is None else self.clock() - started,
                 "cameras": [st.summary() for st in self.cameras.values()]}
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"{summary['node']}: final summary after {summary['uptime_s']:.1f} s, bank "
-             f"{summary['bank'].get('name')} ({summary['bank'].get('path')})"]
+    bank = summary["bank"]
+    where = f"bank {bank['name']} ({bank['path']})" if bank.get("path") else "no bank loaded"
+    lines = [f"{summary['node']}: final summary after {summary['uptime_s']:.1f} s, {where}"]
     ms = lambda v: "n/a" if v is None else f"{v:.1f} ms"  # noqa: E731
     for c in summary["cameras"]:
         lines.append(
