@@ -56,3 +56,24 @@ def test_hypervolume_exact():
     # adding a dominated point changes nothing; adding a non-dominated one grows it
     assert hypervolume(PTS + [Point(7.0, 0.5)], ref) == pytest.approx(expected)
     assert hypervolume(PTS + [Point(0.25, 0.4)], ref) > expected
+
+
+def test_selection_min_accuracy_and_vip_hypervolume():
+    from vip_perception.bank.builder import selection
+    from vip_perception.bank.records import CandidateRecord, LatencyProfile
+
+    def rec(name, kind, lat, acc):
+        return CandidateRecord(name=name, kind=kind, spec={}, val_accuracy=acc,
+                               latency={2: LatencyProfile(lat, lat, lat)})
+
+    recs = [rec("junk", "base", 0.1, 0.5), rec("a", "base", 1.0, 0.85), rec("p", "parent", 4.0, 0.95),
+            rec("v", "vip", 2.0, 0.93)]
+    sel = selection(recs, 2, "p95", epsilon=0.0, keep_best=True, hv_accuracy_ref=0.8, min_accuracy=0.8)
+    assert sel["frontier"] == ["a", "v", "p"] and sel["compact"] == ["a", "v", "p"]
+    hv = sel["hypervolume"]
+    ref = 1.05 * 4.0
+    assert hv["without_vip"] == pytest.approx(3.0 * 0.05 + (ref - 4.0) * 0.15)
+    assert hv["with_vip"] == pytest.approx(1.0 * 0.05 + 2.0 * 0.13 + (ref - 4.0) * 0.15)
+    assert hv["vip_on_frontier"] == 1
+    with pytest.raises(ValueError, match="min_accuracy"):
+        selection(recs, 2, "p95", 0.0, True, 0.8, min_accuracy=0.99)

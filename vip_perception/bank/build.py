@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny bank on a data subset (about a minute), for tests")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
     parser.add_argument("--parents", default="", help="comma-separated parent names to train/vary (default: all in the config)")
+    parser.add_argument("--threads", type=int, default=0, help="training threads (default: the config's)")
+    parser.add_argument("--reverse", action="store_true", help=argparse.SUPPRESS)  # 2nd process: ViP groups last-first
     parser.add_argument("--reprofile", action="store_true", help="profile again even if every candidate has a profile")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
 
@@ -101,6 +103,9 @@ def _run(args, cfg, config_path: str, work: str) -> int:
         return 2
     if only:
         cfg.parents = [p for p in cfg.parents if p.name in only]
+    if args.threads > 0:
+        cfg.threads = args.threads
+    builder.reverse = args.reverse
     builder.run(phases, reprofile=args.reprofile)
     log.info("bank build finished in %.1f s", time.time() - t0)
     if "select" in phases:

@@ -94,12 +94,35 @@ class Builder:
         os.makedirs(self.cand_dir, exist_ok=True)
         self.bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16())
         self._splits: Splits | None = None
+        self.reverse = False  # visit ViP groups last-first (a second process on the same work dir)
         d = cfg.data
         self.input_shape = (1, d.channels, d.height, d.width)
 
     # ---- storage of candidates -------------------------------------------------------------
     def _dir(self, name: str) -> str:
         return os.path.join(self.cand_dir, name)
+
+    def claim(self, name: str) -> bool:
+        """Take a candidate for this process (parallel builds share a work dir); False if another live process has it."""
+        d = self._dir(name)
+        os.makedirs(d, exist_ok=True)
+        lock = os.path.join(d, "claim.pid")
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(open(lock).read().strip() or 0)
+                if pid and pid != os.getpid():
+                    os.kill(pid, 0)
+                    return False  # alive: someone else trains it
+            except (ValueError, ProcessLookupError, PermissionError, OSError):
+                pass  # stale claim of a process that died
+            with open(lock, "w") as fh:
+                fh.write(str(os.getpid()))
+            return True
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return True
 
     def done(self, name: str) -> bool:
         d = self._dir(name)
@@ -115,6 +138,10 @@ class Builder:
         save_file(state, os.path.join(d, "weights.safetensors.tmp"))
         os.replace(os.path.join(d, "weights.safetensors.tmp"), os.path.join(d, "weights.safetensors"))
         write_json(os.path.join(d, "record.json"), rec.to_dict())
+        try:
+            os.remove(os.path.join(d, "claim.pid"))
+        except FileNotFoundError:
+            pass
 
     def record(self, name: str) -> CandidateRecord:
         with open(os.path.join(self._dir(name), "record.json")) as fh:
@@ -194,7 +221,7 @@ class Builder:
         specs = sample_specs(self.cfg.search, self.cfg.seed, d.channels, (d.height, d.width), num_classes)
         for i, spec in enumerate(specs):
             name = f"b{i:03d}"
-            if self.done(name):
+            if self.done(name) or not self.claim(name):
                 continue
             torch.manual_seed(_seed_of(self.cfg.seed, name))
             self._fit(name, "base", spec, build_model(spec), self.cfg.search.train)
@@ -206,7 +233,7 @@ class Builder:
 
     def phase_parents(self) -> None:
         for p in self.cfg.parents:
-            if self.done(p.name):
+            if self.done(p.name) or not self.claim(p.name):
                 continue
             spec = self._parent_spec(p)
             torch.manual_seed(_seed_of(self.cfg.seed, p.name))
@@ -238,9 +265,10 @@ class Builder:
             layer_macs = {n: int(per_layer.get(n, 0) * 3 // 4) for n in sens}  # ViP saves ~3/4 of a layer
             groups = choose_groups(sens, layer_macs, vc.variants_per_parent)
             spec = ModelSpec.from_dict(prec.spec)
-            for gi, layers in enumerate(groups):
+            order = list(enumerate(groups))
+            for gi, layers in (order[::-1] if self.reverse else order):
                 name = f"{p.name}.vip{gi:02d}"
-                if self.done(name):
+                if self.done(name) or not self.claim(name):
                     continue
                 torch.manual_seed(_seed_of(self.cfg.seed, name))
                 model = apply_vip(parent, layers)
@@ -285,8 +313,15 @@ def _load_half(model: nn.Module, path: str) -> nn.Module:
 
 
 def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon: float, keep_best: bool,
-              hv_accuracy_ref: float) -> dict:
-    """Frontier, compact set and hypervolumes (with and without ViP variants) of ``recs``."""
+              hv_accuracy_ref: float, min_accuracy: float = 0.0) -> dict:
+    """Frontier, compact set and hypervolumes (with and without ViP variants) of ``recs``.
+
+    Only candidates with validation accuracy >= ``min_accuracy`` are eligible (seed paper 2
+    starts from the lightest model that meets a minimum accuracy).
+    """
+    recs = [r for r in recs if r.val_accuracy >= min_accuracy]
+    if not recs:
+        raise ValueError(f"no candidate reaches select.min_accuracy={min_accuracy}")
     pts = [Point(r.quantile_ms(threads, quantile), r.val_accuracy) for r in recs]
     front = pareto_front(pts)
     compact = eps_pareto(pts, epsilon, keep_best=keep_best)
@@ -300,6 +335,7 @@ def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon:
     lhv_all, lhv_no = hypervolume(lg(pts), lref), hypervolume(lg(no_vip), lref)
     return {
         "threads": threads, "quantile": quantile, "epsilon": epsilon, "keep_best": keep_best,
+        "min_accuracy": min_accuracy, "eligible": len(recs),
         "frontier": [recs[i].name for i in front], "compact": [recs[i].name for i in compact],
         "hypervolume": {
             "reference": {"latency_ms": ref.latency, "val_accuracy": ref.accuracy},
@@ -318,7 +354,7 @@ def write_bank(out: str, recs: list[CandidateRecord], cfg: BankConfig, class_nam
                weights_of, build: dict) -> dict:
     """Select members and write OUT: <member>.safetensors, candidates.json, manifest.json (last)."""
     sc = cfg.select
-    sel = selection(recs, sc.threads, sc.quantile, sc.epsilon, sc.keep_best, sc.hv_accuracy_ref)
+    sel = selection(recs, sc.threads, sc.quantile, sc.epsilon, sc.keep_best, sc.hv_accuracy_ref, sc.min_accuracy)
     by_name = {r.name: r for r in recs}
     members = [by_name[n] for n in sel["compact"]]
     os.makedirs(out, exist_ok=True)

@@ -96,6 +96,7 @@ class SelectConfig:
     quantile: str = "p95"
     epsilon: float = 0.005  # additive ε on validation accuracy (fraction)
     keep_best: bool = True  # always keep the most accurate frontier model
+    min_accuracy: float = 0.0  # candidates below this validation accuracy are never members (seed paper 2's minimum)
     hv_accuracy_ref: float = 0.80  # hypervolume reference accuracy (latency ref: 1.05 x slowest candidate)
 
 

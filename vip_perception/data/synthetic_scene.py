@@ -26,7 +26,8 @@ class SceneConfig:
     height: int = 480
     dwell_frames: int = 6       # frames a garment rests at the station
     travel_frames: int = 3      # frames the belt moves between two garments
-    belt_level: int = 10        # belt brightness (Fashion-MNIST backgrounds are 0)
+    belt_level: int = 4         # belt brightness (Fashion-MNIST backgrounds are 0; 10 costs ~6 points)
+    slat_contrast: int = 6      # slats (every 48 px) brighter than the belt by this much
     noise_std: float = 2.0      # sensor noise, grey levels
     seed: int = 0               # garment order and noise
 
@@ -116,7 +117,7 @@ class ConveyorScene:
     def _belt(self, position: int) -> np.ndarray:
         c = self.config
         cols = (np.arange(c.width) + position) % 48 < 4                 # slats every 48 px
-        row = np.where(cols, c.belt_level + 8, c.belt_level).astype(np.uint8)
+        row = np.where(cols, c.belt_level + c.slat_contrast, c.belt_level).astype(np.uint8)
         return np.repeat(row[None, :], c.height, axis=0)                # (H, W) uint8
 
     def __iter__(self):

@@ -235,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv)
     try:
         node = CameraSource()
-    except Exception as exc:  # noqa: BLE001 - a configuration error is a message, not a traceback
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - a message, not a traceback
+        if isinstance(exc, KeyboardInterrupt) or not rclpy.ok():  # signal while starting
+            print("vip_perception_camera: interrupted during start-up", file=sys.stderr, flush=True)
+            return 0
         print(f"vip_perception_camera: cannot start: {exc}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 1
@@ -243,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.spin_until_future_complete(node, node.done)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:  # noqa: BLE001
+        if rclpy.ok():
+            raise
+        # a timer callback raced the SIGINT/SIGTERM shutdown ("context is invalid"): expected
     finally:
         print(f"vip_perception_camera: published {node.published} frames", flush=True)
         node.destroy_node()

@@ -42,6 +42,10 @@ def spin_until_shutdown(node, summarize) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:  # noqa: BLE001
+        if node.context.ok():
+            raise
+        # a callback raced the SIGINT/SIGTERM shutdown ("context is invalid"): expected
     finally:
         text = summarize()
         print(text, flush=True)
@@ -56,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv)
     try:
         node = VipPerceptionNode()
-    except Exception as exc:  # noqa: BLE001 - a bad bank/parameter is a message, not a traceback
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - a message, not a traceback
+        if isinstance(exc, KeyboardInterrupt) or not rclpy.ok():  # signal while starting
+            print("vip_perception_node: interrupted during start-up", file=sys.stderr, flush=True)
+            return 0
         print(f"vip_perception_node: cannot start: {exc}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 1

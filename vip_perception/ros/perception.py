@@ -258,6 +258,8 @@ class Perception:
             try:
                 self._handle(camera, frame)
             except Exception as exc:  # noqa: BLE001 - the worker must survive anything
+                if not self.node.context.ok():
+                    break  # shutting down (SIGINT/SIGTERM): publishing fails, nothing to report
                 self.cameras[camera].count("errors")
                 self.log.error(f"camera {camera}: frame failed: {type(exc).__name__}: {exc}",
                                throttle_duration_sec=5.0)

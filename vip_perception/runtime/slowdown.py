@@ -12,9 +12,11 @@ Why an order statistic and not a mean:
   "this is how slow it gets now", which is what a deadline needs.
 - Fast on a step: the factor jumps after ``rank`` slow frames (2 by default), whatever the
   previous level, because the new values simply become the largest ones.
-- Robust: ``rank - 1`` isolated outliers per window (a 1-thread run hit by one scheduler slice,
-  which no choice of member could have avoided) do not move it, so one stall does not demote
-  the model for the next frames.
+- Robust: ``rank - 1`` isolated outliers per full window (a 1-thread run hit by one scheduler
+  slice, which no choice of member could have avoided) do not move it, so one stall does not
+  demote the model for the next frames. A window that is not full yet (start-up, or a thread
+  count coming back after a probe) uses its worst sample instead: too little evidence to call
+  anything an outlier, and a probe that was fast by luck is withdrawn at the first slow run.
 - Decays when load leaves: slow values drop out of the window after
   ``window - rank + 1`` frames (7 by default).
 - Log-ratios and clipping bound the influence of any single sample (a 1000x page-fault stall
@@ -27,7 +29,8 @@ lets one of its options beat the others, the selector tries it: that run is the 
 older than ``stale_after`` frames are dropped when a new one arrives, so the probe is judged on
 its own: slow (load still there) -> the factor is back up at once, for the price of one miss,
 and the next probe waits another few half-lives; fast (load gone) -> the thread count is back
-in use from the next frame. With the default half-life of 50 frames and a 200x slowdown a probe
+in use from the next frame (and dropped again at its first slow run while its window refills,
+so a probe that was fast by luck under load costs at most one more miss). With the default half-life of 50 frames and a 200x slowdown a probe
 happens about every 250 frames under constant load, and 2 threads come back within about that
 many frames after the load leaves; the thread count in use recovers within ``window`` frames
 either way. A probe that risked nothing would need an idle slot the size of the loaded latency
@@ -102,7 +105,9 @@ class SlowdownEstimator:
         out = {}
         for t, q in self._obs.items():
             aged = sorted((lr * 0.5 ** ((step - s) / hl) for s, lr in q), reverse=True)
-            out[t] = math.exp(aged[min(self.rank, len(aged)) - 1])
+            # A partial window (start-up, or a thread count being probed again) has too little
+            # evidence to call anything an outlier: take its worst sample.
+            out[t] = math.exp(aged[self.rank - 1] if len(aged) == self.window else aged[0])
         self._factors = out  # replaced, never mutated: readers always see a complete dict
 
     def factor(self, threads: int) -> float:

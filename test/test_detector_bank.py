@@ -1,0 +1,74 @@
+"""Quick detector bank: build (resumable), load with hash checks, evaluate to JSON."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from vip_perception.bank import BankError
+from vip_perception.cli import main as cli
+from vip_perception.detection.bank import load_detector_bank
+from vip_perception.detection.detections import to_detections
+
+
+@pytest.fixture(scope="module")
+def quick_detector_bank(tmp_path_factory) -> str:
+    base = tmp_path_factory.mktemp("det_bank")
+    out, work = str(base / "bank"), str(base / "work")
+    torch.set_num_threads(1)
+    assert cli(["bank", "build-detector", "--quick", "--out", out, "--work", work, "--no-progress"]) == 0
+    return out
+
+
+def test_quick_build_loads_with_checked_members(quick_detector_bank):
+    bank = load_detector_bank(quick_detector_bank)
+    assert bank.task == "detection" and len(bank.class_names) == 10
+    assert any(m.name == "parent" for m in bank.members)
+    assert all(m.parent == "parent" and m.vip_layers for m in bank.members if m.name != "parent")
+    lat = [m.quantile_ms(1, "p50") for m in bank.members]
+    assert lat == sorted(lat)
+    frame = np.full((96, 128, 3), 30, np.uint8)
+    x = bank.preprocess(frame)  # mean 0 / std 1: [0, 1] grey pixels, the detector normalises inside
+    assert x.shape == (1, 1, 96, 128) and 0.0 <= float(x.min()) <= float(x.max()) <= 1.0
+    with torch.inference_mode():
+        out = bank.members[0].module(list(x))[0]
+    dets = to_detections(out, bank.class_names, (96, 128), (96, 128))
+    assert all(0 <= d.class_id < 10 for d in dets)
+
+
+def test_evaluate_writes_per_member_metrics(quick_detector_bank, tmp_path):
+    path = str(tmp_path / "eval.json")
+    assert cli(["evaluate", "detector", "--bank", quick_detector_bank, "--json", path, "--runs", "3",
+                "--rounds", "1", "--plot", str(tmp_path / "plot.png"), "--no-progress"]) == 0
+    assert os.path.getsize(tmp_path / "plot.png") > 1000
+    with open(path) as fh:
+        result = json.load(fh)
+    rows = {r["name"]: r for r in result["members"]}
+    for r in rows.values():
+        for key in ("map50", "map", "latency_ms_p50", "backbone_latency_ms_p50", "vip_layers"):
+            assert key in r
+    vip = [r for r in rows.values() if r["parent"]]
+    assert vip and all({"speedup", "map50_loss", "map_loss"} <= set(r) for r in vip)
+    assert cli(["evaluate", "detector", "--bank", quick_detector_bank, "--runs", "0", "--no-progress"]) == 0
+
+
+def test_resume_is_a_no_op_and_tampering_is_caught(quick_detector_bank, tmp_path):
+    with open(os.path.join(quick_detector_bank, "manifest.json")) as fh:
+        manifest = json.load(fh)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in os.listdir(quick_detector_bank):
+        data = open(os.path.join(quick_detector_bank, name), "rb").read()
+        if name == manifest["members"][0]["file"]:
+            data = data[:-1] + bytes([data[-1] ^ 1])
+        (bad / name).write_bytes(data)
+    with pytest.raises(BankError, match="sha256"):
+        load_detector_bank(str(bad))
+    (bad / "manifest.json").write_text(json.dumps({**manifest, "task": "classification"}))
+    with pytest.raises(BankError, match="task"):
+        load_detector_bank(str(bad))
+    with pytest.raises(BankError, match="not found"):
+        load_detector_bank(str(tmp_path / "missing"))

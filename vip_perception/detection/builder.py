@@ -1,0 +1,245 @@
+"""The detector bank build, phase by phase (see build.py); every phase resumes from ``work``."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from ..bank.manifest import MANIFEST, file_entry, write_json
+from ..bank.pareto import Point, eps_pareto, pareto_front
+from ..bank.profile import machine_info, profile_models
+from ..bank.records import InputSpec
+from ..bank.vip_variants import choose_groups
+from ..data.conveyor import ConveyorScenes, box_statistics, coco_dict
+from ..models.detector import DetectorSpec, backbone_layer_names, build_detector, fit_anchors
+from .coco_eval import evaluate_map
+from .config import DetectorBuildConfig
+from .latency import BackboneCall, DetectorCall
+from .train import train_detector
+
+log = logging.getLogger("vip_perception.detection")
+PHASES = ("spec", "parent", "sensitivity", "vip", "evaluate", "profile", "select")
+TASK = "detection"
+
+
+def save_weights(model: nn.Module, path: str) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_weights(model: nn.Module, path: str) -> nn.Module:
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(path), strict=True)
+    return model.eval()
+
+
+def build_member(spec: dict, vip_layers: list[str]) -> nn.Module:
+    """Detector architecture from a manifest spec, with ViP on the listed backbone convs."""
+    model = build_detector(DetectorSpec.from_dict(spec))
+    if vip_layers:
+        from ..vip import apply_vip
+
+        model = apply_vip(model, list(vip_layers))
+    return model.eval()
+
+
+def _read(path: str):
+    with open(path) as fh:
+        return json.load(fh)
+
+
+class DetectorBuilder:
+    def __init__(self, cfg: DetectorBuildConfig, work: str, out: str, progress: bool = True,
+                 config_path: str = "", quick: bool = False):
+        self.cfg, self.work, self.out, self.progress = cfg, work, out, progress
+        self.config_path, self.quick = config_path, quick
+        self.train_scenes = ConveyorScenes("train", cfg.scene)
+        self.val_scenes = ConveyorScenes("val", cfg.scene)
+        self.test_scenes = ConveyorScenes("test", cfg.scene)
+        self._gt: dict[tuple[str, int], dict] = {}
+
+    # -- helpers ------------------------------------------------------------------------
+    def _p(self, *parts: str) -> str:
+        return os.path.join(self.work, *parts)
+
+    def gt(self, split: str, count: int) -> dict:
+        key = (split, count)
+        if key not in self._gt:
+            self._gt[key] = coco_dict({"val": self.val_scenes, "test": self.test_scenes}[split], count)
+        return self._gt[key]
+
+    def score(self, model: nn.Module, split: str, count: int) -> dict:
+        scenes = {"val": self.val_scenes, "test": self.test_scenes}[split]
+        torch.set_num_threads(self.cfg.parent.threads)
+        return evaluate_map(model, scenes, count, self.spec.in_channels, self.gt(split, count))
+
+    def candidates(self) -> list[str]:
+        names = ["parent"] + sorted(d for d in os.listdir(self.work) if d.startswith("vip") and
+                                    os.path.isfile(self._p(d, "model.safetensors")))
+        return [n for n in names if os.path.isfile(self._p(n, "model.safetensors"))]
+
+    def record(self, name: str) -> dict:
+        return _read(self._p(name, "record.json"))
+
+    def model(self, name: str) -> nn.Module:
+        rec = self.record(name)
+        return load_weights(build_member(rec["spec"], rec["vip_layers"]), self._p(name, "model.safetensors"))
+
+    # -- phases -------------------------------------------------------------------------
+    def run(self, until: str = "select") -> None:
+        for phase in PHASES:
+            getattr(self, f"phase_{phase}")()
+            if phase == until:
+                break
+
+    def phase_spec(self) -> None:
+        path = self._p("spec.json")
+        if os.path.isfile(path):
+            self.spec = DetectorSpec.from_dict(_read(path))
+            return
+        c = self.cfg
+        stats = box_statistics(self.train_scenes, c.anchor_scenes)
+        sizes, ratios = fit_anchors(stats["sizes"], stats["ratios"])
+        self.spec = DetectorSpec(**{**c.detector, "image_size": (c.scene.height, c.scene.width),
+                                    "anchor_sizes": sizes, "aspect_ratios": ratios})
+        write_json(path, self.spec.to_dict())
+        log.info("spec: anchors sizes %s ratios %s (from %d boxes)", sizes, ratios, len(stats["sizes"]))
+
+    def _train(self, name: str, model: nn.Module, recipe, vip_layers: list[str], parent: str | None) -> None:
+        if os.path.isfile(self._p(name, "model.safetensors")):
+            return
+        log.info("training %s (vip %s) for %d steps", name, vip_layers, recipe.steps)
+        info = train_detector(model, self.train_scenes, recipe, self._p(name), self.spec.in_channels,
+                              progress=self.progress, log=log.info)
+        save_weights(model, self._p(name, "model.safetensors"))
+        write_json(self._p(name, "record.json"), {"name": name, "kind": "vip" if vip_layers else "parent",
+                                                   "spec": self.spec.to_dict(), "vip_layers": vip_layers,
+                                                   "parent": parent, "train": info})
+        log.info("%s trained in %.0f s", name, info["seconds"])
+
+    def phase_parent(self) -> None:
+        torch.manual_seed(self.cfg.seed)
+        self._train("parent", build_detector(self.spec), self.cfg.parent, [], None)
+
+    def phase_sensitivity(self) -> None:
+        path = self._p("sensitivity.json")
+        if os.path.isfile(path):
+            self.sensitivity = _read(path)
+            return
+        from ..vip import apply_vip, count_macs
+
+        parent, n = self.model("parent"), self.cfg.sensitivity_scenes
+        base = self.score(parent, "val", n)["map50"]
+        layers = backbone_layer_names(parent)
+        drops = {}
+        for name in layers:
+            drops[name] = base - self.score(apply_vip(parent, [name]), "val", n)["map50"]
+            log.info("sensitivity %s: mAP@0.5 drop %.4f", name, drops[name])
+        h, w = self.spec.image_size
+        per = count_macs(parent.backbone, (1, self.spec.in_channels, h, w)).per_layer
+        macs = {name: int(per.get(name[len("backbone."):], 0)) for name in layers}
+        self.sensitivity = {"base_map50": base, "scenes": n, "drop": drops, "macs": macs}
+        write_json(path, self.sensitivity)
+
+    def phase_vip(self) -> None:
+        s = self.sensitivity
+        groups = choose_groups(s["drop"], s["macs"], self.cfg.vip_groups, self.cfg.max_vip_layers)
+        parent = self.model("parent")
+        from ..vip import apply_vip
+
+        for i, layers in enumerate(groups):
+            name = f"vip{i + 1:02d}"
+            recipe = replace(self.cfg.finetune, seed=self.cfg.seed + 100 + i)
+            self._train(name, apply_vip(parent, layers).train(), recipe, layers, "parent")
+
+    def phase_evaluate(self) -> None:
+        from ..vip import count_macs
+
+        c = self.cfg
+        h, w = self.spec.image_size
+        for name in self.candidates():
+            rec = self.record(name)
+            if "test_map50" in rec:
+                continue
+            model = self.model(name)
+            val, test = self.score(model, "val", c.val_scenes), self.score(model, "test", c.test_scenes)
+            rec.update(val_map50=val["map50"], val_map=val["map"], test_map50=test["map50"], test_map=test["map"],
+                       backbone_macs=int(count_macs(model.backbone, (1, self.spec.in_channels, h, w)).total),
+                       param_bytes=int(sum(p.numel() * p.element_size() for p in model.state_dict().values())))
+            write_json(self._p(name, "record.json"), rec)
+            log.info("%s: val mAP@0.5 %.4f, test mAP@0.5 %.4f mAP %.4f", name, val["map50"], test["map50"], test["map"])
+
+    def phase_profile(self) -> None:
+        path = self._p("profile.json")
+        names = self.candidates()
+        if os.path.isfile(path) and set(_read(path)["whole"]) == set(names):
+            self.profiles = _read(path)
+            return
+        p, h, w = self.cfg.profile, *self.spec.image_size
+        models = {n: self.model(n) for n in names}
+        shape = (1, self.spec.in_channels, h, w)
+        kw = dict(threads=p.threads, runs=p.runs, warmup=p.warmup, rounds=p.rounds, progress=self.progress)
+        whole = profile_models({n: DetectorCall(m) for n, m in models.items()}, shape, **kw)
+        backbone = profile_models({n: BackboneCall(m) for n, m in models.items()}, shape, **kw)
+        self.profiles = {
+            "whole": {n: {str(t): v.to_dict() for t, v in d.items()} for n, d in whole.items()},
+            "backbone": {n: {str(t): v.to_dict() for t, v in d.items()} for n, d in backbone.items()},
+            "machine": machine_info(),
+        }
+        write_json(path, self.profiles)
+
+    def phase_select(self) -> None:
+        c = self.cfg
+        names = self.candidates()
+        recs = {n: self.record(n) for n in names}
+        t = c.profile.threads[0]
+        q = "p50"
+        pts = [Point(self.profiles["whole"][n][str(t)][q], recs[n]["val_map50"]) for n in names]
+        frontier = [names[i] for i in pareto_front(pts)]
+        chosen = [names[i] for i in eps_pareto(pts, c.epsilon, keep_best=True)]
+        if "parent" not in chosen:  # the parent is every ViP member's reference: always served
+            chosen.append("parent")
+        os.makedirs(self.out, exist_ok=True)
+        members, files = [], {}
+        for n in chosen:
+            r = recs[n]
+            fname = f"{n}.safetensors"
+            shutil.copyfile(self._p(n, "model.safetensors"), os.path.join(self.out, fname))
+            files[fname] = file_entry(os.path.join(self.out, fname))
+            members.append({
+                "name": n, "kind": r["kind"], "file": fname, "spec": r["spec"], "vip_layers": r["vip_layers"],
+                "parent": r["parent"], "val_accuracy": r["val_map50"], "test_accuracy": r["test_map50"],
+                "macs": r["backbone_macs"], "param_bytes": r["param_bytes"], "train": r["train"],
+                "latency": self.profiles["whole"][n],
+                "metrics": {"val_map50": r["val_map50"], "val_map": r["val_map"], "test_map50": r["test_map50"],
+                            "test_map": r["test_map"], "backbone_latency": self.profiles["backbone"][n]},
+            })
+        h, w = self.spec.image_size
+        manifest = {
+            "schema_version": 1, "name": c.name, "task": TASK, "class_names": list(self.train_scenes.class_names),
+            # mean 0 / std 1: preprocess yields [0, 1] pixels; the detector normalises inside (spec.image_mean/std)
+            "input": InputSpec(h, w, self.spec.in_channels, (0.0,) * self.spec.in_channels,
+                               (1.0,) * self.spec.in_channels, False).to_dict(),
+            "machine": self.profiles["machine"],
+            "selection": {"threads": t, "quantile": q, "epsilon": c.epsilon, "frontier": frontier,
+                          "metric": "val_map50"},
+            "build": {"config": os.path.basename(self.config_path), "quick": self.quick, "recipe": c.to_dict(),
+                      "sensitivity": self.sensitivity,
+                      "candidates": {n: {k: recs[n][k] for k in ("vip_layers", "val_map50", "val_map", "test_map50",
+                                                                   "test_map", "backbone_macs")} |
+                                     {"latency": self.profiles["whole"][n], "backbone_latency": self.profiles["backbone"][n]}
+                                     for n in names}},
+            "members": members,
+            "files": files,
+        }
+        write_json(os.path.join(self.out, MANIFEST), manifest)
+        log.info("bank %s: members %s (frontier %s)", self.out, chosen, frontier)
