@@ -246,6 +246,9 @@ class Builder:
         s, vc = self.splits, self.cfg.vip
         n_sens = min(vc.sensitivity_samples, len(s.y_val))
         for p in self.cfg.parents:
+            count = vc.variants_per_parent if p.vip_variants < 0 else p.vip_variants
+            if count == 0:
+                continue
             if not self.done(p.name):
                 log.warning("vip: parent %s not trained; skipped", p.name)
                 continue
@@ -263,7 +266,7 @@ class Builder:
                      ", ".join(f"{k}={v:+.4f}" for k, v in sens.items()))
             per_layer = count_macs(parent, self.input_shape).per_layer
             layer_macs = {n: int(per_layer.get(n, 0) * 3 // 4) for n in sens}  # ViP saves ~3/4 of a layer
-            groups = choose_groups(sens, layer_macs, vc.variants_per_parent)
+            groups = choose_groups(sens, layer_macs, count)
             spec = ModelSpec.from_dict(prec.spec)
             order = list(enumerate(groups))
             for gi, layers in (order[::-1] if self.reverse else order):

@@ -72,6 +72,7 @@ class ParentConfig:
     name: str
     spec: dict  # ModelSpec fields
     train: TrainRecipe = field(default_factory=TrainRecipe)
+    vip_variants: int = -1  # ViP variants of this parent (-1: vip.variants_per_parent; 0: none)
 
 
 @dataclass

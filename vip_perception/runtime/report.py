@@ -39,12 +39,13 @@ def summary(report: dict) -> str:
         f"{s['reference_p95_ms_measured']:.3f} ms @{s['reference_threads']}t; load {s['background_load']} "
         f"({s['load_pattern']}, frames {s['load_frames'][0]}-{s['load_frames'][1]}); {s['frames']} frames; "
         f"cpu {s['cpu']['model']} x{s['cpu']['logical_cores']}",
-        f"{'policy':<16} {'miss':>6} {'acc_all':>8} {'acc_proc':>8} {'sel_p50us':>9} {'sel_p99us':>9}  usage",
+        f"{'policy':<28} {'miss':>6} {'acc_all':>8} {'acc_proc':>8} {'sel_p50us':>9} {'sel_p99us':>9}  usage",
     ]
-    for name, p in report["policies"].items():
+    rows = list(report["policies"].items()) + [(f"({k})", v) for k, v in report.get("extra_policies", {}).items()]
+    for name, p in rows:
         ap = "-" if p["accuracy_processed"] is None else f"{p['accuracy_processed']:.4f}"
         lines.append(
-            f"{name:<16} {p['miss_ratio']:>6.3f} {p['accuracy_all_frames']:>8.4f} {ap:>8} "
+            f"{name:<28} {p['miss_ratio']:>6.3f} {p['accuracy_all_frames']:>8.4f} {ap:>8} "
             f"{p['selection_us_p50']:>9.2f} {p['selection_us_p99']:>9.2f}  {p['member_usage']}"
         )
     if report.get("adaptive_recovery"):
