@@ -22,6 +22,8 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("evaluate", "deadline"): ("vip_perception.runtime.evaluate", "replay a timed frame stream under CPU load"),
     ("evaluate", "detector"): ("vip_perception.detection.evaluate", "mAP and latency of a detector bank's members"),
     (None, "demo"): ("vip_perception.ros.demo", "camera source + node over DDS with a live summary"),
+    (None, "fuzz"): ("vip_perception.reliability.fuzz", "fuzz image conversion and preprocessing"),
+    (None, "soak"): ("vip_perception.ros.soak", "run camera + node for minutes; report crashes, RSS and latency"),
 }
 
 GROUP_HELP = {
