@@ -37,8 +37,8 @@ class DetectorSpec:
     rpn_pre_nms_test: int = 200
     rpn_post_nms_test: int = 50               # at most 8 garments per scene
     box_batch_per_image: int = 128
-    box_score_thresh: float = 0.05
-    box_detections_per_img: int = 30
+    box_score_thresh: float = 0.001          # low, as COCO evaluation expects; consumers filter (to_detections min_score)
+    box_detections_per_img: int = 50
 
     def __post_init__(self):
         self.stages = [[int(w) for w in s] for s in self.stages]
