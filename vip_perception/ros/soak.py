@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -70,17 +69,16 @@ class Change:
 @dataclass
 class Observer:
     """Everything the soak sees from outside the node."""
-    results: int = 0
-    skipped_timing: int = 0
+    results: int = 0             # classifications received (published by the node)
+    skipped_timing: int = 0      # timing records of frames the engine skipped
     timing: int = 0
-    latency: deque = field(default_factory=lambda: deque(maxlen=20000))  # (t, ms)
-    window: list = field(default_factory=list)   # latencies since the last sample
-    diag: dict = field(default_factory=dict)
+    window: list = field(default_factory=list)   # stamp -> result latencies since the last sample
+    diag: dict = field(default_factory=dict)     # the node's latest camera diagnostics
 
     def on_result(self, _msg) -> None:
         self.results += 1
 
-    def on_timing(self, msg, now: float) -> None:
+    def on_timing(self, msg) -> None:
         d = json.loads(msg.data)
         self.timing += 1
         if d.get("skipped"):
@@ -91,8 +89,13 @@ class Observer:
     def on_diag(self, msg) -> None:
         for st in msg.status:
             if st.name.startswith(NODE_NAME + ": camera"):
-                self.diag = {kv.key: kv.value for kv in st.values} | {"level": int.from_bytes(
-                    st.level, "little") if isinstance(st.level, bytes) else int(st.level)}
+                level = st.level[0] if isinstance(st.level, bytes) else int(st.level)
+                self.diag = {kv.key: kv.value for kv in st.values} | {"level": level}
+
+    def diag_counters(self) -> dict:
+        d = self.diag
+        return {"diag_level": d.get("level"), **{f"node_{k}": int(d[k]) for k in (
+            "received", "processed", "deadline_misses", "dropped_stale") if k in d}}
 
 
 def change_plan(bank_a: str, bank_b: str, swap_every: int, width: int, height: int):
@@ -151,10 +154,12 @@ def rss_growth(samples: list[dict], warmup_s: float) -> dict:
     """Growth of RSS after warm-up: last sample and peak against the first one past warm-up."""
     after = [s for s in samples if s["t"] >= warmup_s]
     if len(after) < 2:
-        return {"ref_mb": None, "final_mb": None, "growth_pct": None, "peak_growth_pct": None,
+        return {"ref_mb": None, "final_mb": None, "growth_mb": None, "growth_pct": None,
+                "peak_growth_pct": None,
                 "samples_after_warmup": len(after)}
     ref = after[0]["rss_mb"]
     return {"ref_mb": ref, "final_mb": after[-1]["rss_mb"],
+            "growth_mb": after[-1]["rss_mb"] - ref,
             "growth_pct": 100.0 * (after[-1]["rss_mb"] - ref) / ref,
             "peak_growth_pct": 100.0 * (max(s["rss_mb"] for s in after) - ref) / ref,
             "samples_after_warmup": len(after)}
@@ -190,12 +195,15 @@ def soak(args) -> dict:
     duration = args.minutes * 60.0
     warmup = args.warmup_s if args.warmup_s is not None else min(120.0, duration / 4)
     config = share_path(CONFIG_REL)
-    bank_a = str(Path(resolve_bank(args.bank, say)).resolve())
+    source_bank = str(Path(resolve_bank(args.bank, say)).resolve())
     logs = Path(args.logs or tempfile.mkdtemp(prefix="vip_soak_"))
     logs.mkdir(parents=True, exist_ok=True)
-    bank_b = str(logs / "bank_copy")  # same members at another path: a real load on each swap
-    shutil.rmtree(bank_b, ignore_errors=True)
-    shutil.copytree(bank_a, bank_b)
+    # Two private copies: swapping A <-> B is a full load each time, and a rebuild of the
+    # source bank during the run cannot turn a swap into a rejection.
+    bank_a, bank_b = str(logs / "bank_a"), str(logs / "bank_b")
+    for copy in (bank_a, bank_b):
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(source_bank, copy)
     env, dds_note = child_env()
     env["OMP_NUM_THREADS"] = env.get("OMP_NUM_THREADS", "1")
     os.environ.update({k: v for k, v in env.items() if k.startswith(("ROS_", "FAST"))})
@@ -203,8 +211,8 @@ def soak(args) -> dict:
     side = min(args.width, args.height)
     roi = f"[{(args.width - side) // 2}, {(args.height - side) // 2}, {side}, {side}]"
     node_cmd = [sys.executable, "-m", "vip_perception.ros.node", "--ros-args", "--params-file",
-                str(config), "-p", f"bank:={bank_a}", "-p", f"deadline_ms:={float(args.deadline_ms)}",
-                "-p", f"roi:={roi}"]
+                str(config), "-p", f"bank:={bank_a}", "-p", f"roi:={roi}",
+                "-p", f"deadline_ms:={float(args.deadline_ms)}"]
     cam_cmd = [sys.executable, "-m", "vip_perception.ros.camera_source", "--ros-args",
                "--params-file", str(config), "-p", f"rate_hz:={float(args.fps)}",
                "-p", f"width:={args.width}", "-p", f"height:={args.height}",
@@ -212,15 +220,15 @@ def soak(args) -> dict:
     say(f"vip-perception soak: {args.minutes:g} min, {args.width}x{args.height} at {args.fps:g} "
         f"Hz, a parameter change every {args.change_s:g} s (every {args.swap_every}th a bank "
         f"swap), RSS/fds every {args.sample_s:g} s, warm-up {warmup:g} s")
-    say(f"  bank A {bank_a}, bank B {bank_b}; DDS domain {env['ROS_DOMAIN_ID']}, {dds_note}; "
-        f"logs {logs}")
+    say(f"  bank {source_bank} (copies A and B under the logs); DDS domain "
+        f"{env['ROS_DOMAIN_ID']}, {dds_note}; logs {logs}")
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     mon = rclpy.create_node("vip_perception_soak", context=ctx)
     obs = Observer()
     mon.create_subscription(String, "classifications", obs.on_result, 100)
-    mon.create_subscription(String, "timing", lambda m: obs.on_timing(m, time.monotonic()), 100)
+    mon.create_subscription(String, "timing", obs.on_timing, 100)
     mon.create_subscription(DiagnosticArray, "/diagnostics", obs.on_diag, 10)
     client = AsyncParameterClient(mon, NODE_NAME)
     executor = SingleThreadedExecutor(context=ctx)
@@ -282,7 +290,7 @@ def soak(args) -> dict:
                      "results": obs.results,
                      "latency_ms_p50": _quantile(obs.window, 50),
                      "latency_ms_p95": _quantile(obs.window, 95),
-                     "latency_n": len(obs.window)}
+                     "latency_n": len(obs.window), **obs.diag_counters()}
                 obs.window = []
                 samples.append(s)
                 say(f"[{t:6.1f} s] node RSS {s['rss_mb']:.1f} MB, fds {s['fds']}, threads "
@@ -346,7 +354,8 @@ def build_report(args, logs, bank_a, bank_b, warmup, run_s, first_result, obs, c
         "config": {"minutes": args.minutes, "fps": args.fps, "width": args.width,
                    "height": args.height, "deadline_ms": args.deadline_ms,
                    "change_s": args.change_s, "swap_every": args.swap_every,
-                   "sample_s": args.sample_s, "warmup_s": warmup, "bank_a": bank_a,
+                   "sample_s": args.sample_s, "warmup_s": warmup, "bank": args.bank or "shipped",
+                   "bank_a": bank_a,
                    "bank_b": bank_b, "logs": str(logs)},
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
@@ -440,13 +449,15 @@ def format_report(r: dict) -> str:
         f"run                 : {r['run_s'] / 60:.1f} min after the first result",
         f"crashes             : {r['crashes']} {r['crash_details'] or ''}",
         f"frames              : camera {f['camera_published']}, node received "
-        f"{f['node_received']}, processed {f['processed']}, results seen {f['results_received_by_soak']}",
+        f"{f['node_received']}, processed {f['processed']}, results seen "
+        f"{f['results_received_by_soak']}",
         f"                      deadline misses {f['deadline_misses']}, dropped stale "
         f"{f['dropped_stale']}, replaced {f['replaced_by_newer']}, errors {f['errors']}",
         f"every processed frame published: {r['every_processed_frame_published']}",
         f"parameter changes   : {p['sent']} sent, {p['answered']} answered, {p['accepted']} "
-        f"accepted, {p['rejected_as_expected']} rejected as expected, {len(p['unexpected_outcomes'])} "
-        f"unexpected; answer p50 {ms(p['answer_ms_p50'])}, max {ms(p['answer_ms_max'])}",
+        f"accepted, {p['rejected_as_expected']} rejected as expected, "
+        f"{len(p['unexpected_outcomes'])} unexpected; answer p50 {ms(p['answer_ms_p50'])}, "
+        f"max {ms(p['answer_ms_max'])}",
         f"bank swaps          : {p['bank_swaps_accepted']}/{p['bank_swaps_sent']} accepted",
         f"RSS after warm-up   : {g['ref_mb'] and round(g['ref_mb'], 1)} MB -> "
         f"{g['final_mb'] and round(g['final_mb'], 1)} MB, growth {pct(g['growth_pct'])} "

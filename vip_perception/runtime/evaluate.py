@@ -33,7 +33,7 @@ How the comparison is made fair (and what it cannot do):
 
 The deadline is ``--deadline-scale`` x the most accurate member's p95 at the reference thread
 count (2, or the largest profiled below it), re-measured on this machine without load at the
-start (three batches of ``--reference-runs``; the lowest batch p95 counts, so a burst of
+start (five batches of ``--reference-runs``; the lowest batch p95 counts, so a burst of
 unrelated work during one batch does not stretch the deadline), so scenarios mean the same on
 any machine.
 """
@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 POLICIES = ("adaptive", "static_largest", "static_smallest", "static_best_fit", "oracle")
+REFERENCE_BATCHES = 5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -209,10 +210,12 @@ def evaluate(cfg: EvalConfig, bank=None, data=None) -> dict:
     for m in members:
         for t in m.latency:
             _time_forward(m.module, x0, t, runs=3, warmup=2)
-    # Three batches, the least disturbed one counts: the deadline should describe this machine
-    # unloaded, not whatever else happened to run during one batch (all three are reported).
-    ref_batches = [_pct(_time_forward(members[ref].module, x0, ref_threads, cfg.reference_runs, warmup=10), 95)
-                   for _ in range(3)]
+    # Several batches, the least disturbed one counts: the deadline should describe this machine
+    # unloaded, not whatever else happened to run during one batch (all are reported).
+    ref_batches = []
+    for _ in range(REFERENCE_BATCHES):
+        ref_batches.append(_pct(_time_forward(members[ref].module, x0, ref_threads, cfg.reference_runs, warmup=10), 95))
+        time.sleep(0.1)
     ref_p95 = min(ref_batches)
     deadline_ms = cfg.deadline_scale * ref_p95
     if cfg.margin_ms >= deadline_ms:
