@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..models import ModelSpec, build_model
-from .bank import build_member_module, load_weights
+from .bank import build_member_module, inference_module, load_weights
 from .candidates import sample_specs
 from .config import BankConfig, TrainRecipe, to_dict
 from .manifest import CANDIDATES, MANIFEST, SCHEMA_VERSION, file_entry, validate_manifest, write_json
@@ -285,7 +285,7 @@ class Builder:
         if not force and all(set(pc.threads) <= set(r.latency) for r in recs):
             log.info("profile: all %d candidates already profiled (use --reprofile to redo)", len(recs))
             return
-        models = {r.name: self.load_model(r) for r in recs}
+        models = {r.name: inference_module(self.load_model(r)) for r in recs}  # as members run
         log.info("profile: %d candidates x threads %s x %d runs (warm-up %d)", len(recs), pc.threads, pc.runs, pc.warmup)
         prof = profile_models(models, self.input_shape, pc.threads, pc.runs, pc.warmup, pc.rounds,
                               seed=self.cfg.seed, progress=self.progress)
