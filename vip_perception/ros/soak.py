@@ -254,10 +254,14 @@ def soak(args) -> dict:
     first_result = None
     next_change = next_sample = None
     stopped_early = None
+    last_loop, gaps = time.monotonic(), []  # a long gap = this whole machine stalled
     try:
         while True:
             executor.spin_once(timeout_sec=0.02)
             now = time.monotonic()
+            if now - last_loop > 2.0:
+                gaps.append({"t": round(now - start, 1), "seconds": round(now - last_loop, 1)})
+            last_loop = now
             t = now - start
             for proc, name in ((node, "node"), (camera, "camera")):
                 if proc.poll() is not None and stopped_early is None:
@@ -321,8 +325,10 @@ def soak(args) -> dict:
         ctx.try_shutdown()
         node_log.close()
         cam_log.close()
-    return build_report(args, logs, bank_a, bank_b, warmup, run_s, first_result, obs, changes,
-                        samples, crashes, node, camera, final_sample)
+    report = build_report(args, logs, bank_a, bank_b, warmup, run_s, first_result, obs, changes,
+                          samples, crashes, node, camera, final_sample)
+    report["observer_stalls"] = gaps  # seconds this process did not run (machine busy)
+    return report
 
 
 def build_report(args, logs, bank_a, bank_b, warmup, run_s, first_result, obs, changes,
@@ -463,5 +469,7 @@ def format_report(r: dict) -> str:
         f"{g['final_mb'] and round(g['final_mb'], 1)} MB, growth {pct(g['growth_pct'])} "
         f"(peak {pct(g['peak_growth_pct'])})",
         f"open fds            : {r['fds']['first']} -> {r['fds']['last']} (max {r['fds']['max']})",
+        f"observer stalls > 2s: {len(r.get('observer_stalls', []))} (longest "
+        f"{max((g['seconds'] for g in r.get('observer_stalls', [])), default=0):.1f} s)",
         f"result              : {'PASS' if r['passed'] else 'FAIL'}",
     ])
