@@ -106,3 +106,11 @@ def test_detections_map_back_to_frame_pixels():
     assert [d.class_name for d in dets] == ["a", "c"]  # label 1 -> class 0; sorted by score
     assert dets[1].box == (25.0, 47.0, 65.0, 87.0) and dets[1].class_id == 2
     assert dets[0].to_dict()["score"] == 0.9
+
+
+def test_fast_max_pool_equals_max_pool2d():
+    from vip_perception.models.detector import MaxPool2x2
+
+    for shape in [(1, 3, 8, 10), (2, 4, 7, 9), (1, 1, 2, 3)]:
+        x = torch.randn(shape)
+        assert torch.equal(MaxPool2x2()(x), torch.nn.functional.max_pool2d(x, 2, 2))

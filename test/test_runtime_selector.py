@@ -100,3 +100,13 @@ def test_options_and_base_ms():
     sel = Selector(three_members())
     assert len(sel.options()) == 6
     assert sel.base_ms(2, 1) == 6.0
+
+
+def test_more_threads_are_never_assumed_less_slowed():
+    sel = Selector(three_members())
+    # 1 thread observed 3x slower, 2 threads never observed (1.0): 2 threads get 3x too
+    c = sel.select(100.0, {1: 3.0})
+    assert names(sel, c) == ("m_large", 2) and c.factor == 3.0 and c.predicted_ms == 12.0
+    assert names(sel, sel.select(11.0, {1: 3.0})) == ("m_mid", 2)  # 2.0 * 3 = 6 fits, large 12 does not
+    # the floor does not go the other way: a slow 2-thread factor leaves 1 thread alone
+    assert names(sel, sel.select(6.0, {2: 50.0})) == ("m_large", 1)

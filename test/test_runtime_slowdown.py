@@ -76,7 +76,7 @@ def test_unused_thread_count_ages_back_toward_the_profile():
 
 
 def test_ratios_are_clipped():
-    est = SlowdownEstimator(clip_low=0.25, clip_high=16.0)
+    est = SlowdownEstimator(window=8, clip_low=0.25, clip_high=16.0)
     feed(est, 1, 1e6, 3)
     assert est.factor(1) == pytest.approx(16.0, rel=0.05)
     feed(est, 1, 1e-6, 8)

@@ -72,6 +72,23 @@ class DetectorSpec:
         return cls(**d)
 
 
+class MaxPool2x2(nn.Module):
+    """2x2 max-pooling, stride 2 (floor mode): nn.MaxPool2d(2, 2) exactly, computed as the maximum
+    of four strided views.
+
+    Why: on CPU with channels-first tensors ``max_pool2d`` takes the generic with-indices kernel,
+    about 10x slower here than four strided maxima (6.7 vs 0.7 ms at 16x240x320, 1 thread) and a
+    quarter of the parent backbone's time. Pooling is not what ViP accelerates, so leaving it slow
+    would hide ViP's effect behind a fixed cost. No parameters: state_dict keys are unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, C, H//2, W//2)
+        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+        x = x[..., :h, :w]
+        return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
+                             torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+
+
 class VGGBackbone(nn.Module):
     """Conv-BN-ReLU stages with max-pooling between them; one feature map at stride 2**(stages-1)."""
 
@@ -80,7 +97,7 @@ class VGGBackbone(nn.Module):
         layers, cin = [], in_channels
         for si, stage in enumerate(stages):
             if si > 0:
-                layers.append(nn.MaxPool2d(2, 2))
+                layers.append(MaxPool2x2())
             for w in stage:
                 layers += [nn.Conv2d(cin, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
                 cin = w

@@ -57,6 +57,12 @@ class Selector:
     threads: 0 = choose among every profiled thread count; N = only options at N threads.
     on_no_fit: "fastest" runs the option with the smallest prediction (a predicted miss);
         "skip" runs nothing and reports the frame as skipped.
+
+    The factor applied at a thread count is never below the factor of a smaller thread count:
+    a busy neighbour slows a run that needs more cores at least as much as one that needs
+    fewer (measured here: 1 thread 1.9x, 2 threads 100x+). This keeps a thread count that has
+    not been observed lately (its own factor still at, or aged back toward, the profile) from
+    looking like a way out of a load that the other thread count is seeing right now.
     """
 
     def __init__(
@@ -142,8 +148,12 @@ class Selector:
         """
         best_acc = -1.0
         best = None
-        for t, base, best_index, best_accs, best_base, _ in self._rows:
+        floor = 0.0
+        for t, base, best_index, best_accs, best_base, _ in self._rows:  # ascending thread counts
             f = factors.get(t, 1.0)
+            if f < floor:  # contention never hurts more threads less (see the class docstring)
+                f = floor
+            floor = f
             k = bisect_right(base, remaining_ms / f)
             if k:
                 acc = best_accs[k - 1]
@@ -158,8 +168,10 @@ class Selector:
     def _no_fit(self, factors: Mapping[int, float]) -> Choice:
         # Nothing fits: the option with the smallest prediction is the least-bad one.
         fast = None
+        floor = 0.0
         for t, base, _, _, _, fastest_index in self._rows:
-            f = factors.get(t, 1.0)
+            f = max(factors.get(t, 1.0), floor)
+            floor = f
             pred = base[0] * f
             if fast is None or pred < fast[2]:
                 fast = (fastest_index, t, pred, base[0], f, False, False)

@@ -17,8 +17,12 @@ Why an order statistic and not a mean:
   demote the model for the next frames. A window that is not full yet (start-up, or a thread
   count coming back after a probe) uses its worst sample instead: too little evidence to call
   anything an outlier, and a probe that was fast by luck is withdrawn at the first slow run.
+- Close to the configured quantile: the 2nd largest of 16 sits near the 90th percentile of
+  the current ratios, so prediction = profiled p95 x factor tracks the high tail of what runs
+  take now (the 2nd of 8 sat near the 80th, too optimistic on a tight deadline: measured).
 - Decays when load leaves: slow values drop out of the window after
-  ``window - rank + 1`` frames (7 by default).
+  ``window - rank + 1`` frames (15 by default); until then smaller members run, which costs
+  accuracy, never deadlines.
 - Log-ratios and clipping bound the influence of any single sample (a 1000x page-fault stall
   counts like a 256x one) and keep factors below 1 symmetric with factors above 1.
 
@@ -33,7 +37,8 @@ in use from the next frame (and dropped again at its first slow run while its wi
 so a probe that was fast by luck under load costs at most one more miss). With the default half-life of 50 frames and a 200x slowdown a probe
 happens about every 250 frames under constant load, and 2 threads come back within about that
 many frames after the load leaves; the thread count in use recovers within ``window`` frames
-either way. A probe that risked nothing would need an idle slot the size of the loaded latency
+either way. (The selector also never lets a larger thread count look less slowed than a
+smaller one, so an unobserved or aged 2-thread factor cannot undercut a loaded 1-thread one.) A probe that risked nothing would need an idle slot the size of the loaded latency
 (tens of ms), which a frame stream does not promise.
 
 Unobserved thread counts have factor 1.0 (the profile is the prior). Not thread-safe on its
@@ -50,7 +55,7 @@ class SlowdownEstimator:
 
     def __init__(
         self,
-        window: int = 8,
+        window: int = 16,
         rank: int = 2,
         half_life: float = 50.0,
         clip_low: float = 1.0 / 16.0,
