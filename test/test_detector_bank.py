@@ -72,3 +72,14 @@ def test_resume_is_a_no_op_and_tampering_is_caught(quick_detector_bank, tmp_path
         load_detector_bank(str(bad))
     with pytest.raises(BankError, match="not found"):
         load_detector_bank(str(tmp_path / "missing"))
+
+
+def test_shipped_bank_loads_and_records_its_figures():
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config", "banks", "conveyor_detector")
+    if not os.path.isfile(os.path.join(path, "manifest.json")):
+        pytest.skip("shipped detector bank not built")
+    bank = load_detector_bank(path)
+    parent = bank.member("parent")
+    assert bank.input_spec.height == 240 and bank.input_spec.width == 320
+    assert parent.test_accuracy >= 0.80  # test mAP@0.5 of the parent
+    assert all(m.parent == "parent" for m in bank.members if m is not parent)
