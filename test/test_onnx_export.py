@@ -1,17 +1,18 @@
 """ONNX export (ViP as Resize linear/asymmetric) and the torch / onnxruntime backends."""
-import onnx
 import pytest
 import torch
 import torch.nn as nn
 
-from vip_perception.backends import make_backend
-from vip_perception.export import export_onnx, resize_vip, verify_onnx
-from vip_perception.fused import fuse_vip
-from vip_perception.models import ModelSpec, build_model
-from vip_perception.vip import apply_vip, vip_upsample_reference
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from vip_perception.backends import make_backend  # noqa: E402 - after the optional-dependency skip
+from vip_perception.export import export_onnx, resize_vip, verify_onnx  # noqa: E402 - after the optional-dependency skip
+from vip_perception.fused import fuse_vip  # noqa: E402 - after the optional-dependency skip
+from vip_perception.models import ModelSpec, build_model  # noqa: E402 - after the optional-dependency skip
+from vip_perception.vip import apply_vip, vip_upsample_reference  # noqa: E402 - after the optional-dependency skip
 
 torch.set_num_threads(1)
-ort = pytest.importorskip("onnxruntime")
 
 
 def _run_onnx(data: bytes, x: torch.Tensor) -> torch.Tensor:

@@ -218,8 +218,8 @@ def soak(args) -> dict:
                "-p", f"width:={args.width}", "-p", f"height:={args.height}",
                "-p", "wait_for_subscribers:=1"]
     say(f"vip-perception soak: {args.minutes:g} min, {args.width}x{args.height} at {args.fps:g} "
-        f"Hz, a parameter change every {args.change_s:g} s (every {args.swap_every}th a bank "
-        f"swap), RSS/fds every {args.sample_s:g} s, warm-up {warmup:g} s")
+        f"Hz, a parameter change every {args.change_s:g} s (a bank swap every "
+        f"{args.swap_every} changes), RSS/fds every {args.sample_s:g} s, warm-up {warmup:g} s")
     say(f"  bank {source_bank} (copies A and B under the logs); DDS domain "
         f"{env['ROS_DOMAIN_ID']}, {dds_note}; logs {logs}")
 
@@ -287,7 +287,8 @@ def soak(args) -> dict:
                 fut = client.set_parameters([Parameter(k, value=v) for k, v in params.items()])
                 changes.append(change)
                 pending.append((change, fut, time.monotonic()))
-                next_change += args.change_s
+                while next_change <= now:  # after a stall: resume the cadence, no burst
+                    next_change += args.change_s
             if now >= next_sample:
                 s = {"t": round(t, 2), **sample_process(node.pid),
                      "camera_rss_mb": sample_process(camera.pid)["rss_mb"],
@@ -300,7 +301,8 @@ def soak(args) -> dict:
                 say(f"[{t:6.1f} s] node RSS {s['rss_mb']:.1f} MB, fds {s['fds']}, threads "
                     f"{s['threads']}, results {obs.results}, latency p50 "
                     f"{s['latency_ms_p50'] or float('nan'):.1f} ms, changes {len(changes)}")
-                next_sample += args.sample_s
+                while next_sample <= now:
+                    next_sample += args.sample_s
             if t >= duration:
                 break
     except KeyboardInterrupt:
@@ -427,8 +429,11 @@ def plot(report: dict, path: str) -> None:
     ax1b.plot(t, [x["fds"] for x in s], color="tab:green", lw=1, label="open fds")
     ax1b.set_ylabel("open fds", color="tab:green")
     ax1.legend(loc="lower right", fontsize=8)
-    ax2.plot(t, [x["latency_ms_p50"] for x in s], label="p50")
-    ax2.plot(t, [x["latency_ms_p95"] for x in s], label="p95")
+    nan = float("nan")
+    ax2.plot(t, [nan if x["latency_ms_p50"] is None else x["latency_ms_p50"] for x in s],
+             label="p50")
+    ax2.plot(t, [nan if x["latency_ms_p95"] is None else x["latency_ms_p95"] for x in s],
+             label="p95")
     for c in report["change_log"]:
         if "bank" in c["params"] and c["ok"]:
             ax2.axvline(c["t"] / 60.0, color="gray", lw=0.3, alpha=0.5)
