@@ -15,6 +15,7 @@ Decoding backend, chosen once: ``cv_bridge`` when a ROS 2 distribution provides 
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +101,49 @@ def validate_image(msg) -> Encoding:
     return enc
 
 
+MAX_PIXELS = MAX_DIM * MAX_DIM  # decoded area cap (a compressed header can claim anything)
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def declared_size(data) -> tuple[int, int] | None:
+    """(height, width) a PNG or JPEG header declares, read without decoding; None otherwise.
+
+    Why: cv2.imdecode allocates whatever the header claims before failing, so a 389 KB PNG
+    declaring 20000x20000 costs 1.2 GB and seconds of CPU; checking the header first keeps a
+    "decompression bomb" as cheap as any other malformed message.
+    """
+    head = bytes(data[:32])
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24 and head[12:16] == b"IHDR":
+        w, h = struct.unpack(">II", head[16:24])
+        return h, w
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    try:
+        buf = memoryview(data).cast("B")  # bytes, bytearray, array.array('B'), uint8 arrays: no copy
+    except TypeError:
+        buf = memoryview(bytes(data))  # e.g. a list of ints
+    i, n = 2, len(buf)
+    while i + 4 <= n:
+        if buf[i] != 0xFF:
+            return None
+        marker = buf[i + 1]
+        if marker == 0xFF:                               # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:     # markers without a length
+            i += 2
+            continue
+        length = (buf[i + 2] << 8) | buf[i + 3]
+        if marker in _SOF_MARKERS:
+            if i + 9 > n:
+                return None
+            return (buf[i + 5] << 8) | buf[i + 6], (buf[i + 7] << 8) | buf[i + 8]
+        if marker == 0xDA or length < 2:                 # scan data before a frame header
+            return None
+        i += 2 + length
+    return None
+
+
 def validate_compressed(msg) -> None:
     """Check a sensor_msgs/CompressedImage before decoding (payload cap, non-empty)."""
     n = len(msg.data)
@@ -107,6 +151,10 @@ def validate_compressed(msg) -> None:
         raise ConversionError("zero_size", "empty compressed payload")
     if n > MAX_BYTES:
         raise ConversionError("too_large", f"{n} compressed bytes exceeds {MAX_BYTES}")
+    size = declared_size(msg.data)
+    if size is not None and (max(size) > MAX_DIM or size[0] * size[1] > MAX_PIXELS):
+        raise ConversionError("too_large", f"header declares {size[1]}x{size[0]} "
+                              f"(limit {MAX_DIM} a side); not decoded")
 
 
 def image_view(msg, enc: Encoding | None = None) -> np.ndarray:
