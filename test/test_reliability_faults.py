@@ -407,13 +407,13 @@ def test_sigterm_during_inference_exits_cleanly_with_a_summary(rig, bank_dir):
             pub.publish(rig.frame("sig"))
             time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)  # within the 0.5 s the frame takes
-        _, err = proc.communicate(timeout=30)
+        rest, err = proc.communicate(timeout=30)  # also reads stdout: keep what it got
     finally:
         if proc.poll() is None:
             proc.kill()
         rig.probe.destroy_publisher(pub)
     reader.join(timeout=5)
-    out = "".join(lines)
+    out = "".join(lines) + (rest or "")
     assert proc.returncode == 0, err[-3000:]
     assert "final summary" in out and f"{topic}: received" in out
     assert "Traceback" not in err + out, err[-3000:]
