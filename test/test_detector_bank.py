@@ -10,7 +10,7 @@ import torch
 
 from vip_perception.bank import BankError
 from vip_perception.cli import main as cli
-from vip_perception.detection.bank import load_detector_bank
+from vip_perception.bank import load_bank as load_detector_bank  # one loader for every task
 from vip_perception.detection.detections import to_detections
 
 
@@ -67,7 +67,7 @@ def test_resume_is_a_no_op_and_tampering_is_caught(quick_detector_bank, tmp_path
         (bad / name).write_bytes(data)
     with pytest.raises(BankError, match="sha256"):
         load_detector_bank(str(bad))
-    (bad / "manifest.json").write_text(json.dumps({**manifest, "task": "classification"}))
+    (bad / "manifest.json").write_text(json.dumps({**manifest, "task": "segmentation"}))
     with pytest.raises(BankError, match="task"):
         load_detector_bank(str(bad))
     with pytest.raises(BankError, match="not found"):

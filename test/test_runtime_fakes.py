@@ -60,6 +60,12 @@ class FakeMember:
     def quantile_ms(self, threads: int, q: str = "p95") -> float:
         return getattr(self.latency[threads], q)
 
+    def run(self, x: torch.Tensor, threads: int) -> torch.Tensor:
+        """As bank.Member.run on the torch backend: the thread count is the process's."""
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        return self.module(x)
+
 
 @dataclass
 class InputSpec:

@@ -18,11 +18,16 @@ from ..models import ModelSpec, build_model
 from .manifest import CANDIDATES, read_manifest
 from .records import BankError, CandidateRecord, InputSpec, LatencyProfile
 
-__all__ = ["Bank", "Member", "load_bank", "build_member_module", "inference_module"]
+__all__ = ["Bank", "Member", "backend_runners", "build_member_module", "inference_module", "load_bank", "load_weights"]
 
 
-def build_member_module(spec: dict, vip_layers: list[str]) -> nn.Module:
-    """Rebuild a member's architecture (ModelSpec, then ViP on the listed convolutions)."""
+def build_member_module(spec: dict, vip_layers: list[str], task: str = "classification") -> nn.Module:
+    """Rebuild a member's architecture (ModelSpec or, for detection banks, DetectorSpec; then
+    ViP on the listed convolutions)."""
+    if task == "detection":
+        from ..detection.builder import build_member
+
+        return build_member(spec, vip_layers)
     model = build_model(ModelSpec.from_dict(spec))
     if vip_layers:
         from ..vip import apply_vip
@@ -71,7 +76,13 @@ def load_weights(model: nn.Module, path: str) -> nn.Module:
 
 @dataclass
 class Member:
-    """One compact-set model: metadata from the manifest plus its loaded eval-mode module."""
+    """One compact-set model: metadata from the manifest plus its loaded eval-mode module.
+
+    ``module`` is the PyTorch module (ViP fused), what evaluation and export code uses;
+    ``runners`` maps a thread count to the callable the bank's backend serves it with
+    ((1, C, H, W) float32 -> logits, or one detector output dict). ``latency`` is the profile
+    of that backend.
+    """
 
     name: str
     val_accuracy: float
@@ -84,6 +95,17 @@ class Member:
     module: nn.Module
     spec: dict = field(default_factory=dict)
     file: str = ""
+    runners: dict = field(default_factory=dict, repr=False)
+
+    def run(self, x: torch.Tensor, threads: int):
+        """One batch-1 inference at ``threads`` on the bank's backend (PyTorch without runners)."""
+        runner = self.runners.get(threads)
+        if runner is not None:
+            return runner(x)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        with torch.inference_mode():
+            return self.module(x)
 
     def quantile_ms(self, threads: int, q: str = "p95") -> float:
         """Profiled latency quantile (ms) at ``threads``; KeyError if that count was not profiled."""
@@ -101,6 +123,7 @@ class Bank:
     input_spec: InputSpec
     members: list[Member]  # compact ε-Pareto set, latency ascending (accuracy ascending too)
     manifest: dict
+    backend: str = "torch"  # what members run on: "torch" | "onnxruntime"
 
     @property
     def threads(self) -> list[int]:
@@ -139,29 +162,93 @@ class Bank:
             return [CandidateRecord.from_dict(d) for d in json.load(fh)["candidates"]]
 
 
-def load_bank(path: str) -> Bank:
-    """Validate and load the bank in directory ``path`` (holding manifest.json)."""
+def load_bank(path: str, backend: str = "torch") -> Bank:
+    """Validate and load the bank in directory ``path`` (holding manifest.json).
+
+    backend: "torch" (eager PyTorch, ViP fused) or "onnxruntime" (one session per member and
+    profiled thread count, built here, so no frame pays for it). A member's latency profile is
+    the one measured on that backend (``bank profile --backend``): predictions made from
+    another backend's times would be wrong by the very overhead the backend removes.
+    """
+    from ..backends import BACKENDS
+
     path = os.fspath(path)
     if os.path.isfile(path) and os.path.basename(path) == "manifest.json":
         path = os.path.dirname(path) or "."
+    manifest_path = os.path.join(path, "manifest.json")
+    if backend not in BACKENDS:
+        raise BankError(f"{manifest_path}: unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     data = read_manifest(path)  # schema + every sha256, before any weight file is parsed
+    task = data["task"]
+    if backend != "torch" and task != "classification":
+        raise BankError(f"{manifest_path}: backend {backend} serves classification banks only; "
+                        f"this is a {task} bank (its torchvision detector runs on torch)")
     members = []
     for m in data["members"]:
         fpath = os.path.join(path, m["file"])
         try:
-            module = build_member_module(m["spec"], m["vip_layers"])
+            plain = build_member_module(m["spec"], m["vip_layers"], task)
         except (ValueError, TypeError, KeyError) as exc:
-            raise BankError(f"{os.path.join(path, 'manifest.json')}: member {m['name']}: cannot rebuild architecture ({exc})") from exc
-        module = inference_module(load_weights(module, fpath))
-        latency = {int(t): LatencyProfile.from_dict(p) for t, p in m["latency"].items()}
+            raise BankError(f"{manifest_path}: member {m['name']}: cannot rebuild architecture ({exc})") from exc
+        plain = load_weights(plain, fpath)
+        module = inference_module(plain)
+        if backend == "torch":
+            profile = m["latency"]
+        else:
+            profile = m.get("backend_latency", {}).get(backend)
+            if not profile:
+                raise BankError(f"{manifest_path}: member {m['name']} has no {backend} latency profile; "
+                                f"run `vip-perception bank profile {path} --backend {backend}`")
+        latency = {int(t): LatencyProfile.from_dict(p) for t, p in profile.items()}
         members.append(Member(
             name=m["name"], val_accuracy=m["val_accuracy"], test_accuracy=m["test_accuracy"],
             vip_layers=list(m["vip_layers"]), parent=m["parent"], macs=m["macs"], param_bytes=m["param_bytes"],
             latency=latency, module=module, spec=m["spec"], file=m["file"],
         ))
+        if task == "detection":
+            from ..detection.latency import DetectorCall
+
+            call = DetectorCall(module)
+            members[-1].runners = {t: _TorchRunner(lambda x, c=call: c(x)[0], t) for t in latency}
+        elif backend != "torch":
+            members[-1].runners = backend_runners(backend, plain, data["input"], sorted(latency), fpath)
     if not members or any(not m.latency for m in members):
-        raise BankError(f"{os.path.join(path, 'manifest.json')}: every member needs a latency profile")
+        raise BankError(f"{manifest_path}: every member needs a latency profile")
     q, t = data["selection"]["quantile"], data["selection"]["threads"]
     members.sort(key=lambda m: (m.quantile_ms(t, q) if t in m.latency else 0.0, m.val_accuracy))
-    return Bank(path=path, name=data["name"], task=data["task"], class_names=list(data["class_names"]),
-                input_spec=InputSpec.from_dict(data["input"]), members=members, manifest=data)
+    return Bank(path=path, name=data["name"], task=task, class_names=list(data["class_names"]),
+                input_spec=InputSpec.from_dict(data["input"]), members=members, manifest=data, backend=backend)
+
+
+class _TorchRunner:
+    """PyTorch at a fixed thread count (process-wide, so set before each call when it differs)."""
+
+    def __init__(self, fn, threads: int) -> None:
+        self.fn, self.threads = fn, threads
+
+    def __call__(self, x: torch.Tensor):
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            return self.fn(x)
+
+
+def backend_runners(backend: str, plain: nn.Module, input_spec: dict, threads: list[int], where: str) -> dict:
+    """One session per thread count, exported once from the plain (unfused) ViP module, whose
+    ViP upsampling becomes an exact ONNX ``Resize``; verified against PyTorch before use."""
+    from ..backends import make_backend
+
+    x = torch.zeros(1, input_spec["channels"], input_spec["height"], input_spec["width"])  # (1, C, H, W)
+    runners, onnx_bytes = {}, None
+    try:
+        for t in threads:
+            # no spinning: between frames the cores belong to whoever else runs on them
+            r = make_backend(backend, plain, x, t, allow_spinning=False, onnx_bytes=onnx_bytes, keep_onnx=True,
+                             verify_rtol=1e-4 if onnx_bytes is None else None)  # same bytes: checked once
+            onnx_bytes = r.onnx_bytes
+            runners[t] = r
+    except (RuntimeError, ValueError, ImportError) as exc:
+        raise BankError(f"{where}: cannot serve on {backend} ({exc})") from exc
+    for r in runners.values():
+        r.onnx_bytes = None  # each session holds its own copy
+    return runners

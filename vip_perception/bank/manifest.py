@@ -15,12 +15,14 @@ from .records import BankError
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 CANDIDATES = "candidates.json"
+TASKS = ("classification", "detection")
 
 _latency = {
     "type": "object",
     "required": ["p50", "p95", "p99"],
     "properties": {q: {"type": "number", "minimum": 0} for q in ("p50", "p95", "p99", "mean")} | {"runs": {"type": "integer", "minimum": 0}},
 }
+_per_threads = {"type": "object", "patternProperties": {r"^[1-9][0-9]*$": _latency}, "additionalProperties": False}
 _model_fields = {
     "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+$"},
     "kind": {"enum": ["base", "parent", "vip"]},
@@ -32,7 +34,9 @@ _model_fields = {
     "macs": {"type": "integer", "minimum": 0},
     "param_bytes": {"type": "integer", "minimum": 0},
     "train": {"type": "object"},
-    "latency": {"type": "object", "patternProperties": {r"^[1-9][0-9]*$": _latency}, "additionalProperties": False},
+    "latency": _per_threads,
+    # profiles of the same member on other execution backends (``bank profile --backend``)
+    "backend_latency": {"type": "object", "additionalProperties": _per_threads},
 }
 _file = {
     "type": "object",
@@ -46,7 +50,7 @@ MANIFEST_SCHEMA = {
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
         "name": {"type": "string"},
-        "task": {"const": "classification"},
+        "task": {"enum": list(TASKS)},
         "class_names": {"type": "array", "items": {"type": "string"}, "minItems": 2},
         "input": {
             "type": "object",
@@ -64,7 +68,7 @@ MANIFEST_SCHEMA = {
         "build": {"type": "object"},
         "members": {
             "type": "array", "minItems": 1,
-            "items": {"type": "object", "required": ["file", *_model_fields], "properties": {**_model_fields, "file": {"type": "string"}}},
+            "items": {"type": "object", "required": ["file", *(k for k in _model_fields if k != "backend_latency")], "properties": {**_model_fields, "file": {"type": "string"}}},
         },
         "files": {"type": "object", "additionalProperties": _file, "minProperties": 1},
     },

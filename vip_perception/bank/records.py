@@ -41,6 +41,7 @@ class LatencyProfile:
     p99: float
     mean: float = 0.0
     runs: int = 0
+    gap_ms: float = 0.0  # idle time before each timed run (0 = back to back; see bank.profile)
 
     def quantile(self, q: str) -> float:
         if q not in QUANTILES:
@@ -48,11 +49,13 @@ class LatencyProfile:
         return float(getattr(self, q))
 
     def to_dict(self) -> dict:
-        return {"p50": self.p50, "p95": self.p95, "p99": self.p99, "mean": self.mean, "runs": self.runs}
+        return {"p50": self.p50, "p95": self.p95, "p99": self.p99, "mean": self.mean, "runs": self.runs,
+                "gap_ms": self.gap_ms}
 
     @classmethod
     def from_dict(cls, d: dict) -> "LatencyProfile":
-        return cls(float(d["p50"]), float(d["p95"]), float(d["p99"]), float(d.get("mean", 0.0)), int(d.get("runs", 0)))
+        return cls(float(d["p50"]), float(d["p95"]), float(d["p99"]), float(d.get("mean", 0.0)), int(d.get("runs", 0)),
+                   float(d.get("gap_ms", 0.0)))
 
 
 @dataclass

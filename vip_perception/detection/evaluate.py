@@ -83,13 +83,15 @@ def evaluate_bank(bank, scenes: int, threads: int, runs: int, rounds: int, progr
 
 def run(args) -> int:
     from ..bank.records import BankError
-    from .bank import load_detector_bank
+    from ..bank import load_bank
 
     if args.threads < 1 or args.runs < 0 or args.scenes < 0:
         print("error: --threads must be >= 1, --runs and --scenes >= 0", file=sys.stderr)
         return 2
     try:
-        bank = load_detector_bank(args.bank)
+        bank = load_bank(args.bank)
+        if bank.task != "detection":
+            raise BankError(f"{args.bank}: a {bank.task} bank; `evaluate detector` scores detection banks")
     except BankError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -88,11 +88,16 @@ class TimingRecord:
 
 @dataclass(frozen=True)
 class FrameResult:
+    """Classification banks fill class_id/class_name/score; detection banks fill ``detections``
+    (every detection the model returned, score-sorted, boxes in the pixels of the image given
+    to ``Engine.process``, or of the full frame when the engine cropped a ``roi`` itself)."""
+
     class_id: int | None
     class_name: str | None
     score: float | None  # softmax probability of class_id
     skipped: bool
     timing: TimingRecord = field(repr=True)
+    detections: tuple | None = None  # tuple[detection.detections.Detection, ...] for detection banks
 
     def to_dict(self) -> dict:
         return {
@@ -101,6 +106,7 @@ class FrameResult:
             "score": self.score,
             "skipped": self.skipped,
             "timing": self.timing.to_dict(),
+            "detections": None if self.detections is None else [d.to_dict() for d in self.detections],
         }
 
 
@@ -202,8 +208,10 @@ class Engine:
                 f"image must be a non-empty HxW or HxWxC numpy array, got "
                 f"{type(image).__name__}{getattr(image, 'shape', '')}"
             )
+        offset = (0, 0)
         if roi is not None:
             image = crop_roi(image, roi)
+            offset = (int(roi[0]), int(roi[1]))
         clock = self._clock
         with _RUN_LOCK:
             state = self._state  # one consistent bank + config for the whole frame
@@ -223,28 +231,45 @@ class Engine:
                                  choice.factor, queue_age_ms, selection_us, (clock() - capture_time) * 1e3),
                 )
             member = selector.members[choice.index]
-            if torch.get_num_threads() != choice.threads:
-                torch.set_num_threads(choice.threads)
-            with torch.inference_mode():
-                r0 = clock()
-                logits = member.module(x)  # (1, num_classes)
-                r1 = clock()
-                probs = torch.softmax(logits.float(), dim=1)[0]  # (num_classes,)
-                score, cls = torch.max(probs, dim=0)
+            names = getattr(state.bank, "class_names", None) or []
+            r0 = clock()
+            out = _run(member, x, choice.threads)  # logits (1, num_classes) | one detector output
+            r1 = clock()
+            if getattr(state.bank, "task", "classification") == "detection":
+                from vip_perception.detection.detections import to_detections
+
+                s = state.bank.input_spec
+                dets = tuple(to_detections(out, names, (s.height, s.width), image.shape[:2], offset))
+                class_id = class_name = score = None
+            else:
+                dets = None
+                with torch.inference_mode():
+                    probs = torch.softmax(out.float(), dim=1)[0]  # (num_classes,)
+                    p, cls = torch.max(probs, dim=0)
+                class_id, score = int(cls), float(p)
+                class_name = names[class_id] if class_id < len(names) else str(class_id)
             end = clock()
             actual_ms = (r1 - r0) * 1e3
             est.observe(choice.threads, actual_ms, choice.base_ms)
-        class_id = int(cls)
-        names = getattr(state.bank, "class_names", None) or []
         e2e_ms = (end - capture_time) * 1e3
         return FrameResult(
-            class_id,
-            names[class_id] if class_id < len(names) else str(class_id),
-            float(score),
-            False,
+            class_id, class_name, score, False,
             TimingRecord(member.name, choice.threads, choice.predicted_ms, actual_ms, remaining_ms,
                          e2e_ms <= cfg.deadline_ms, choice.factor, queue_age_ms, selection_us, e2e_ms),
+            dets,
         )
+
+
+def _run(member, x: torch.Tensor, threads: int):
+    """The member's own runner (``bank.Member.run``: the bank's backend at ``threads``); plain
+    PyTorch for member-like objects without one."""
+    run = getattr(member, "run", None)
+    if run is not None:
+        return run(x, threads)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    with torch.inference_mode():
+        return member.module(x)
 
 
 def crop_roi(image: np.ndarray, roi) -> np.ndarray:

@@ -73,6 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference-runs", type=int, default=50,
                         help="runs to re-measure the reference member's p95 at start")
     parser.add_argument("--data-root", default=None, help="Fashion-MNIST IDX directory (default: Debian's)")
+    parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
+                        help="execution backend of every policy (the bank needs a profile for it)")
+    parser.add_argument("--gap-ms", type=float, default=10.0,
+                        help="idle time before every measured run (reference and measurement pass), so they run "
+                             "as cold as a frame after the stream's idle gap does (default 10; >= 3 saturates here)")
 
 
 @dataclass
@@ -89,6 +94,8 @@ class EvalConfig:
     seed: int = 0
     reference_runs: int = 50
     data_root: str | None = None
+    backend: str = "torch"
+    gap_ms: float = 10.0
 
     def validate(self) -> None:
         if not self.deadline_scale > 0:
@@ -103,6 +110,8 @@ class EvalConfig:
             raise ValueError(f"--fps must be > 0, got {self.fps}")
         if self.reference_runs < 5:
             raise ValueError(f"--reference-runs must be >= 5, got {self.reference_runs}")
+        if not self.gap_ms >= 0:
+            raise ValueError(f"--gap-ms must be >= 0, got {self.gap_ms}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,12 +119,14 @@ def run(args: argparse.Namespace) -> int:
         bank=args.bank, deadline_scale=args.deadline_scale, background_load=args.background_load,
         load_pattern=args.load_pattern, frames=args.frames, fps=args.fps, margin_ms=args.margin_ms,
         quantile=args.quantile, on_no_fit=args.on_no_fit, seed=args.seed,
-        reference_runs=args.reference_runs, data_root=args.data_root,
+        reference_runs=args.reference_runs, data_root=args.data_root, backend=args.backend, gap_ms=args.gap_ms,
     )
+    from vip_perception.bank import BankError
+
     try:
         cfg.validate()
         report = evaluate(cfg)
-    except ValueError as exc:
+    except (ValueError, BankError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report["scenario"]["command"] = "vip-perception " + " ".join(sys.argv[1:]) if sys.argv else ""
@@ -148,18 +159,17 @@ def cpu_info() -> dict:
             "python": platform.python_version()}
 
 
-def _time_forward(module, x, threads: int, runs: int, warmup: int = 5) -> np.ndarray:
-    import torch
-
-    torch.set_num_threads(threads)
+def _time_forward(member, x, threads: int, runs: int, warmup: int = 5, gap_s: float = 0.0) -> np.ndarray:
+    """Model ms of ``runs`` calls on the bank's backend, each after ``gap_s`` idle (if > 0)."""
     out = np.empty(runs)
-    with torch.inference_mode():
-        for _ in range(warmup):
-            module(x)
-        for k in range(runs):
-            t0 = time.perf_counter()
-            module(x)
-            out[k] = (time.perf_counter() - t0) * 1e3
+    for _ in range(warmup):
+        member.run(x, threads)
+    for k in range(runs):
+        if gap_s:
+            time.sleep(gap_s)
+        t0 = time.perf_counter()
+        member.run(x, threads)
+        out[k] = (time.perf_counter() - t0) * 1e3
     return out
 
 
@@ -183,7 +193,8 @@ def evaluate(cfg: EvalConfig, bank=None, data=None) -> dict:
     cfg.validate()
     started = time.time()
     loadavg_start = list(os.getloadavg())  # other work on the machine, for the record
-    bank = load_bank(cfg.bank) if bank is None else bank
+    bank = load_bank(cfg.bank, backend=cfg.backend) if bank is None else bank
+    gap_s = cfg.gap_ms / 1e3
     data = load_fashion_mnist("test", cfg.data_root or DEFAULT_ROOT) if data is None else data
     rng = np.random.default_rng(cfg.seed)
     shuffle = random.Random(cfg.seed)
@@ -209,12 +220,13 @@ def evaluate(cfg: EvalConfig, bank=None, data=None) -> dict:
     x0 = bank.preprocess(images[0])  # (1, C, H, W)
     for m in members:
         for t in m.latency:
-            _time_forward(m.module, x0, t, runs=3, warmup=2)
+            _time_forward(m, x0, t, runs=3, warmup=2)
     # Several batches, the least disturbed one counts: the deadline should describe this machine
     # unloaded, not whatever else happened to run during one batch (all are reported).
     ref_batches = []
     for _ in range(REFERENCE_BATCHES):
-        ref_batches.append(_pct(_time_forward(members[ref].module, x0, ref_threads, cfg.reference_runs, warmup=10), 95))
+        ref_batches.append(_pct(_time_forward(members[ref], x0, ref_threads, cfg.reference_runs, warmup=10,
+                                              gap_s=gap_s), 95))
         time.sleep(0.1)
     ref_p95 = min(ref_batches)
     deadline_ms = cfg.deadline_scale * ref_p95
@@ -272,7 +284,7 @@ def evaluate(cfg: EvalConfig, bank=None, data=None) -> dict:
 
             todo = list(options)
             shuffle.shuffle(todo)
-            run_ms, right = _measure_options(members, todo, bank.preprocess(img), label)
+            run_ms, right = _measure_options(members, todo, bank.preprocess(img), label, gap_s)
             pass_end = clock()
 
             def score(option):
@@ -339,6 +351,9 @@ def evaluate(cfg: EvalConfig, bank=None, data=None) -> dict:
             "loadavg_at_start": loadavg_start,
             "loadavg_at_end": list(os.getloadavg()),
             "reference_p95_ms_profiled": members[ref].quantile_ms(ref_threads, "p95"),
+            "backend": getattr(bank, "backend", "torch"),
+            "gap_ms": cfg.gap_ms,
+            "profile_gap_ms": {m.name: {str(t): getattr(p, "gap_ms", 0.0) for t, p in m.latency.items()} for m in members},
             "margin_ms": cfg.margin_ms,
             "latency_quantile": cfg.quantile,
             "on_no_fit": cfg.on_no_fit,
@@ -367,19 +382,20 @@ def evaluate(cfg: EvalConfig, bank=None, data=None) -> dict:
     return report
 
 
-def _measure_options(members, options, x, label: int) -> tuple[dict, dict]:
-    """Run each (member index, threads) once on ``x`` (1, C, H, W): model ms and correctness."""
-    import torch
+def _measure_options(members, options, x, label: int, gap_s: float = 0.0) -> tuple[dict, dict]:
+    """Run each (member index, threads) once on ``x`` (1, C, H, W): model ms and correctness.
 
+    Each run follows ``gap_s`` of idle time, so it starts as cold as the adaptive's run did
+    after the stream's idle gap (a run right after another one is up to 2x faster here).
+    """
     run_ms, right = {}, {}
-    with torch.inference_mode():
-        for mi, t in options:
-            if torch.get_num_threads() != t:
-                torch.set_num_threads(t)
-            t0 = time.perf_counter()
-            logits = members[mi].module(x)  # (1, classes)
-            run_ms[(mi, t)] = (time.perf_counter() - t0) * 1e3
-            right[(mi, t)] = int(logits.argmax(1)) == label
+    for mi, t in options:
+        if gap_s:
+            time.sleep(gap_s)
+        t0 = time.perf_counter()
+        logits = members[mi].run(x, t)  # (1, classes)
+        run_ms[(mi, t)] = (time.perf_counter() - t0) * 1e3
+        right[(mi, t)] = int(logits.argmax(1)) == label
     return run_ms, right
 
 
