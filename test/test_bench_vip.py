@@ -67,3 +67,21 @@ def test_bad_arch_lists_choices(capsys):
 def test_bad_numbers(capsys):
     assert cli.main(["bench", "vip", "--arch", "resnet18", "--input", "8"]) == 2
     assert "--input" in capsys.readouterr().err
+
+
+def test_backend_and_impl_time_every_combination_side_by_side(tmp_path, capsys):
+    out = tmp_path / "matrix.json"
+    rc = cli.main(["bench", "vip", "--arch", "vgg11", "--input", "32", "--layers", "conv2_1", "--layers", "all",
+                   "--threads", "1", "--repeats", "1", "--warmup", "0", "--backend", "torch,onnxruntime",
+                   "--impl", "reference,fused", "--no-compile", "--json", str(out)])
+    assert rc == 0
+    rec = json.loads(out.read_text())
+    keys = {v["key"] for v in rec["variants"]}
+    for impl in ("reference", "fused"):
+        for spec in ("conv2_1", "all"):
+            assert {f"{impl}[{spec}]/torch/eager_nchw", f"{impl}[{spec}]/onnxruntime/ort"} <= keys
+    assert {"original/torch/eager_nchw", "original/onnxruntime/ort"} <= keys
+    assert all(v["max_rel_error"] <= 1e-4 for v in rec["variants"] if v["role"] == "vip" and v["error"] is None)
+    assert "fused_torch" in capsys.readouterr().out
+    assert cli.main(["bench", "vip", "--layers", "paper", "--layers", "all"]) == 2
+    assert cli.main(["bench", "vip", "--impl", "fastest"]) == 2

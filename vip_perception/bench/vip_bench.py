@@ -50,14 +50,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default="vgg16", choices=ARCHS, help="torchvision architecture (random weights)")
     parser.add_argument("--input", type=int, default=224, help="square input size in pixels (default 224)")
     parser.add_argument(
-        "--layers", default="paper",
+        "--layers", action="append",
         help="ViP layers: paper (VGG16's first round), all, none, or a comma list of module names "
-        "or VGG aliases like conv1_2 (default paper)",
+        "or VGG aliases like conv1_2 (default paper); repeat to time several sets in one run "
+        "(with --backend/--impl)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--repeats", type=int, default=15, help="timed interleaved rounds (default 15)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs per variant (default 3)")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
+    matrix = parser.add_argument_group(
+        "backends and implementations",
+        "Giving --backend or --impl times every combination side by side in one run "
+        "(vip_perception.bench.fused_bench): the original (eager NCHW, channels-last, packed, "
+        "torch.compile, ONNX Runtime) against the reference and the fused ViP model on each backend.")
+    matrix.add_argument("--backend", help="comma list of: torch, onnxruntime")
+    matrix.add_argument("--impl", help="comma list of: reference, fused")
+    matrix.add_argument("--compile", default="original,fused",
+                        help="models also run with torch.compile: comma list of original, reference, fused "
+                             "(default original,fused)")
+    matrix.add_argument("--no-compile", action="store_true", help="skip torch.compile entirely")
 
 
 def cpu_name() -> str:
@@ -206,7 +218,18 @@ def format_table(rec: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = BenchConfig(args.arch, args.input, args.layers, args.threads, args.repeats, args.warmup, args.json)
+    layers = args.layers or ["paper"]
+    if args.backend or args.impl:  # every backend x implementation, side by side
+        from . import fused_bench
+
+        args.layers = layers
+        args.backend = args.backend or "torch,onnxruntime"
+        args.impl = args.impl or "reference,fused"
+        return fused_bench.run(args)
+    if len(layers) > 1:
+        print("error: several --layers need --backend/--impl (the side-by-side matrix)", file=sys.stderr)
+        return 2
+    cfg = BenchConfig(args.arch, args.input, layers[0], args.threads, args.repeats, args.warmup, args.json)
     try:
         rec = benchmark(cfg)
     except ValueError as exc:
