@@ -110,3 +110,22 @@ def test_engine_detects_garments_on_the_belt_in_frame_pixels():
     b1 = torch.tensor([d.box for d in res.detections[:3]])
     b2 = torch.tensor([d.box for d in res2.detections[:3]]) - torch.tensor([30.0, 40.0, 30.0, 40.0])
     assert torch.allclose(b1, b2, atol=1e-3)
+
+
+def test_compare_backends_reports_identical_predictions_and_both_latencies(quick_bank, tmp_path):
+    from vip_perception.data.fashion_mnist import DEFAULT_ROOT
+
+    pytest.importorskip("onnxruntime")
+    if not os.path.isdir(DEFAULT_ROOT):
+        pytest.skip("Fashion-MNIST not installed")
+    out = tmp_path / "cmp.json"
+    assert cli(["bank", "compare-backends", quick_bank, "--images", "60", "--runs", "3", "--rounds", "1",
+                "--gap-ms", "0,0.5", "--json", str(out), "--no-progress"]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["all_predictions_identical"] and rec["threads"] == [1, 2]
+    assert all(p["images"] == 60 and p["max_abs_logit_diff"] < 1e-3 for p in rec["predictions"].values())
+    for gap in ("gap_0ms", "gap_0.5ms"):
+        rows = rec["latency"][gap]
+        assert set(rows) == set(rec["predictions"])
+        assert all(r["torch_p50_ms"] > 0 and r["onnxruntime_p50_ms"] > 0 for per_t in rows.values() for r in per_t.values())
+    assert cli(["bank", "compare-backends", quick_bank, "--gap-ms", "-1"]) == 2
