@@ -79,6 +79,28 @@ def test_synthetic_source_with_ground_truth(ctx):
         assert 0 <= t["label"] < 10 and len(t["box"]) == 4 and t["frame_id"] == "optical_frame"
 
 
+def test_belt_scene_publishes_moving_garments_with_box_truth(ctx):
+    """scene:=belt drives the camera with data.conveyor.BeltStream (the detector's scenes),
+    scaled to the asked size together with its truth boxes."""
+    from vip_perception.data.conveyor import BeltStream
+    frames = 12
+    images, truths = run_camera(ctx, frames=frames, width=640, height=480, scene="belt",
+                                belt_speed=16, seed=0, reliability="reliable", encoding="rgb8")
+    assert [(m.width, m.height) for m in images] == [(640, 480)] * frames
+    stamps = {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in images}
+    stream = BeltStream("test", speed=16)
+    assert len(truths) >= frames and any(t["boxes"] for t in truths)
+    for t in truths:
+        assert t["scene"] == "belt" and t["frame_id"] == "optical_frame"
+        img = stamps[(t["stamp"]["sec"], t["stamp"]["nanosec"])]
+        ref = stream.ground_truth(t["frame"])
+        assert t["class_ids"] == ref["class_ids"] and t["class_names"] == ref["class_names"]
+        assert np.allclose(np.array(t["boxes"]).reshape(-1, 4),
+                           np.array(ref["boxes"]).reshape(-1, 4) * 2, atol=0.3)  # 320x240 -> 640x480
+        expected = cv2.resize(stream.frame(t["frame"]).image, (640, 480), interpolation=cv2.INTER_AREA)
+        assert np.array_equal(convert.image_to_array(img), expected)
+
+
 def test_folder_source(ctx, tmp_path):
     for k in range(3):
         cv2.imwrite(str(tmp_path / f"{k}.png"), np.full((30, 40, 3), 40 * k, np.uint8))
@@ -136,6 +158,9 @@ def test_bad_source_is_a_clear_error(ctx, tmp_path):
     with pytest.raises(ValueError, match="no .*files"):
         CameraSource(name="bad_cam", context=ctx, parameter_overrides=[
             Parameter("source", value="folder"), Parameter("path", value=str(tmp_path))])
+    with pytest.raises(ValueError, match="scene must be one of"):
+        CameraSource(name="bad_cam3", context=ctx, parameter_overrides=[
+            Parameter("scene", value="runway")])
     with pytest.raises(ValueError, match="source must be one of"):
         CameraSource(name="bad_cam2", context=ctx, parameter_overrides=[
             Parameter("source", value="webcam")])

@@ -314,11 +314,11 @@ class FakeDetectionEngine:
     def process(self, image, capture_time, roi=None):
         from types import SimpleNamespace
 
-        from vip_perception.ros.output import Detection
+        from vip_perception.detection.detections import Detection
         from vip_perception.runtime import TimingRecord
         dets = [] if image.mean() < 100 else [
-            Detection(1, "a", 0.6, (1, 2, 3, 4)), Detection(2, "b", 0.9, (5, 6, 7, 8)),
-            Detection(3, "c", 0.1, (0, 0, 1, 1))]
+            Detection((1, 2, 3, 4), 1, "a", 0.6), Detection((5, 6, 7, 8), 2, "b", 0.9),
+            Detection((0, 0, 1, 1), 3, "c", 0.1)]
         timing = TimingRecord("fake_det", 1, 1.0, 1.0, 10.0, True, 1.0, 0.5)
         return SimpleNamespace(class_id=None, class_name=None, score=None, skipped=False,
                                timing=timing, detections=dets)
@@ -375,16 +375,17 @@ def test_vision_msgs_output_where_importable():
                         "distribution; the JSON output is what runs here")
     from std_msgs.msg import Header
 
-    from vip_perception.ros.output import Detection, classification_msg, detections_msg
+    from vip_perception.detection.detections import Detection
+    from vip_perception.ros.output import classification_msg, detections_msg
     from vip_perception.runtime import FrameResult, TimingRecord
     hdr = Header(frame_id="cam")
     hdr.stamp.sec = 12
     res = FrameResult(3, "Dress", 0.75, False, TimingRecord("m", 1, 1, 1, 1, True, 1, 0))
     msg = classification_msg(hdr, res)
     assert msg.header.frame_id == "cam" and msg.results[0].class_id == "3"
-    arr = detections_msg(hdr, [Detection(1, "a", 0.5, (10, 20, 30, 40))])
+    arr = detections_msg(hdr, [Detection((10, 20, 40, 60), 1, "a", 0.5)])
     det = arr.detections[0]
-    assert det.header.stamp.sec == 12 and det.bbox.size_x == 30
+    assert det.header.stamp.sec == 12 and det.bbox.size_x == 30 and det.bbox.size_y == 40
     assert detections_msg(hdr, []).detections == []
 
 

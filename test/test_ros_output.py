@@ -10,6 +10,7 @@ pytest.importorskip("rclpy")
 
 from std_msgs.msg import Header  # noqa: E402
 
+from vip_perception.detection.detections import Detection  # noqa: E402
 from vip_perception.ros import diagnostics, output  # noqa: E402
 from vip_perception.ros.frame_slots import Frame, FrameSlots  # noqa: E402
 from vip_perception.ros.parameters import Settings  # noqa: E402
@@ -46,11 +47,74 @@ def test_timing_json_keeps_engine_fields_and_adds_node_fields():
 
 
 def test_select_detections_thresholds_sorts_and_caps():
-    D = output.Detection
-    dets = [D(0, "a", 0.3, (0, 0, 1, 1)), D(1, "b", 0.9, (0, 0, 1, 1)), D(2, "c", 0.5, (0, 0, 1, 1))]
+    D = Detection
+    dets = [D((0, 0, 1, 1), 0, "a", 0.3), D((0, 0, 1, 1), 1, "b", 0.9), D((0, 0, 1, 1), 2, "c", 0.5)]
     assert [d.class_name for d in output.select_detections(dets, 0.4, 10)] == ["b", "c"]
     assert [d.class_name for d in output.select_detections(dets, 0.0, 1)] == ["b"]
     assert output.select_detections([], 0.0, 5) == []
+
+
+def test_offset_detections_moves_roi_boxes_into_the_frame():
+    dets = [Detection((1.0, 2.0, 11.0, 22.0), 3, "Dress", 0.8)]
+    moved = output.offset_detections(dets, (40, 30))
+    assert moved[0].box == (41.0, 32.0, 51.0, 52.0)
+    assert (moved[0].class_id, moved[0].class_name, moved[0].score) == (3, "Dress", 0.8)
+    assert dets[0].box == (1.0, 2.0, 11.0, 22.0)  # the engine's result is left alone
+    assert output.offset_detections(dets, (0, 0)) == dets
+
+
+def test_detections_json_has_xyxy_boxes_names_scores_and_the_header():
+    dets = [Detection((10.0, 20.0, 40.0, 60.0), 1, "Trouser", 0.9),
+            Detection((0.5, 1.5, 2.5, 3.5), 9, "Ankle boot", 0.4)]
+    d = output.detections_dict(_hdr(), "image_raw", dets, "parent")
+    assert d["header"] == {"stamp": {"sec": 5, "nanosec": 7}, "frame_id": "cam0"}
+    assert d["box_format"] == "xyxy" and d["member"] == "parent"
+    assert d["boxes"] == [[10.0, 20.0, 40.0, 60.0], [0.5, 1.5, 2.5, 3.5]]
+    assert (d["class_ids"], d["class_names"], d["scores"]) == ([1, 9], ["Trouser", "Ankle boot"], [0.9, 0.4])
+    assert json.loads(output.json_string(d).data) == d
+    empty = output.detections_dict(_hdr(), "image_raw", [])
+    assert (empty["boxes"], empty["class_ids"], empty["class_names"], empty["scores"]) == ([], [], [], [])
+
+
+def test_detection2darray_builder_where_vision_msgs_is_importable():
+    pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not installable without a ROS 2 "
+                        "distribution; the JSON output is what runs here")
+    arr = output.detections_msg(_hdr(), [Detection((10.0, 20.0, 40.0, 60.0), 1, "Trouser", 0.9)])
+    assert arr.header.frame_id == "cam0" and arr.header.stamp.nanosec == 7
+    det = arr.detections[0]
+    assert det.header.frame_id == "cam0" and det.header.stamp.sec == 5  # each detection's too
+    center = det.bbox.center.position if hasattr(det.bbox.center, "position") else det.bbox.center
+    assert (center.x, center.y, det.bbox.size_x, det.bbox.size_y) == (25.0, 40.0, 30.0, 40.0)
+    assert det.results[0].hypothesis.class_id == "1" and det.results[0].hypothesis.score == pytest.approx(0.9)
+    assert output.detections_msg(_hdr(), []).detections == []
+
+
+def test_detection2darray_builder_math_with_stand_in_message_classes(monkeypatch):
+    """vision_msgs 4.x layout (center is a Pose2D with .position) faked, so the xyxy -> centre
+    + size conversion and the per-detection headers are checked where vision_msgs is absent."""
+    import sys
+    import types
+
+    class Msg:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    fake = types.ModuleType("vision_msgs.msg")
+    fake.Detection2DArray = lambda: Msg(header=None, detections=[])
+    fake.Detection2D = lambda: Msg(header=None, results=[], bbox=None)
+    fake.ObjectHypothesisWithPose = lambda: Msg(hypothesis=Msg(class_id="", score=0.0))
+    fake.BoundingBox2D = lambda: Msg(center=Msg(position=Msg(x=0.0, y=0.0), theta=0.0),
+                                     size_x=0.0, size_y=0.0)
+    monkeypatch.setitem(sys.modules, "vision_msgs", types.ModuleType("vision_msgs"))
+    monkeypatch.setitem(sys.modules, "vision_msgs.msg", fake)
+    hdr = _hdr()
+    arr = output.detections_msg(hdr, [Detection((10.0, 20.0, 40.0, 60.0), 1, "Trouser", 0.9)])
+    det = arr.detections[0]
+    assert arr.header is hdr and det.header is hdr
+    pos = det.bbox.center.position
+    assert (pos.x, pos.y, det.bbox.size_x, det.bbox.size_y) == (25.0, 40.0, 30.0, 40.0)
+    assert (det.results[0].hypothesis.class_id, det.results[0].hypothesis.score) == ("1", 0.9)
+    assert output.detections_msg(hdr, []).detections == []
 
 
 def test_resolve_format():

@@ -180,3 +180,31 @@ def test_dds_env_respects_user_and_other_rmws():
     assert add == {} and "kept" in why
     add, why = dds_env({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}, profile="/x.xml")
     assert add == {} and "cyclonedds" in why
+
+
+def test_backend_choices_come_from_the_backends_package():
+    from vip_perception.backends import BACKENDS
+    assert SPEC_BY_NAME["backend"].choices == BACKENDS and SPEC_BY_NAME["backend"].default == "torch"
+    reason = check_value("backend", "tensorrt")
+    assert reason and "backend" in reason and "one of" in reason
+    assert check_value("backend", "onnxruntime") is None
+
+
+def test_bank_check_sees_the_would_be_bank_and_backend_together():
+    """bank and backend reload the bank: the check gets both final values, once per call."""
+    calls = []
+
+    def check(path, backend):
+        calls.append((path, backend))
+        return "backend onnxruntime rejected: no profile" if backend == "onnxruntime" else None
+
+    s = Settings(bank="/b1")
+    res = validate_change(s, [Parameter("backend", value="onnxruntime")], bank_check=check)
+    assert not res.successful and "onnxruntime" in res.reason and calls == [("/b1", "onnxruntime")]
+    res = validate_change(s, [Parameter("deadline_ms", value=80.0)], bank_check=check)
+    assert res.successful and len(calls) == 1  # nothing to reload
+    res = validate_change(s, [Parameter("bank", value=""), Parameter("backend", value="torch")],
+                          bank_check=check)
+    assert res.successful and calls[-1] == ("", "torch") and len(calls) == 2
+    res = validate_change(s, [Parameter("backend", value="cuda")], bank_check=check)
+    assert not res.successful and "backend" in res.reason and len(calls) == 2  # cheap check first

@@ -105,3 +105,19 @@ def test_demo_runs_end_to_end(quick_bank, tmp_path):
     received = int(out.split("results received by this demo")[1].split(":")[1].split()[0])
     assert received > 0, out
     assert "Traceback" not in proc.stderr
+
+
+def test_demo_detection_mode_end_to_end(tmp_path):
+    """--task detection: belt scene, the shipped detector bank, detections scored live."""
+    proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "demo", "--task", "detection",
+                           "--seconds", "6", "--fps", "5", "--deadline-ms", "2000",
+                           "--logs", str(tmp_path)],
+                          env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "belt scene" in out and "conveyor_detector" in out and "(detection)" in out
+    assert "precision / recall at IoU 0.5" in out and "mean best IoU" in out
+    assert "accuracy at the station" not in out
+    scored = int(out.split("detections per frame")[1].split(" in ")[1].split()[0])
+    assert scored > 0, out
+    assert "Traceback" not in proc.stderr

@@ -3,9 +3,13 @@ video file, a rosbag2 file or the built-in synthetic conveyor scene (the default
 
 Why in the package: the node has to be runnable and testable with no camera (cam2image's
 burger mode is the model). Frames are stamped when published (the acquisition instant for
-this source) with the configured frame_id. The synthetic scene also publishes its ground truth
-(std_msgs/String JSON: stamp, frame_id, label, box) on ``ground_truth`` so the demo can score
-the node's answers frame by frame.
+this source) with the configured frame_id. The synthetic source also publishes its ground
+truth (std_msgs/String JSON with the image's stamp and frame_id) on ``ground_truth`` so the
+demo can score the node's answers frame by frame. Two synthetic scenes:
+``station`` (one garment at a time resting at an inspection station; truth: label, box
+x, y, w, h, at_station; for the 28x28 classifier bank) and ``belt`` (the detector's conveyor
+scenes moving along the belt, ``data.conveyor.BeltStream``; truth: boxes x0, y0, x1, y1,
+class_ids, class_names; for the detector bank).
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from std_msgs.msg import Header, String
 from . import convert, qos
 
 SOURCES = ("synthetic", "folder", "video", "rosbag")
+SCENES = ("station", "belt")
+BELT_SIZE = (320, 240)  # BeltStream renders at the detector's training size, then scales
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff")
 PARAMS = {  # name: (default, description)
     "source": ("synthetic", "synthetic | folder | video | rosbag"),
@@ -44,6 +50,10 @@ PARAMS = {  # name: (default, description)
     "loop": (True, "Start again at the end of a folder, video or bag."),
     "max_frames": (0, "Stop after this many frames (0: never)."),
     "seed": (0, "Synthetic scene: garment order and noise."),
+    "scene": ("station", "Synthetic scene: station (one garment at a time at the inspection "
+                         "station, for the classifier) | belt (several garments moving along "
+                         "the belt, 320x240 scaled to width x height, for the detector)."),
+    "belt_speed": (8, "Belt scene: pixels (at 320x240) the belt moves per frame."),
     "dwell_frames": (6, "Synthetic scene: frames a garment rests at the station."),
     "travel_frames": (3, "Synthetic scene: frames the belt moves between garments."),
     "wait_for_subscribers": (0, "Hold the first frame until the image topic has this many "
@@ -79,6 +89,23 @@ def synthetic_frames(width, height, seed, dwell, travel, loop=True) -> Iterator[
                                       dwell_frames=dwell, travel_frames=travel))
     for f in scene:
         yield SourceFrame(f.image, f.ground_truth())
+
+
+def belt_frames(width, height, seed, speed) -> Iterator[SourceFrame]:
+    """BeltStream frames scaled to width x height; truth boxes scaled with them (x0, y0, x1, y1)."""
+    from vip_perception.data.conveyor import BeltStream, ConveyorConfig
+    bw, bh = BELT_SIZE
+    stream = BeltStream("test", ConveyorConfig(width=bw, height=bh, seed=seed), speed=speed)
+    w, h = width or bw, height or bh
+    sx, sy = w / bw, h / bh
+    for i in itertools.count():
+        scene = stream.frame(i)
+        boxes = [[round(float(v) * f, 1) for v, f in zip(b, (sx, sy, sx, sy))]
+                 for b in scene.boxes]
+        truth = {"frame": i, "scene": "belt", "boxes": boxes,
+                 "class_ids": [int(c) for c in scene.labels],
+                 "class_names": [stream.class_names[int(c)] for c in scene.labels]}
+        yield SourceFrame(_resize(scene.image, w, h), truth)
 
 
 def folder_frames(path, width, height, loop) -> Iterator[SourceFrame]:
@@ -153,6 +180,10 @@ class CameraSource(Node):
             raise ValueError(f"source must be one of {SOURCES}, got {p['source']!r}")
         if p["encoding"] not in ("bgr8", "rgb8", "mono8"):
             raise ValueError(f"encoding must be bgr8, rgb8 or mono8, got {p['encoding']!r}")
+        if p["scene"] not in SCENES:
+            raise ValueError(f"scene must be one of {SCENES}, got {p['scene']!r}")
+        if p["belt_speed"] < 1:
+            raise ValueError(f"belt_speed must be >= 1 pixel per frame, got {p['belt_speed']}")
         if p["rate_hz"] <= 0:
             raise ValueError(f"rate_hz must be > 0, got {p['rate_hz']}")
         self.p = p
@@ -177,6 +208,8 @@ class CameraSource(Node):
 
     def _frames(self, p) -> Iterator[SourceFrame]:
         w, h = p["width"], p["height"]
+        if p["source"] == "synthetic" and p["scene"] == "belt":
+            return belt_frames(w, h, p["seed"], p["belt_speed"])
         if p["source"] == "synthetic":
             return synthetic_frames(w, h, p["seed"], p["dwell_frames"], p["travel_frames"])
         if not p["path"]:

@@ -70,7 +70,8 @@ def engine_status(node_name: str, hardware_id: str, bank_info: dict, s: Settings
     if not bank_info.get("path"):
         message = "no bank loaded"
     values = {"bank": bank_info.get("path") or "none", "bank_name": bank_info.get("name"),
-              "task": bank_info.get("task"), "members": bank_info.get("members"),
+              "task": bank_info.get("task"), "backend": bank_info.get("backend"),
+              "members": bank_info.get("members"),
               "deadline_ms": s.deadline_ms, "margin_ms": s.margin_ms,
               "latency_quantile": s.latency_quantile, "on_no_fit": s.on_no_fit,
               "threads": s.threads, "roi": list(s.roi) or "full frame",

@@ -8,20 +8,13 @@ builders are pure functions over plain values, tested without DDS.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import replace
 
 from std_msgs.msg import String
 
+from vip_perception.detection.detections import Detection
+
 from .parameters import vision_msgs_available
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One detection in input-image pixels (what a detector bank's result carries)."""
-    class_id: int
-    class_name: str
-    score: float
-    box: tuple[float, float, float, float]  # x, y, w, h
 
 
 def header_dict(header) -> dict:
@@ -42,17 +35,33 @@ def classification_dict(header, camera: str, result, box) -> dict:
 
 
 def select_detections(dets, score_threshold: float, max_detections: int) -> list[Detection]:
+    """What the node publishes: score >= threshold, highest first, at most max_detections."""
     kept = [d for d in dets if d.score >= score_threshold]
     kept.sort(key=lambda d: -d.score)
     return kept[:max_detections]
 
 
-def detections_dict(header, camera: str, dets: list[Detection]) -> dict:
-    return {"header": header_dict(header), "camera": camera,
+def offset_detections(dets, origin: tuple[int, int]) -> list[Detection]:
+    """Boxes of a detector run on a crop -> full-frame pixels (the crop's top-left is ``origin``).
+
+    Why: the node converts only the roi, so the engine's boxes are relative to it; subscribers
+    draw on, and match against, the whole image."""
+    ox, oy = float(origin[0]), float(origin[1])
+    if not (ox or oy):
+        return list(dets)
+    return [replace(d, box=(d.box[0] + ox, d.box[1] + oy, d.box[2] + ox, d.box[3] + oy))
+            for d in dets]
+
+
+def detections_dict(header, camera: str, dets: list[Detection], member: str | None = None) -> dict:
+    """JSON twin of Detection2DArray; boxes are [x0, y0, x1, y1] in full-frame pixels (unlike
+    a classification's box, the roi as x, y, w, h). Empty lists when nothing was detected."""
+    return {"header": header_dict(header), "camera": camera, "box_format": "xyxy",
             "class_ids": [int(d.class_id) for d in dets],
             "class_names": [d.class_name for d in dets],
             "scores": [float(d.score) for d in dets],
-            "boxes": [[float(v) for v in d.box] for d in dets]}
+            "boxes": [[float(v) for v in d.box] for d in dets],
+            "member": member}
 
 
 def timing_dict(header, camera: str, result, slot_wait_ms: float, latency_ms: float) -> dict:
@@ -90,7 +99,8 @@ def classification_msg(header, result):
 
 
 def detections_msg(header, dets: list[Detection]):
-    """vision_msgs/Detection2DArray, each detection's header copied too; empty when none."""
+    """vision_msgs/Detection2DArray, each detection's header copied too; empty when none.
+    BoundingBox2D is centre + size, so the xyxy box is converted here."""
     from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray,
                                  ObjectHypothesisWithPose)
 
@@ -103,12 +113,12 @@ def detections_msg(header, dets: list[Detection]):
         hyp.hypothesis.class_id = str(d.class_id)
         hyp.hypothesis.score = float(d.score)
         det.results = [hyp]
-        x, y, w, h = d.box
+        x0, y0, x1, y1 = (float(v) for v in d.box)
         bbox = BoundingBox2D()
         center = bbox.center
         pos = center.position if hasattr(center, "position") else center  # Pose2D since 4.0
-        pos.x, pos.y = float(x + w / 2), float(y + h / 2)
-        bbox.size_x, bbox.size_y = float(w), float(h)
+        pos.x, pos.y = (x0 + x1) / 2, (y0 + y1) / 2
+        bbox.size_x, bbox.size_y = x1 - x0, y1 - y0
         det.bbox = bbox
         out.detections.append(det)
     return out
@@ -137,7 +147,8 @@ class Outputs:
             if self.format == "vision_msgs":
                 self.detections.publish(detections_msg(header, dets))
             else:
-                self.detections.publish(json_string(detections_dict(header, camera, dets)))
+                self.detections.publish(json_string(detections_dict(
+                    header, camera, dets, result.timing.member)))
             return
         if self.format == "vision_msgs":
             self.classifications.publish(classification_msg(header, result))

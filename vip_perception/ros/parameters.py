@@ -17,6 +17,8 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 ParameterType, SetParametersResult)
 from rclpy.parameter import Parameter
 
+from vip_perception.backends import BACKENDS
+
 QUANTILES = ("p50", "p95", "p99")
 ON_NO_FIT = ("fastest", "skip")
 OUTPUT_FORMATS = ("auto", "vision_msgs", "json")
@@ -50,6 +52,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("bank", "", "Model bank directory (holds manifest.json). Empty: the shipped "
          "config/banks/fashion_mnist. Changing it swaps the bank between frames; a bank that "
          "fails to load is rejected with the reason and the old one keeps serving."),
+    Spec("backend", "torch", "Execution backend of the bank's members: torch, or onnxruntime "
+         "(classification banks profiled with `bank profile --backend onnxruntime`). Changing it "
+         "reloads the bank on that backend between frames, like a bank change; a bank that cannot "
+         "run on it is rejected with the reason. To change bank and backend together, set both "
+         "in one atomic call (set_parameters_atomically).", choices=BACKENDS),
     Spec("image_topics", ["image_raw"], "Camera topics, one per camera; served round robin, "
          "newest frame only.", read_only=True),
     Spec("image_transport", "raw", "raw: sensor_msgs/Image on each topic; compressed: "
@@ -100,6 +107,7 @@ SPEC_BY_NAME = {s.name: s for s in SPECS}
 class Settings:
     """A validated snapshot of every parameter; the worker reads one per frame."""
     bank: str = ""
+    backend: str = "torch"
     image_topics: tuple[str, ...] = ("image_raw",)
     image_transport: str = "raw"
     reliability: str = "best_effort"
@@ -232,8 +240,12 @@ def declare(node) -> Settings:
 
 
 def validate_change(current: Settings, params: list[Parameter],
-                    bank_check: Callable[[str], str | None] | None = None) -> SetParametersResult:
-    """The on-set callback's body: accept the whole set or reject it with the first reason."""
+                    bank_check: Callable[[str, str], str | None] | None = None
+                    ) -> SetParametersResult:
+    """The on-set callback's body: accept the whole set or reject it with the first reason.
+
+    ``bank_check(path, backend)`` loads the would-be bank on the would-be backend; it runs when
+    either changes (both may change in one call), after the cheap checks have passed."""
     changes = {}
     for p in params:
         if p.name not in SPEC_BY_NAME:
@@ -241,14 +253,17 @@ def validate_change(current: Settings, params: list[Parameter],
         value = p.value
         reason = check_value(p.name, value)
         if reason is None and p.name == "bank":
-            reason = check_bank_path(value) or (bank_check(value) if bank_check else None)
+            reason = check_bank_path(value)
         if reason:
             return SetParametersResult(successful=False, reason=reason)
         changes[p.name] = [] if value is None else value
     try:
-        reason = check_settings(current.replace(**changes))
+        target = current.replace(**changes)
+        reason = check_settings(target)
     except (TypeError, ValueError) as exc:
         reason = str(exc)
+    if reason is None and bank_check is not None and ({"bank", "backend"} & set(changes)):
+        reason = bank_check(target.bank, target.backend)
     if reason:
         return SetParametersResult(successful=False, reason=reason)
     return SetParametersResult(successful=True, reason="")

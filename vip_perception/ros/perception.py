@@ -7,7 +7,12 @@ frames round robin, drops those already older than the deadline, converts, runs 
 on-set callback without side effects and applied after acceptance; the worker picks them up at
 the next frame. A bank change is loaded (fully: schema + checksums) during validation, so a bad
 bank is rejected with the reason in SetParametersResult and the old bank keeps serving; the
-loaded bank is switched in by the worker between two frames.
+loaded bank is switched in by the worker between two frames. A ``backend`` change is the same
+operation (the bank reloaded on the other backend); a pair that is only valid together (an
+onnxruntime-profiled bank and backend onnxruntime) is set in one atomic call, since rclpy's
+plain set_parameters service validates one parameter at a time.
+Detection banks publish on ``detections``; since only the roi is converted, their boxes are
+shifted by the roi's origin into full-frame pixels before publishing.
 """
 from __future__ import annotations
 
@@ -79,7 +84,7 @@ class Perception:
         self.bank_error: str | None = None
         self.active = False
         self.stage_log: list[dict] | None = [] if record_stages else None
-        self._checked_bank = None        # (path, Bank) loaded by the last accepted validation
+        self._checked_bank = None        # (path, backend, Bank) of the last accepted validation
         self._pending_bank = None        # Bank the worker switches to at the next frame
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -100,21 +105,32 @@ class Perception:
         node.add_post_set_parameters_callback(self._post_set_parameters)
 
     # ---- parameters -------------------------------------------------------------------
-    def _check_bank(self, path: str) -> str | None:
-        """Load the candidate bank (load_bank has no side effects) so a bad one is rejected."""
+    def _check_bank(self, path: str, backend: str = "torch") -> str | None:
+        """Load the candidate bank on the candidate backend (load_bank has no side effects) so
+        a bad one, or one the backend cannot run, is rejected with the reason."""
         from vip_perception.bank import BankError, load_bank
+        cur = self.settings
+        if backend != cur.backend and path == cur.bank:
+            what = f"backend {backend} rejected"
+        elif backend != cur.backend:
+            what = f"bank {path or default_bank_path()} on backend {backend} rejected"
+        elif backend != "torch":  # the bank alone changed: say which backend it was tried on
+            what = f"bank rejected on the current backend {backend} (to change both, set bank " \
+                   f"and backend in one atomic call)"
+        else:
+            what = "bank rejected"
         try:
-            bank = load_bank(path or default_bank_path())
+            bank = load_bank(path or default_bank_path(), backend=backend)
         except BankError as exc:
-            return f"bank rejected: {exc}"
+            return f"{what}: {exc}"
         except Exception as exc:  # noqa: BLE001 - any load failure is a rejection with reason
-            return f"bank rejected: {type(exc).__name__}: {exc}"
+            return f"{what}: {type(exc).__name__}: {exc}"
         try:
             for member in bank.members:  # lazily loaded weights: load (and fail) now
                 member.module
         except Exception as exc:  # noqa: BLE001
-            return f"bank rejected: cannot load members: {type(exc).__name__}: {exc}"
-        self._checked_bank = (path, bank)
+            return f"{what}: cannot load members: {type(exc).__name__}: {exc}"
+        self._checked_bank = (path, backend, bank)
         return None
 
     def _on_set_parameters(self, params):
@@ -130,13 +146,14 @@ class Perception:
         threads. Checked with a throw-away Selector, the engine's own rule."""
         changes = {p.name: p.value for p in params if p.name in parameters.SPEC_BY_NAME}
         s = self.settings.replace(**{k: v for k, v in changes.items() if v is not None})
-        if "bank" in changes and self._checked_bank is not None:
-            bank = self._checked_bank[1]
+        reload = bool({"bank", "backend"} & set(changes))
+        if reload and self._checked_bank is not None:
+            bank = self._checked_bank[2]
         elif self.engine is not None:
             bank = self.engine.bank
         else:
             return None
-        if "bank" not in changes and s.engine_fields() == self.settings.engine_fields():
+        if not reload and s.engine_fields() == self.settings.engine_fields():
             return None
         from vip_perception.runtime import Selector
         try:
@@ -152,10 +169,11 @@ class Perception:
             return
         with self._lock:
             self.settings = self.settings.replace(**changes)
-            if "bank" in changes:
+            if {"bank", "backend"} & set(changes):
                 checked = self._checked_bank
-                if checked is not None and checked[0] == changes["bank"]:
-                    self._pending_bank = checked[1]
+                if checked is not None and checked[:2] == (self.settings.bank,
+                                                           self.settings.backend):
+                    self._pending_bank = checked[2]
                 self._checked_bank = None
         self.log.info("parameters set: " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
 
@@ -165,7 +183,7 @@ class Perception:
         from vip_perception.bank import load_bank
         s = self.settings
         path = s.bank or default_bank_path()
-        bank = load_bank(path)  # BankError names the path; the caller reports it
+        bank = load_bank(path, backend=s.backend)  # BankError names the path and the reason
         with self._lock:
             self._pending_bank = None  # the parameter's bank is the one just loaded
         self.engine = self.engine_factory(bank, s, self.clock)
@@ -194,8 +212,8 @@ class Perception:
                                    callback_group=self._timer_group),
         ]
         self.log.info(f"bank {path} ({bank.name}, task {bank.task}, {len(bank.members)} "
-                      f"members), deadline {s.deadline_ms} ms, output {self._outputs.format}, "
-                      f"image conversion via {convert.BACKEND}")
+                      f"members, backend {s.backend}), deadline {s.deadline_ms} ms, output "
+                      f"{self._outputs.format}, image conversion via {convert.BACKEND}")
 
     def activate(self) -> None:
         self.slots.clear()
@@ -325,8 +343,9 @@ class Perception:
         t2 = time.perf_counter()
         box = roi or (0, 0, size[1], size[0])
         dets = getattr(result, "detections", None)
-        if dets is not None:
-            dets = output.select_detections(dets, s.score_threshold, s.max_detections)
+        if dets is not None:  # engine boxes are in roi pixels: report them in the frame's
+            dets = output.offset_detections(
+                output.select_detections(dets, s.score_threshold, s.max_detections), box[:2])
         if not result.skipped:
             self._outputs.publish_result(msg.header, camera, result, box, dets)
         latency_ms = (self.clock() - capture) * 1e3
@@ -334,7 +353,7 @@ class Perception:
         self._outputs.publish_timing(msg.header, camera, result, slot_wait_ms, latency_ms)
         t3 = time.perf_counter()
         if s.publish_debug_image and self._debug_pub.get_subscription_count() > 0:
-            self._publish_debug(msg, box, result)
+            self._publish_debug(msg, box, result, dets)
         overhead_ms = frame.callback_ms + (t1 - t0) * 1e3 + (t3 - t2) * 1e3
         cam.on_processed(result.timing.member, bool(result.timing.deadline_met), latency_ms,
                          overhead_ms, bool(result.skipped))
@@ -344,14 +363,25 @@ class Perception:
                                    "publish_ms": (t3 - t2) * 1e3, "latency_ms": latency_ms,
                                    "slot_wait_ms": slot_wait_ms})
 
-    def _publish_debug(self, msg, box, result) -> None:
-        """Annotated full frame; only called while ~/debug_image has a subscriber."""
+    def _publish_debug(self, msg, box, result, dets=None) -> None:
+        """Annotated full frame (roi, then the label or each detection's box and name); only
+        called while ~/debug_image has a subscriber."""
         import cv2
         bgr = cv2.cvtColor(convert.message_to_array(msg, "rgb8"), cv2.COLOR_RGB2BGR)
         x, y, w, h = box
         cv2.rectangle(bgr, (x, y), (x + w - 1, y + h - 1), (0, 255, 0), 2)
         t = result.timing
-        label = "skipped" if result.skipped else f"{result.class_name} {result.score or 0:.2f}"
+        if result.skipped:
+            label = "skipped"
+        elif dets is not None:
+            label = f"{len(dets)} detections"
+        else:
+            label = f"{result.class_name} {result.score or 0:.2f}"
+        for d in dets or ():
+            x0, y0, x1, y1 = (int(round(v)) for v in d.box)
+            cv2.rectangle(bgr, (x0, y0), (x1 - 1, y1 - 1), (0, 200, 255), 1)
+            cv2.putText(bgr, f"{d.class_name} {d.score:.2f}", (x0, max(y0 - 3, 10)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 200, 255), 1)
         cv2.putText(bgr, f"{label} | {t.member} {t.actual_ms:.1f} ms", (x + 4, y + 20),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2)
         self._debug_pub.publish(convert.array_to_image(bgr, "bgr8", msg.header))
@@ -362,7 +392,8 @@ class Perception:
         if bank is None:
             return {"error": self.bank_error}
         return {"path": str(bank.path), "name": bank.name, "task": bank.task,
-                "members": len(bank.members), "error": self.bank_error}
+                "backend": getattr(bank, "backend", "torch"), "members": len(bank.members),
+                "error": self.bank_error}
 
     def _publish_diagnostics(self) -> None:
         s = self.settings
@@ -404,6 +435,8 @@ class Perception:
 def format_summary(summary: dict) -> str:
     bank = summary["bank"]
     where = f"bank {bank['name']} ({bank['path']})" if bank.get("path") else "no bank loaded"
+    if bank.get("path") and bank.get("backend", "torch") != "torch":
+        where += f" on {bank['backend']}"
     lines = [f"{summary['node']}: final summary after {summary['uptime_s']:.1f} s, {where}"]
     ms = lambda v: "n/a" if v is None else f"{v:.1f} ms"  # noqa: E731
     for c in summary["cameras"]:

@@ -247,6 +247,10 @@ def evaluate(cfg: EvalConfig, bank=None, data=None) -> dict:
     # each other thread count (a static choice that happens to suit a known, constant load).
     extra = {f"static_largest_at_{t}_threads": (largest, t) for t in selector.thread_counts
              if t != ref_threads and (largest, t) in set(options)}
+    # Every other fixed option too: the best of them in hindsight is what any policy that
+    # cannot see a frame's latency before running it could have had by luck of the draw.
+    extra.update({f"fixed_{names[i]}@{t}": (i, t) for i, t in options
+                  if (i, t) not in set(static.values()) | set(extra.values())})
 
     F = cfg.frames
     load_on = (0, F) if cfg.load_pattern == "constant" else (F // 3, 2 * F // 3)
@@ -337,6 +341,8 @@ def evaluate(cfg: EvalConfig, bank=None, data=None) -> dict:
 
     policies = {p: _policy_summary(picks[p], sel_us[p], names, F) for p in POLICIES}
     extra_policies = {p: _policy_summary(picks[p], sel_us[p], names, F) for p in extra}
+    fixed = {p: v for p, v in {**{k: policies[k] for k in static}, **extra_policies}.items()}
+    best_fixed = max(fixed, key=lambda p: fixed[p]["accuracy_all_frames"]) if fixed else None
     report = {
         "scenario": {
             "bank": os.path.abspath(cfg.bank) if cfg.bank else getattr(bank, "path", None),
@@ -376,6 +382,9 @@ def evaluate(cfg: EvalConfig, bank=None, data=None) -> dict:
         },
         "policies": policies,
         "extra_policies": extra_policies,
+        "best_fixed_in_hindsight": None if best_fixed is None else {
+            "policy": best_fixed, "accuracy_all_frames": fixed[best_fixed]["accuracy_all_frames"],
+            "miss_ratio": fixed[best_fixed]["miss_ratio"]},
         "adaptive_recovery": _recovery(trace, load_on) if 0 < load_on[0] < load_on[1] < F else None,
         "frames_trace": trace,
     }

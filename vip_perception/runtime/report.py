@@ -48,6 +48,10 @@ def summary(report: dict) -> str:
             f"{name:<28} {p['miss_ratio']:>6.3f} {p['accuracy_all_frames']:>8.4f} {ap:>8} "
             f"{p['selection_us_p50']:>9.2f} {p['selection_us_p99']:>9.2f}  {p['member_usage']}"
         )
+    best = report.get("best_fixed_in_hindsight")
+    if best:
+        lines.append(f"best fixed option in hindsight: {best['policy']} acc_all {best['accuracy_all_frames']:.4f} "
+                     f"miss {best['miss_ratio']:.3f}")
     if report.get("adaptive_recovery"):
         lines.append(f"adaptive recovery: {report['adaptive_recovery']}")
     return "\n".join(lines)
