@@ -199,3 +199,41 @@ def test_swap_under_concurrent_processing_is_consistent():
         assert r.class_name == f"{bank_of_member}cls{r.class_id}"
         prefixes.add(bank_of_member)
     assert prefixes == {"A", "B"}
+
+
+def test_a_member_with_its_own_tail_is_held_back_while_the_others_keep_their_factor():
+    """At 1 thread the small member runs at 0.5x its profile, so the thread-count factor says the
+    large one fits; the large one misses every 3rd run (a scheduler slice), which its own record
+    catches: after two misses it is not chosen again, and the small members stay in use."""
+    clock, load = FakeClock(), Load()
+    small = FakeMember("small", 0.80, {1: 2.0}, clock, load, class_id=1)
+    large = FakeMember("large", 0.90, {1: 4.0}, clock, load, class_id=3)
+    runs = {"small": 0, "large": 0}
+
+    def scripted(member, ms_of_run):
+        inner = member.module
+
+        def forward(x):
+            k = runs[member.name]
+            runs[member.name] += 1
+            clock.advance_ms(ms_of_run(k))
+            return inner.__class__(None, inner.ms, inner.load, inner.class_id)(x)  # logits, no time
+        member.module = forward
+
+    scripted(small, lambda k: 1.0)  # half its profile
+    scripted(large, lambda k: 9.0 if k % 3 == 2 else 2.5)  # fits most runs, misses every 3rd
+    bank = FakeBank([small, large], clock=clock, preprocess_ms=0.0)
+    eng = Engine(bank, EngineConfig(deadline_ms=3.5, margin_ms=0.0), clock=clock)
+    chosen = []
+    for _ in range(120):
+        r = eng.process(IMAGE, clock())
+        chosen.append((r.timing.member, r.timing.deadline_met))
+        clock.advance_ms(30.0)
+    misses = [i for i, (_, met) in enumerate(chosen) if not met]
+    assert len(misses) <= 2, chosen[:12]
+    assert all(m == "small" for m, _ in chosen[misses[-1] + 1 :])
+    assert eng.estimator.factor(1) < 0.7  # the thread count's factor alone would have kept "large"
+    assert eng.selector.excess[(1, 1)] > 1.5
+    # a new bank forgets the old members' records, the machine's factor stays
+    eng.swap_bank(FakeBank(three_members(clock, load), clock=clock))
+    assert eng.estimator.option_factors() == {} and eng.estimator.factor(1) < 0.7

@@ -110,3 +110,19 @@ def test_more_threads_are_never_assumed_less_slowed():
     assert names(sel, sel.select(11.0, {1: 3.0})) == ("m_mid", 2)  # 2.0 * 3 = 6 fits, large 12 does not
     # the floor does not go the other way: a slow 2-thread factor leaves 1 thread alone
     assert names(sel, sel.select(6.0, {2: 50.0})) == ("m_large", 1)
+
+
+def test_option_excess_scales_only_that_option_and_keeps_the_raw_base():
+    from test_runtime_fakes import FakeMember
+
+    members = [FakeMember("a", 0.80, {1: 1.0}), FakeMember("b", 0.90, {1: 2.0})]
+    sel = Selector(members, "p50")
+    assert sel.select(2.5, {1: 1.0}).index == 1
+    sel.set_option_factors({(1, 1): 3.0, (0, 1): 0.9}, {1: 1.0})
+    assert sel.excess == {(1, 1): 3.0}  # below the thread's factor: no excess
+    c = sel.select(2.5, {1: 1.0})
+    assert (c.index, c.base_ms, c.predicted_ms) == (0, 1.0, 1.0)
+    c = sel.select(7.0, {1: 1.0})
+    assert c.index == 1 and c.base_ms == 2.0 and c.predicted_ms == pytest.approx(6.0)
+    sel.set_option_factors({(1, 1): 3.0}, {1: 3.0})  # the whole thread count is that slow now
+    assert sel.excess == {} and sel.select(7.0, {1: 3.0}).index == 1

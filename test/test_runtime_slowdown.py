@@ -100,3 +100,21 @@ def test_broken_measurements_are_ignored_and_reset_forgets():
 def test_bad_parameters(kwargs):
     with pytest.raises(ValueError, match="slowdown"):
         SlowdownEstimator(**kwargs)
+
+
+def test_options_keep_their_own_record_and_a_probe_clears_the_old_ones():
+    est = SlowdownEstimator(window=8, rank=2, half_life=50, stale_after=16)
+    for _ in range(8):
+        est.observe(1, 1.0, 2.0, option="small")  # 0.5x
+    est.observe(1, 8.0, 4.0, option="large")  # 2x, once
+    assert est.option_factors()[("small", 1)] == pytest.approx(0.5, rel=0.1)  # aged a little
+    assert est.option_factors()[("large", 1)] == pytest.approx(2.0)  # partial window: its worst
+    assert est.factor(1) == pytest.approx(0.5, rel=0.1)  # rank 2 of the thread's 8: one outlier ignored
+    est.observe(2, 2.0, 2.0, option="small")
+    assert ("small", 2) in est.option_factors() and ("large", 2) not in est.option_factors()
+    for _ in range(20):  # only 2 threads run for a while
+        est.observe(2, 2.0, 2.0, option="small")
+    est.observe(1, 1.0, 2.0, option="small")  # 1 thread probed again after > stale_after frames
+    assert ("large", 1) not in est.option_factors()  # its record from before the pause is gone
+    est.forget_options()
+    assert est.option_factors() == {} and est.factor(2) == pytest.approx(1.0)

@@ -128,8 +128,9 @@ class Engine:
 
     bank: a loaded ``vip_perception.bank.Bank`` (or anything with ``members``, ``preprocess``,
         ``class_names``). clock: seconds, in the same timebase as ``capture_time``.
-    estimator: slowdown state; kept across bank swaps because it describes the machine, not
-        the models (ratios are relative to each member's own profile).
+    estimator: slowdown state; its thread-count factors are kept across bank swaps because
+        they describe the machine, not the models (ratios are relative to each member's own
+        profile); its per-option records are dropped with the bank they were about.
     """
 
     def __init__(
@@ -173,11 +174,11 @@ class Engine:
             old = self._state
             selector = self._make_selector(old.bank, config)  # may raise (e.g. threads not profiled)
             new = _State(old.bank, config, selector)
-            if config.latency_quantile != old.config.latency_quantile:
-                with _RUN_LOCK:  # ratios were relative to the old quantile
-                    self.estimator.reset()
-                    self._state = new
-            else:
+            with _RUN_LOCK:
+                if config.latency_quantile != old.config.latency_quantile:
+                    self.estimator.reset()  # ratios were relative to the old quantile
+                else:  # same bank, same members: their own records still hold
+                    selector.set_option_factors(self.estimator.option_factors(), self.estimator.factors())
                 self._state = new
 
     def swap_bank(self, path_or_bank) -> None:
@@ -199,7 +200,9 @@ class Engine:
                 selector = self._make_selector(bank, config)
             except ValueError as exc:
                 raise _bank_error(f"bank {getattr(bank, 'path', bank)!s} rejected: {exc}") from exc
-            self._state = _State(bank, config, selector)
+            with _RUN_LOCK:  # the thread-count factors describe the machine and stay; the
+                self.estimator.forget_options()  # per-option records were about the old models
+                self._state = _State(bank, config, selector)
 
     def process(self, image: np.ndarray, capture_time: float, roi: tuple | None = None) -> FrameResult:
         """Classify one frame within its deadline (see the module docstring for the timing rules)."""
@@ -247,7 +250,8 @@ class Engine:
                 class_name = names[class_id] if class_id < len(names) else str(class_id)
             end = clock()
             actual_ms = (r1 - r0) * 1e3
-            est.observe(choice.threads, actual_ms, choice.base_ms)
+            est.observe(choice.threads, actual_ms, choice.base_ms, option=choice.index)
+            selector.set_option_factors(est.option_factors(), est.factors())  # for the next frame
         e2e_ms = (end - capture_time) * 1e3
         return FrameResult(
             class_id, class_name, score, False,

@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bank", required=True, help="bank directory (holds manifest.json)")
     parser.add_argument("--deadline-scale", type=float, default=1.2,
                         help="deadline = S x the most accurate member's p95 at 2 threads, measured at start")
+    parser.add_argument("--deadline-ms", type=float, default=None,
+                        help="a fixed deadline in ms instead of --deadline-scale (to compare backends on one scenario)")
     parser.add_argument("--background-load", type=int, default=1, help="number of busy background processes")
     parser.add_argument("--load-pattern", choices=("constant", "step"), default="constant",
                         help="load for the whole run, or only for the middle third of the frames")
@@ -96,6 +98,7 @@ class EvalConfig:
     data_root: str | None = None
     backend: str = "torch"
     gap_ms: float = 10.0
+    deadline_ms: float | None = None  # fixed deadline; None = deadline_scale x the reference p95
 
     def validate(self) -> None:
         if not self.deadline_scale > 0:
@@ -110,6 +113,8 @@ class EvalConfig:
             raise ValueError(f"--fps must be > 0, got {self.fps}")
         if self.reference_runs < 5:
             raise ValueError(f"--reference-runs must be >= 5, got {self.reference_runs}")
+        if self.deadline_ms is not None and not self.deadline_ms > 0:
+            raise ValueError(f"--deadline-ms must be > 0, got {self.deadline_ms}")
         if not self.gap_ms >= 0:
             raise ValueError(f"--gap-ms must be >= 0, got {self.gap_ms}")
 
@@ -120,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         load_pattern=args.load_pattern, frames=args.frames, fps=args.fps, margin_ms=args.margin_ms,
         quantile=args.quantile, on_no_fit=args.on_no_fit, seed=args.seed,
         reference_runs=args.reference_runs, data_root=args.data_root, backend=args.backend, gap_ms=args.gap_ms,
+        deadline_ms=args.deadline_ms,
     )
     from vip_perception.bank import BankError
 
@@ -229,7 +235,7 @@ def evaluate(cfg: EvalConfig, bank=None, data=None) -> dict:
                                               gap_s=gap_s), 95))
         time.sleep(0.1)
     ref_p95 = min(ref_batches)
-    deadline_ms = cfg.deadline_scale * ref_p95
+    deadline_ms = cfg.deadline_scale * ref_p95 if cfg.deadline_ms is None else float(cfg.deadline_ms)
     if cfg.margin_ms >= deadline_ms:
         raise ValueError(f"--margin-ms {cfg.margin_ms} leaves no time in a {deadline_ms:.3f} ms deadline")
 
@@ -348,7 +354,8 @@ def evaluate(cfg: EvalConfig, bank=None, data=None) -> dict:
             "bank": os.path.abspath(cfg.bank) if cfg.bank else getattr(bank, "path", None),
             "bank_name": getattr(bank, "name", None),
             "deadline_ms": deadline_ms,
-            "deadline_scale": cfg.deadline_scale,
+            "deadline_scale": cfg.deadline_scale if cfg.deadline_ms is None else None,
+            "deadline_fixed": cfg.deadline_ms is not None,
             "reference_member": names[ref],
             "reference_threads": ref_threads,
             "reference_p95_ms_measured": ref_p95,

@@ -35,8 +35,10 @@ def _jsonable(v):
 def summary(report: dict) -> str:
     s = report["scenario"]
     lines = [
-        f"deadline {s['deadline_ms']:.3f} ms = {s['deadline_scale']} x {s['reference_member']} p95 "
-        f"{s['reference_p95_ms_measured']:.3f} ms @{s['reference_threads']}t; load {s['background_load']} "
+        (f"deadline {s['deadline_ms']:.3f} ms (fixed; {s['reference_member']} p95 "
+         if s.get("deadline_fixed") else f"deadline {s['deadline_ms']:.3f} ms = {s['deadline_scale']} x {s['reference_member']} p95 ")
+        + f"{s['reference_p95_ms_measured']:.3f} ms @{s['reference_threads']}t{')' if s.get('deadline_fixed') else ''}; "
+        f"backend {s.get('backend', 'torch')}; load {s['background_load']} "
         f"({s['load_pattern']}, frames {s['load_frames'][0]}-{s['load_frames'][1]}); {s['frames']} frames; "
         f"cpu {s['cpu']['model']} x{s['cpu']['logical_cores']}",
         f"{'policy':<28} {'miss':>6} {'acc_all':>8} {'acc_proc':>8} {'sel_p50us':>9} {'sel_p99us':>9}  usage",
@@ -86,8 +88,10 @@ def plot(report: dict, path: str) -> None:
     ax[0].set_yscale("log")
     ax[0].set_ylabel("ms (log)")
     ax[0].legend(loc="best", fontsize=7, ncol=3, framealpha=0.7)
-    ax[0].set_title(f"adaptive deadline runtime: {s['bank_name']}, deadline {s['deadline_scale']}x "
-                    f"{s['reference_member']} p95, {s['load_pattern']} load, {s['cpu']['model']}", fontsize=9)
+    what = (f"{s['deadline_ms']:.2f} ms fixed" if s.get("deadline_fixed")
+            else f"{s['deadline_scale']}x {s['reference_member']} p95")
+    ax[0].set_title(f"adaptive deadline runtime: {s['bank_name']} on {s.get('backend', 'torch')}, deadline {what}, "
+                    f"{s['load_pattern']} load, {s['cpu']['model']}", fontsize=9)
     # 2: chosen member
     names = [m["name"] for m in s["members"]]
     mem = np.array([t["member"] for t in trace])

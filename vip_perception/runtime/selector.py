@@ -11,12 +11,14 @@ thread count, so ``base_ms * factor <= remaining`` is ``base_ms <= remaining / f
 thread count we keep the options sorted by base latency with a running (prefix) maximum of
 accuracy; one ``bisect`` on ``remaining / factor`` then gives the best option that fits at that
 thread count. A choice is O(thread counts x log members) with no Python work per member, and the
-selector is pure: time and factors are passed in, nothing is read from a clock.
+selector is pure: time and factors are passed in, nothing is read from a clock. An option that
+has shown on its own that it runs slower than its thread count's factor says (a large member
+that a scheduler slice hits more often than the small one the factor was learned on) has its
+base scaled by that excess in the tables (``set_option_factors``, called between frames).
 """
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
 from typing import Mapping, NamedTuple, Sequence
 
 QUANTILES = ("p50", "p95", "p99")
@@ -28,23 +30,11 @@ class Choice(NamedTuple):
 
     index: int
     threads: int
-    predicted_ms: float  # base quantile x slowdown factor of the chosen (or fastest) option
-    base_ms: float  # profiled quantile of that option, before the factor
+    predicted_ms: float  # base quantile x slowdown factor (x the option's own excess, if any)
+    base_ms: float  # profiled quantile of that option, before any factor (what observations are relative to)
     factor: float  # slowdown factor used for ``threads``
     fits: bool  # prediction <= remaining time
     skipped: bool  # nothing fitted and on_no_fit == "skip": run nothing, the frame is a miss
-
-
-@dataclass(frozen=True)
-class _ThreadTable:
-    """Options at one thread count, sorted by base latency, with prefix-best accuracy."""
-
-    threads: int
-    base_ms: tuple[float, ...]  # ascending
-    best_index: tuple[int, ...]  # member index of the most accurate option among base_ms[:k+1]
-    best_acc: tuple[float, ...]  # its accuracy (non-decreasing)
-    best_base_ms: tuple[float, ...]  # its base latency
-    fastest_index: int  # member index of base_ms[0] (the no-fit fallback)
 
 
 class Selector:
@@ -90,9 +80,7 @@ class Selector:
         self.on_no_fit = on_no_fit
         self.thread_counts = tuple([threads] if threads else profiled)
         self._base: dict[tuple[int, int], float] = {}  # (member index, threads) -> base ms
-        tables = []
         for t in self.thread_counts:
-            rows = []
             for i, m in enumerate(self.members):
                 if t not in m.latency:
                     continue
@@ -100,35 +88,61 @@ class Selector:
                 if not base > 0.0:
                     raise ValueError(f"member {m.name!r}: {quantile} latency at {t} threads must be > 0, got {base}")
                 self._base[(i, t)] = base
-                # Equal latency: the more accurate first, so the prefix max keeps the faster-or-equal one.
-                rows.append((base, -float(m.val_accuracy), i))
-            rows.sort()
-            best_i, best_a, best_b = [], [], []
-            cur_i, cur_a, cur_b = -1, float("-inf"), 0.0
-            for base, neg_acc, i in rows:
-                if -neg_acc > cur_a:  # strict: on equal accuracy keep the faster option
-                    cur_i, cur_a, cur_b = i, -neg_acc, base
-                best_i.append(cur_i)
-                best_a.append(cur_a)
-                best_b.append(cur_b)
-            tables.append(
-                _ThreadTable(
-                    t,
-                    tuple(r[0] for r in rows),
-                    tuple(best_i),
-                    tuple(best_a),
-                    tuple(best_b),
-                    rows[0][2] if rows else -1,
-                )
-            )
-        self._tables = tuple(tb for tb in tables if tb.base_ms)
-        if not self._tables:
+        self.excess: dict[tuple[int, int], float] = {}
+        self._rows = self._build_rows({})
+        if not self._rows:
             raise ValueError(f"no member has a latency profile at threads {list(self.thread_counts)}")
-        # The hot path iterates plain tuples (cheaper than attribute access when cache-cold).
-        self._rows = tuple(
-            (tb.threads, tb.base_ms, tb.best_index, tb.best_acc, tb.best_base_ms, tb.fastest_index)
-            for tb in self._tables
-        )
+
+    def _build_rows(self, excess: Mapping[tuple[int, int], float]) -> tuple:
+        """Per thread count: options sorted by effective base (profile x the option's excess),
+        prefix-best accuracy. Plain tuples: the hot path iterates them cache-cold."""
+        rows_out = []
+        for t in self.thread_counts:
+            rows = []
+            for (i, tt), base in self._base.items():
+                if tt != t:
+                    continue
+                # Equal latency: the more accurate first, so the prefix max keeps the faster-or-equal one.
+                rows.append((base * excess.get((i, t), 1.0), -float(self.members[i].val_accuracy), i, base))
+            if not rows:
+                continue
+            rows.sort()
+            best_i, best_a, best_b, best_raw = [], [], [], []
+            cur = (-1, float("-inf"), 0.0, 0.0)
+            for eff, neg_acc, i, base in rows:
+                if -neg_acc > cur[1]:  # strict: on equal accuracy keep the faster option
+                    cur = (i, -neg_acc, eff, base)
+                best_i.append(cur[0])
+                best_a.append(cur[1])
+                best_b.append(cur[2])
+                best_raw.append(cur[3])
+            fast = rows[0]
+            rows_out.append((t, tuple(r[0] for r in rows), tuple(best_i), tuple(best_a), tuple(best_b),
+                             tuple(best_raw), fast[2], fast[3]))
+        return tuple(rows_out)
+
+    def set_option_factors(self, option_factors: Mapping[tuple[int, int], float],
+                           thread_factors: Mapping[int, float]) -> None:
+        """Fold what each option has shown on its own into the tables, between frames.
+
+        ``option_factors[(index, threads)]``: that option's own slowdown (``SlowdownEstimator.
+        option_factors``). Where it exceeds its thread count's factor, the option's base is
+        scaled by the excess, so one bisect per thread count still finds the best fit. Why:
+        the thread count's factor is learned mostly on the member that runs most, and members
+        do not slow down alike (measured here under one busy neighbour at 1 thread: the small
+        member ran at 0.75x its paced profile while the large one missed a 2.5 ms budget on a
+        quarter of its runs, 6-7 ms when a scheduler slice hit it). The tables are replaced in
+        one assignment, so a concurrent ``select`` sees the old or the new ones.
+        """
+        excess = {}
+        for (i, t), f in option_factors.items():
+            if (i, t) in self._base:
+                x = f / max(thread_factors.get(t, 1.0), 1e-9)
+                if x > 1.0:
+                    excess[(i, t)] = x
+        if excess != self.excess:
+            self._rows = self._build_rows(excess)
+            self.excess = excess
 
     def base_ms(self, index: int, threads: int) -> float:
         """Profiled quantile of member ``index`` at ``threads`` (KeyError if not profiled)."""
@@ -149,7 +163,7 @@ class Selector:
         best_acc = -1.0
         best = None
         floor = 0.0
-        for t, base, best_index, best_accs, best_base, _ in self._rows:  # ascending thread counts
+        for t, base, best_index, best_accs, best_base, best_raw, _, _ in self._rows:  # ascending thread counts
             f = factors.get(t, 1.0)
             if f < floor:  # contention never hurts more threads less (see the class docstring)
                 f = floor
@@ -160,7 +174,7 @@ class Selector:
                 pred = best_base[k - 1] * f
                 if acc > best_acc or (acc == best_acc and pred < best[2]):
                     best_acc = acc
-                    best = (best_index[k - 1], t, pred, best_base[k - 1], f, True, False)
+                    best = (best_index[k - 1], t, pred, best_raw[k - 1], f, True, False)
         if best is not None:
             return tuple.__new__(Choice, best)
         return self._no_fit(factors)
@@ -169,12 +183,12 @@ class Selector:
         # Nothing fits: the option with the smallest prediction is the least-bad one.
         fast = None
         floor = 0.0
-        for t, base, _, _, _, fastest_index in self._rows:
+        for t, base, _, _, _, _, fastest_index, fastest_raw in self._rows:
             f = max(factors.get(t, 1.0), floor)
             floor = f
             pred = base[0] * f
             if fast is None or pred < fast[2]:
-                fast = (fastest_index, t, pred, base[0], f, False, False)
+                fast = (fastest_index, t, pred, fastest_raw, f, False, False)
         if self.on_no_fit == "skip":
             return Choice(-1, *fast[1:6], True)
         return Choice(*fast)

@@ -41,6 +41,19 @@ either way. (The selector also never lets a larger thread count look less slowed
 smaller one, so an unobserved or aged 2-thread factor cannot undercut a loaded 1-thread one.) A probe that risked nothing would need an idle slot the size of the loaded latency
 (tens of ms), which a frame stream does not promise.
 
+Per option too: each (member, threads) option that has run keeps the same kind of window of its
+own log-ratios (``option_factors``), with the same rank, aging and stale rules. The thread-count
+factor reacts to load for every member at once; an option's own factor catches what is specific
+to it (members do not slow down alike: under one busy neighbour at 1 thread the small member ran
+at 0.75x its paced profile while the large one was hit by 6-7 ms scheduler slices on a quarter of
+its runs). The selector uses an option's factor only where it exceeds the thread count's, so
+options start from the thread-count estimate and are only ever held back by their own record,
+which ages back toward the profile (factor 1), not toward the thread count's factor: an option
+that proved worse than its thread count is retried only once the profile itself says it fits.
+When a thread count is probed after a long pause (the stale rule above), the options' records
+at it from before the pause are dropped with the thread count's: the load they describe may be
+gone.
+
 Unobserved thread counts have factor 1.0 (the profile is the prior). Not thread-safe on its
 own: the engine calls it under its inference lock.
 """
@@ -81,39 +94,69 @@ class SlowdownEstimator:
         self._step = 0
         self._obs: dict[int, deque] = {}  # threads -> deque[(step, log_ratio)]
         self._factors: dict[int, float] = {}
+        self._opt_obs: dict[tuple, deque] = {}  # (option, threads) -> deque[(step, log_ratio)]
+        self._opt_factors: dict[tuple, float] = {}
 
     def reset(self) -> None:
         """Forget everything (e.g. the profile quantile changed, so old ratios mean something else)."""
         self._step = 0
         self._obs.clear()
         self._factors = {}
+        self.forget_options()
 
-    def observe(self, threads: int, observed_ms: float, profiled_ms: float) -> None:
-        """Feed one inference: its measured time and the profiled quantile it was predicted from."""
+    def forget_options(self) -> None:
+        """Drop the per-option records (a new bank: its options are other models)."""
+        self._opt_obs = {}
+        self._opt_factors = {}
+
+    def observe(self, threads: int, observed_ms: float, profiled_ms: float, option=None) -> None:
+        """Feed one inference: its measured time and the profiled quantile it was predicted from.
+
+        ``option``: which model ran (any hashable, e.g. the member's index), to keep its own
+        record as well; None keeps only the thread count's.
+        """
         if not (profiled_ms > 0 and observed_ms >= 0 and math.isfinite(observed_ms)):
             return  # a broken measurement must not poison the estimate
         lr = math.log(max(observed_ms, 1e-9) / profiled_ms)
         lr = min(max(lr, self._lo), self._hi)
         self._step += 1
-        q = self._obs.get(threads)
+        if self._push(self._obs, threads, lr):
+            # A probe: this thread count comes back after a long pause, so the machine may be
+            # another one now. Options' own records at it from before the pause go too.
+            for key in [k for k in self._opt_obs if k[1] == threads]:
+                q = self._opt_obs[key]
+                while q and self._step - q[0][0] > self.stale_after:
+                    q.popleft()
+                if not q:
+                    del self._opt_obs[key]
+        if option is not None:
+            self._push(self._opt_obs, (option, threads), lr)
+        self._factors = self._recompute(self._obs)  # replaced, never mutated: readers see a complete dict
+        self._opt_factors = self._recompute(self._opt_obs)
+
+    def _push(self, windows: dict, key, lr: float) -> bool:
+        """Append to ``key``'s window; True when stale samples were dropped first (a probe)."""
+        q = windows.get(key)
         if q is None:
-            q = self._obs[threads] = deque(maxlen=self.window)
+            q = windows[key] = deque(maxlen=self.window)
+        stale = False
         while q and self._step - q[0][0] > self.stale_after:  # a probe is judged on its own
             q.popleft()
+            stale = True
         q.append((self._step, lr))
-        self._recompute()
+        return stale
 
-    def _recompute(self) -> None:
-        # Done once per observation (off the selection path), for every thread count, because
-        # aging advances for all of them. A few dozen float operations.
+    def _recompute(self, windows: dict) -> dict:
+        # Done once per observation (off the selection path), for every window, because aging
+        # advances for all of them. A few hundred float operations for a 6-member bank.
         step, hl = self._step, self.half_life
         out = {}
-        for t, q in self._obs.items():
+        for key, q in windows.items():
             aged = sorted((lr * 0.5 ** ((step - s) / hl) for s, lr in q), reverse=True)
-            # A partial window (start-up, or a thread count being probed again) has too little
+            # A partial window (start-up, or an option being probed again) has too little
             # evidence to call anything an outlier: take its worst sample.
-            out[t] = math.exp(aged[self.rank - 1] if len(aged) == self.window else aged[0])
-        self._factors = out  # replaced, never mutated: readers always see a complete dict
+            out[key] = math.exp(aged[self.rank - 1] if len(aged) == self.window else aged[0])
+        return out
 
     def factor(self, threads: int) -> float:
         return self._factors.get(threads, 1.0)
@@ -121,3 +164,7 @@ class SlowdownEstimator:
     def factors(self) -> dict[int, float]:
         """Current factors by thread count (absent = 1.0). Do not mutate."""
         return self._factors
+
+    def option_factors(self) -> dict[tuple, float]:
+        """Current factors by (option, threads) for options that have run. Do not mutate."""
+        return self._opt_factors
