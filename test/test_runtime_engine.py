@@ -233,7 +233,7 @@ def test_a_member_with_its_own_tail_is_held_back_while_the_others_keep_their_fac
     assert len(misses) <= 2, chosen[:12]
     assert all(m == "small" for m, _ in chosen[misses[-1] + 1 :])
     assert eng.estimator.factor(1) < 0.7  # the thread count's factor alone would have kept "large"
-    assert eng.selector.excess[(1, 1)] > 1.5
+    assert eng.selector.option_scale[(1, 1)] > 1.5
     # a new bank forgets the old members' records, the machine's factor stays
     eng.swap_bank(FakeBank(three_members(clock, load), clock=clock))
     assert eng.estimator.option_factors() == {} and eng.estimator.factor(1) < 0.7

@@ -119,10 +119,22 @@ def test_option_excess_scales_only_that_option_and_keeps_the_raw_base():
     sel = Selector(members, "p50")
     assert sel.select(2.5, {1: 1.0}).index == 1
     sel.set_option_factors({(1, 1): 3.0, (0, 1): 0.9}, {1: 1.0})
-    assert sel.excess == {(1, 1): 3.0}  # below the thread's factor: no excess
+    assert sel.option_scale == {(1, 1): 3.0}  # below the thread's factor: no excess
     c = sel.select(2.5, {1: 1.0})
     assert (c.index, c.base_ms, c.predicted_ms) == (0, 1.0, 1.0)
     c = sel.select(7.0, {1: 1.0})
     assert c.index == 1 and c.base_ms == 2.0 and c.predicted_ms == pytest.approx(6.0)
     sel.set_option_factors({(1, 1): 3.0}, {1: 3.0})  # the whole thread count is that slow now
-    assert sel.excess == {} and sel.select(7.0, {1: 3.0}).index == 1
+    assert sel.option_scale == {} and sel.select(7.0, {1: 3.0}).index == 1
+
+
+def test_an_option_in_use_may_run_below_its_thread_factor_an_idle_one_may_not():
+    from test_runtime_fakes import FakeMember
+
+    members = [FakeMember("a", 0.80, {1: 1.0}), FakeMember("b", 0.90, {1: 2.0})]
+    sel = Selector(members, "p50")
+    sel.set_option_factors({(1, 1): 0.5}, {1: 1.5})  # b's own record: 0.5x; the thread count: 1.5x
+    assert sel.select(2.0, {1: 1.5}).index == 0  # idle: b is predicted 3.0 ms
+    sel.set_option_factors({(1, 1): 0.5}, {1: 1.5}, active={(1, 1)})
+    c = sel.select(2.0, {1: 1.5})
+    assert c.index == 1 and c.predicted_ms == pytest.approx(1.0) and c.base_ms == 2.0

@@ -118,3 +118,13 @@ def test_options_keep_their_own_record_and_a_probe_clears_the_old_ones():
     assert ("large", 1) not in est.option_factors()  # its record from before the pause is gone
     est.forget_options()
     assert est.option_factors() == {} and est.factor(2) == pytest.approx(1.0)
+
+
+def test_active_options_are_full_and_recent():
+    est = SlowdownEstimator(window=4, rank=2)
+    for _ in range(4):
+        est.observe(1, 1.0, 1.0, option="a")
+    assert est.active_options() == {("a", 1)}
+    for _ in range(5):
+        est.observe(1, 1.0, 1.0, option="b")
+    assert est.active_options() == {("b", 1)}  # a's newest sample is 5 frames old

@@ -178,7 +178,8 @@ class Engine:
                 if config.latency_quantile != old.config.latency_quantile:
                     self.estimator.reset()  # ratios were relative to the old quantile
                 else:  # same bank, same members: their own records still hold
-                    selector.set_option_factors(self.estimator.option_factors(), self.estimator.factors())
+                    selector.set_option_factors(self.estimator.option_factors(), self.estimator.factors(),
+                                                self.estimator.active_options())
                 self._state = new
 
     def swap_bank(self, path_or_bank) -> None:
@@ -251,7 +252,7 @@ class Engine:
             end = clock()
             actual_ms = (r1 - r0) * 1e3
             est.observe(choice.threads, actual_ms, choice.base_ms, option=choice.index)
-            selector.set_option_factors(est.option_factors(), est.factors())  # for the next frame
+            selector.set_option_factors(est.option_factors(), est.factors(), est.active_options())  # next frame
         e2e_ms = (end - capture_time) * 1e3
         return FrameResult(
             class_id, class_name, score, False,

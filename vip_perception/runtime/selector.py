@@ -14,7 +14,7 @@ thread count. A choice is O(thread counts x log members) with no Python work per
 selector is pure: time and factors are passed in, nothing is read from a clock. An option that
 has shown on its own that it runs slower than its thread count's factor says (a large member
 that a scheduler slice hits more often than the small one the factor was learned on) has its
-base scaled by that excess in the tables (``set_option_factors``, called between frames).
+base scaled by that ratio in the tables (``set_option_factors``, called between frames).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class Choice(NamedTuple):
 
     index: int
     threads: int
-    predicted_ms: float  # base quantile x slowdown factor (x the option's own excess, if any)
+    predicted_ms: float  # base quantile x slowdown factor (x the option's own scale, if any)
     base_ms: float  # profiled quantile of that option, before any factor (what observations are relative to)
     factor: float  # slowdown factor used for ``threads``
     fits: bool  # prediction <= remaining time
@@ -88,13 +88,13 @@ class Selector:
                 if not base > 0.0:
                     raise ValueError(f"member {m.name!r}: {quantile} latency at {t} threads must be > 0, got {base}")
                 self._base[(i, t)] = base
-        self.excess: dict[tuple[int, int], float] = {}
+        self.option_scale: dict[tuple[int, int], float] = {}  # (index, threads) -> own factor / thread factor
         self._rows = self._build_rows({})
         if not self._rows:
             raise ValueError(f"no member has a latency profile at threads {list(self.thread_counts)}")
 
-    def _build_rows(self, excess: Mapping[tuple[int, int], float]) -> tuple:
-        """Per thread count: options sorted by effective base (profile x the option's excess),
+    def _build_rows(self, scale: Mapping[tuple[int, int], float]) -> tuple:
+        """Per thread count: options sorted by effective base (profile x the option's own scale),
         prefix-best accuracy. Plain tuples: the hot path iterates them cache-cold."""
         rows_out = []
         for t in self.thread_counts:
@@ -103,7 +103,7 @@ class Selector:
                 if tt != t:
                     continue
                 # Equal latency: the more accurate first, so the prefix max keeps the faster-or-equal one.
-                rows.append((base * excess.get((i, t), 1.0), -float(self.members[i].val_accuracy), i, base))
+                rows.append((base * scale.get((i, t), 1.0), -float(self.members[i].val_accuracy), i, base))
             if not rows:
                 continue
             rows.sort()
@@ -122,27 +122,28 @@ class Selector:
         return tuple(rows_out)
 
     def set_option_factors(self, option_factors: Mapping[tuple[int, int], float],
-                           thread_factors: Mapping[int, float]) -> None:
+                           thread_factors: Mapping[int, float], active=frozenset()) -> None:
         """Fold what each option has shown on its own into the tables, between frames.
 
         ``option_factors[(index, threads)]``: that option's own slowdown (``SlowdownEstimator.
-        option_factors``). Where it exceeds its thread count's factor, the option's base is
-        scaled by the excess, so one bisect per thread count still finds the best fit. Why:
+        option_factors``). Where it exceeds its thread count's factor, or for ``active`` options
+        (in current use, ``SlowdownEstimator.active_options``) in either direction, the option's
+        base is scaled by the ratio, so one bisect per thread count still finds the best fit. Why:
         the thread count's factor is learned mostly on the member that runs most, and members
         do not slow down alike (measured here under one busy neighbour at 1 thread: the small
         member ran at 0.75x its paced profile while the large one missed a 2.5 ms budget on a
         quarter of its runs, 6-7 ms when a scheduler slice hit it). The tables are replaced in
         one assignment, so a concurrent ``select`` sees the old or the new ones.
         """
-        excess = {}
+        scale = {}
         for (i, t), f in option_factors.items():
             if (i, t) in self._base:
                 x = f / max(thread_factors.get(t, 1.0), 1e-9)
-                if x > 1.0:
-                    excess[(i, t)] = x
-        if excess != self.excess:
-            self._rows = self._build_rows(excess)
-            self.excess = excess
+                if x > 1.0 or (x < 1.0 and (i, t) in active):
+                    scale[(i, t)] = x
+        if scale != self.option_scale:
+            self._rows = self._build_rows(scale)
+            self.option_scale = scale
 
     def base_ms(self, index: int, threads: int) -> float:
         """Profiled quantile of member ``index`` at ``threads`` (KeyError if not profiled)."""

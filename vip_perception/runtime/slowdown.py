@@ -47,9 +47,13 @@ factor reacts to load for every member at once; an option's own factor catches w
 to it (members do not slow down alike: under one busy neighbour at 1 thread the small member ran
 at 0.75x its paced profile while the large one was hit by 6-7 ms scheduler slices on a quarter of
 its runs). The selector uses an option's factor only where it exceeds the thread count's, so
-options start from the thread-count estimate and are only ever held back by their own record,
-which ages back toward the profile (factor 1), not toward the thread count's factor: an option
-that proved worse than its thread count is retried only once the profile itself says it fits.
+options start from the thread-count estimate and are held back by their own record, which ages
+back toward the profile (factor 1), not toward the thread count's factor: an option that proved
+worse than its thread count is retried only once the profile itself says it fits. An option in
+current use (``active_options``: a full window, recently fed) is predicted from its own record
+in both directions: a member whose profile overstates it (profiles taken on a busy machine
+do) keeps running as long as its own runs fit. Options not in use never get below their thread
+count's factor, so a load that arrives while they are idle is not hidden by an old, fast record.
 When a thread count is probed after a long pause (the stale rule above), the options' records
 at it from before the pause are dropped with the thread count's: the load they describe may be
 gone.
@@ -168,3 +172,10 @@ class SlowdownEstimator:
     def option_factors(self) -> dict[tuple, float]:
         """Current factors by (option, threads) for options that have run. Do not mutate."""
         return self._opt_factors
+
+    def active_options(self) -> set:
+        """(option, threads) keys in current use: a full window whose newest sample is at most
+        ``window`` frames old. Their own factor may stand in for the thread count's in both
+        directions; the others' may only hold them back (see the module docstring)."""
+        step, w = self._step, self.window
+        return {k for k, q in self._opt_obs.items() if len(q) == w and step - q[-1][0] <= w}
