@@ -33,10 +33,6 @@ DETECTOR = os.path.join(ROOT, "config", "banks", "conveyor_detector")
 SHIPPED = os.path.join(ROOT, "config", "banks", "fashion_mnist")
 BELT_FRAME = 30  # four garments in view (frames 0-12 show the empty start of the belt)
 
-# LEAD: flip to True once config/banks/fashion_mnist carries onnxruntime latency profiles
-# (`vip-perception bank profile config/banks/fashion_mnist --backend onnxruntime`); the
-# test then asserts that the shipped bank is accepted on onnxruntime and keeps serving.
-SHIPPED_HAS_ORT_PROFILE = False
 
 
 @pytest.fixture(scope="module")
@@ -203,24 +199,15 @@ def test_backend_rejected_for_the_detector_then_bank_and_backend_change_together
 
 def test_backend_onnxruntime_on_the_shipped_classifier_bank(ctx):
     with open(os.path.join(SHIPPED, "manifest.json")) as fh:
-        has_profile = all("onnxruntime" in m.get("backend_latency", {})
-                          for m in json.load(fh)["members"])
-    assert has_profile == SHIPPED_HAS_ORT_PROFILE, (
-        "config/banks/fashion_mnist's onnxruntime profiles changed: flip SHIPPED_HAS_ORT_PROFILE")
+        assert all("onnxruntime" in m.get("backend_latency", {}) for m in json.load(fh)["members"])
     r = Rig(ctx, SHIPPED, topics=("fm_cam",), name="vip_fm", output_format="json")
     try:
         res = r.set(backend="onnxruntime")
-        if SHIPPED_HAS_ORT_PROFILE:
-            assert res[0].successful, res[0].reason
-        else:  # until the lead profiles the shipped bank on onnxruntime
-            assert not res[0].successful
-            assert res[0].reason.startswith("backend onnxruntime rejected")
-            assert "no onnxruntime latency profile" in res[0].reason, res[0].reason
+        assert res[0].successful, res[0].reason
         r.send_and_wait(r.image(frame_id="fm"), topic="fm_cam")
         assert r.results[-1]["header"]["frame_id"] == "fm"
-        expected = "onnxruntime" if SHIPPED_HAS_ORT_PROFILE else "torch"
-        assert r.node.perception.engine.bank.backend == expected
-        assert r.node.get_parameter("backend").value == expected
+        assert r.node.perception.engine.bank.backend == "onnxruntime"
+        assert r.node.get_parameter("backend").value == "onnxruntime"
     finally:
         r.close()
 

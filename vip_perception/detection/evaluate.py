@@ -5,7 +5,8 @@ used for training or selection), batch-1 latency p50/p95 of the whole detector a
 backbone alone (measured here, interleaved across members so machine noise is shared), and for
 each ViP member its speed-up and mAP loss against its parent. The backbone share of the
 parent's time bounds what ViP can give the whole detector (Amdahl), which is why the paper's
-1.8x on VGG16 Faster R-CNN needs a backbone-dominated detector.
+1.8x on VGG16 Faster R-CNN needs a backbone-dominated detector. Members are scored as the bank
+serves them: ViP backbones fused (``bank.inference_module``), exact to float rounding.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def evaluate_bank(bank, scenes: int, threads: int, runs: int, rounds: int, progr
 
     from ..bank.profile import machine_info, profile_models
     from ..data.conveyor import ConveyorConfig, ConveyorScenes, coco_dict
+    from ..fused import fused_stages
     from .coco_eval import evaluate_map
     from .latency import BackboneCall, DetectorCall
 
@@ -67,7 +69,8 @@ def evaluate_bank(bank, scenes: int, threads: int, runs: int, rounds: int, progr
                         "latency_ms_p50": w.p50, "latency_ms_p95": w.p95,
                         "backbone_latency_ms_p50": b.p50, "backbone_latency_ms_p95": b.p95,
                         "backbone_share": b.p50 / w.p50 if w.p50 > 0 else None,
-                        "backbone_macs": m.macs}
+                        "backbone_macs": m.macs,
+                        "fused_stages": fused_stages(m.module)}  # how the ViP layers are served
     for r in rows.values():
         p = rows.get(r["parent"]) if r["parent"] else None
         if p is not None:
