@@ -129,3 +129,29 @@ def test_compare_backends_reports_identical_predictions_and_both_latencies(quick
         assert set(rows) == set(rec["predictions"])
         assert all(r["torch_p50_ms"] > 0 and r["onnxruntime_p50_ms"] > 0 for per_t in rows.values() for r in per_t.values())
     assert cli(["bank", "compare-backends", quick_bank, "--gap-ms", "-1"]) == 2
+
+
+def test_export_onnx_writes_verified_members(quick_bank, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    out = tmp_path / "onnx"
+    bank = load_bank(quick_bank)
+    name = bank.members[-1].name
+    assert cli(["bank", "export-onnx", quick_bank, "--out", str(out), "--member", name]) == 0
+    rec = json.loads((out / "export.json").read_text())
+    assert list(rec["members"]) == [name] and rec["members"][name]["max_rel_error"] <= 1e-4
+    sess = ort.InferenceSession(str(out / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    x = bank.preprocess(_images(1)[0])  # (1, 1, 28, 28)
+    got = torch.from_numpy(sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0])
+    assert torch.allclose(got, bank.members[-1].run(x, 1), rtol=1e-4, atol=1e-4)
+    assert cli(["bank", "export-onnx", quick_bank, "--out", str(out), "--member", "nope"]) == 1
+
+
+def test_engine_swaps_to_a_bank_on_its_own_backend(quick_bank, ort_bank):
+    engine = Engine(load_bank(ort_bank, backend="onnxruntime"), EngineConfig(deadline_ms=1e6, margin_ms=0.0))
+    engine.swap_bank(ort_bank)
+    assert engine.bank.backend == "onnxruntime"
+    with pytest.raises(BankError, match="no onnxruntime latency profile"):
+        engine.swap_bank(quick_bank)  # the old bank keeps serving
+    assert engine.bank.backend == "onnxruntime" and engine.bank.path == ort_bank

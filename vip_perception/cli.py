@@ -20,6 +20,7 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("bank", "show"): ("vip_perception.bank.show", "print a bank's members; write JSON and a trade-off plot"),
     ("bank", "build-detector"): ("vip_perception.detection.build", "train and select a ViP Faster R-CNN detector bank"),
     ("bank", "compare-backends"): ("vip_perception.bank.backend_compare", "same predictions and p50 latency: torch vs onnxruntime"),
+    ("bank", "export-onnx"): ("vip_perception.bank.onnx_command", "write each member as a verified ONNX file"),
     ("evaluate", "deadline"): ("vip_perception.runtime.evaluate", "replay a timed frame stream under CPU load"),
     ("evaluate", "detector"): ("vip_perception.detection.evaluate", "mAP and latency of a detector bank's members"),
     (None, "demo"): ("vip_perception.ros.demo", "camera source + node over DDS with a live summary"),

@@ -191,7 +191,8 @@ class Engine:
         if isinstance(path_or_bank, (str, bytes)) or hasattr(path_or_bank, "__fspath__"):
             from vip_perception.bank import load_bank
 
-            bank = load_bank(path_or_bank)  # outside every lock: frames keep flowing meanwhile
+            # on the backend the engine serves now; outside every lock: frames keep flowing meanwhile
+            bank = load_bank(path_or_bank, backend=getattr(self._state.bank, "backend", "torch"))
             _materialise(bank)
         else:
             bank = path_or_bank
