@@ -126,9 +126,14 @@ class Selector:
         """Fold what each option has shown on its own into the tables, between frames.
 
         ``option_factors[(index, threads)]``: that option's own slowdown (``SlowdownEstimator.
-        option_factors``). Where it exceeds its thread count's factor, or for ``active`` options
-        (in current use, ``SlowdownEstimator.active_options``) in either direction, the option's
-        base is scaled by the ratio, so one bisect per thread count still finds the best fit. Why:
+        option_factors``). An ``active`` option (in current use, ``SlowdownEstimator.
+        active_options``) is predicted from its own factor. Any other option gets the largest of
+        its thread count's factor, its own (if it has run) and 1: a thread count's factor above
+        1 is load, which slows every member; below 1 it says the profiles of the members that
+        ran were pessimistic, which does not carry over to the others (measured: the small
+        member at 0.75x its profile, the large ones at 1.0-1.1x; trusting it cost a miss per
+        untried member). The option's base is scaled by effective / thread factor, so one
+        bisect per thread count still finds the best fit. Why per option at all:
         the thread count's factor is learned mostly on the member that runs most, and members
         do not slow down alike (measured here under one busy neighbour at 1 thread: the small
         member ran at 0.75x its paced profile while the large one missed a 2.5 ms budget on a
@@ -136,11 +141,15 @@ class Selector:
         one assignment, so a concurrent ``select`` sees the old or the new ones.
         """
         scale = {}
-        for (i, t), f in option_factors.items():
-            if (i, t) in self._base:
-                x = f / max(thread_factors.get(t, 1.0), 1e-9)
-                if x > 1.0 or (x < 1.0 and (i, t) in active):
-                    scale[(i, t)] = x
+        for (i, t) in self._base:
+            ft = max(thread_factors.get(t, 1.0), 1e-9)
+            own = option_factors.get((i, t))
+            if (i, t) in active:  # its own record, both ways
+                eff = own
+            else:  # bad news transfers, good news must be earned: never below its profile
+                eff = max(ft, 1.0, own if own is not None else 0.0)
+            if abs(eff / ft - 1.0) > 1e-12:
+                scale[(i, t)] = eff / ft
         if scale != self.option_scale:
             self._rows = self._build_rows(scale)
             self.option_scale = scale
