@@ -53,11 +53,15 @@ def inference_module(model: nn.Module) -> nn.Module:
     if not vip_layers_of(model):
         return model.eval()
     try:
-        from ..fused import fuse_vip
+        from ..fused import fuse_vip, native_available
 
-        return fuse_vip(model, pack=False).eval()
+        fused = fuse_vip(model, pack=False).eval()
     except (ImportError, ValueError, NotImplementedError, RuntimeError):
         return model.eval()
+    # Build or load the native kernels now, at load, never inside a frame's deadline: the
+    # fused stages call them lazily, and a first build takes seconds (cached afterwards).
+    native_available()
+    return fused
 
 
 def load_weights(model: nn.Module, path: str) -> nn.Module:
