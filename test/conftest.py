@@ -37,3 +37,16 @@ def quick_bank(tmp_path_factory) -> str:
         pytest.fail(f"quick bank build failed (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n"
                     f"{proc.stderr[-4000:]}")
     return out
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    """A private rclpy context per test module (one torch thread: DDS callbacks need the other core)."""
+    import rclpy
+    import torch
+
+    torch.set_num_threads(1)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.shutdown(context=context)

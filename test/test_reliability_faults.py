@@ -61,15 +61,6 @@ def member_files(bank: Path) -> list[Path]:
     return [bank / m["file"] for m in manifest["members"]]
 
 
-@pytest.fixture(scope="module")
-def ctx():
-    torch.set_num_threads(1)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.shutdown(context=context)
-
-
 class Rig:
     """The node in this process, a probe that publishes frames and records outputs."""
 

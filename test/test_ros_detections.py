@@ -36,15 +36,6 @@ BELT_FRAME = 30  # four garments in view (frames 0-12 show the empty start of th
 
 
 @pytest.fixture(scope="module")
-def ctx():
-    torch.set_num_threads(1)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.shutdown(context=context)
-
-
-@pytest.fixture(scope="module")
 def belt():
     return BeltStream("test")
 

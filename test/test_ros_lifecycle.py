@@ -26,15 +26,6 @@ pytestmark = pytest.mark.timeout(120)
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
-@pytest.fixture(scope="module")
-def ctx():
-    torch.set_num_threads(1)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.shutdown(context=context)
-
-
 def _wait(pred, what, timeout=30.0):
     end = time.monotonic() + timeout
     while not pred():

@@ -32,15 +32,6 @@ pytestmark = pytest.mark.timeout(180)
 WAIT_S = 30.0
 
 
-@pytest.fixture(scope="module")
-def ctx():
-    torch.set_num_threads(1)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.shutdown(context=context)
-
-
 class Rig:
     """A node under test plus a test node that publishes images and records every output."""
 
