@@ -44,7 +44,8 @@ def belt():
 def detector_rig(ctx):
     if not os.path.isfile(os.path.join(DETECTOR, "manifest.json")):
         pytest.fail(f"{DETECTOR}: the shipped detector bank is missing")
-    r = Rig(ctx, DETECTOR, topics=("belt_cam",), name="vip_belt", output_format="json",
+    # by the shipped bank's name, as config/vip_perception_detector.yaml does
+    r = Rig(ctx, "conveyor_detector", topics=("belt_cam",), name="vip_belt", output_format="json",
             deadline_ms=5000.0, score_threshold=0.5)
     yield r
     r.close()

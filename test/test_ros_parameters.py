@@ -13,7 +13,7 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter  # noqa: E402
 
 from vip_perception.ros import camera_source, parameters  # noqa: E402
-from vip_perception.ros.parameters import SPEC_BY_NAME, Settings, check_value, validate_change  # noqa: E402
+from vip_perception.ros.parameters import SPEC_BY_NAME, Settings, check_bank_path, check_value, validate_change  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "config", "vip_perception.yaml")
@@ -73,6 +73,27 @@ def test_bank_path_checked_cheaply(tmp_path):
 
 def _yaml_type(v):
     return {bool: "bool", int: "int", float: "float", str: "str", list: "list"}[type(v)]
+
+
+DETECTOR_CONFIG = os.path.join(ROOT, "config", "vip_perception_detector.yaml")
+
+
+def test_detector_preset_matches_declarations_and_names_a_shipped_bank():
+    from vip_perception.ros.paths import bank_directory
+    with open(DETECTOR_CONFIG) as fh:
+        cfg = yaml.safe_load(fh)
+    node_params = cfg["vip_perception"]["ros__parameters"]
+    for key, value in node_params.items():
+        assert key in SPEC_BY_NAME, f"{DETECTOR_CONFIG}: unknown node parameter {key}"
+        assert check_value(key, value) is None, key
+    for key, value in cfg["vip_perception_camera"]["ros__parameters"].items():
+        assert key in camera_source.PARAMS, f"{DETECTOR_CONFIG}: unknown camera parameter {key}"
+        assert _yaml_type(value) == _yaml_type(camera_source.PARAMS[key][0]), key
+    bank = bank_directory(node_params["bank"])
+    assert os.path.samefile(bank, os.path.join(ROOT, "config", "banks", "conveyor_detector"))
+    assert check_bank_path("conveyor_detector") is None
+    assert "not a directory" in check_bank_path("no_such_bank")
+    assert bank_directory("") == "" and bank_directory("/x/y") == "/x/y"
 
 
 def test_yaml_keys_and_types_match_declarations():

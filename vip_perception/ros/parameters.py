@@ -49,7 +49,8 @@ class Spec:
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("bank", "", "Model bank directory (holds manifest.json). Empty: the shipped "
+    Spec("bank", "", "Model bank directory (holds manifest.json), or the name of a shipped "
+         "bank (fashion_mnist, conveyor_detector). Empty: the shipped "
          "config/banks/fashion_mnist. Changing it swaps the bank between frames; a bank that "
          "fails to load is rejected with the reason and the old one keeps serving."),
     Spec("backend", "torch", "Execution backend of the bank's members: torch, or onnxruntime "
@@ -200,9 +201,12 @@ def check_settings(s: Settings) -> str | None:
 
 
 def check_bank_path(path: str) -> str | None:
-    """Cheap synchronous check of a bank directory (exists, manifest.json is JSON)."""
+    """Cheap synchronous check of a bank directory (exists, manifest.json is JSON); a shipped
+    bank's name stands for its directory (``paths.bank_directory``)."""
     if not path:
         return None
+    from .paths import bank_directory
+    path = bank_directory(path)
     if not os.path.isdir(path):
         return f"bank {path!r}: not a directory"
     manifest = os.path.join(path, "manifest.json")

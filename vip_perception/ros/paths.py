@@ -30,3 +30,17 @@ def share_path(relative: str) -> Path | None:
         if c.exists():
             return c
     return None
+
+
+SHIPPED_BANKS = ("fashion_mnist", "conveyor_detector")
+
+
+def bank_directory(value: str) -> str:
+    """The directory a ``bank`` parameter names: a path as given, or the name of a shipped bank
+    (``conveyor_detector``, ``fashion_mnist``) found under ``config/banks/`` wherever the
+    package is installed, so a params file can name a shipped bank without knowing the install
+    prefix. An existing directory always wins over a shipped name."""
+    if not value or Path(value).is_dir() or value not in SHIPPED_BANKS:
+        return value
+    found = share_path(f"config/banks/{value}/manifest.json")
+    return str(found.parent) if found is not None else value

@@ -26,7 +26,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from . import convert, diagnostics, output, parameters, qos
 from .frame_slots import Frame, FrameSlots
-from .paths import share_candidates
+from .paths import bank_directory, share_candidates
 from .stats import CameraStats
 
 WATCH_PERIOD_S = 2.0      # how often silent topics are checked
@@ -113,14 +113,14 @@ class Perception:
         if backend != cur.backend and path == cur.bank:
             what = f"backend {backend} rejected"
         elif backend != cur.backend:
-            what = f"bank {path or default_bank_path()} on backend {backend} rejected"
+            what = f"bank {bank_directory(path) or default_bank_path()} on backend {backend} rejected"
         elif backend != "torch":  # the bank alone changed: say which backend it was tried on
             what = f"bank rejected on the current backend {backend} (to change both, set bank " \
                    f"and backend in one atomic call)"
         else:
             what = "bank rejected"
         try:
-            bank = load_bank(path or default_bank_path(), backend=backend)
+            bank = load_bank(bank_directory(path) or default_bank_path(), backend=backend)
         except BankError as exc:
             return f"{what}: {exc}"
         except Exception as exc:  # noqa: BLE001 - any load failure is a rejection with reason
@@ -182,7 +182,7 @@ class Perception:
         """Load the bank, build the engine, create publishers and subscriptions."""
         from vip_perception.bank import load_bank
         s = self.settings
-        path = s.bank or default_bank_path()
+        path = bank_directory(s.bank) or default_bank_path()
         bank = load_bank(path, backend=s.backend)  # BankError names the path and the reason
         with self._lock:
             self._pending_bank = None  # the parameter's bank is the one just loaded
