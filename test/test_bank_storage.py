@@ -1,6 +1,5 @@
 """Quick bank end to end: build, load_bank API, manifest round trip, corrupt-file errors, show, profile."""
 import json
-import os
 import shutil
 
 import numpy as np

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..models import ModelSpec, build_model
-from .bank import build_member_module, inference_module, load_weights
+from .bank import build_member_module, inference_module
 from .candidates import sample_specs
 from .config import BankConfig, TrainRecipe, to_dict
 from .manifest import CANDIDATES, MANIFEST, SCHEMA_VERSION, file_entry, validate_manifest, write_json

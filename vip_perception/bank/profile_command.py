@@ -94,7 +94,7 @@ def run(args) -> int:
     except BankError as exc:
         print(f"error: {exc}")
         return 1
-    q, t = manifest["selection"]["quantile"], manifest["selection"]["threads"]
+    t = manifest["selection"]["threads"]
     for m in manifest["members"]:
         lat = (m["latency"] if args.backend == "torch" else m["backend_latency"][args.backend]).get(str(t))
         if lat is None:

@@ -15,7 +15,6 @@ test_accuracy hold mAP@0.5 so the bank's selection code applies unchanged.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
