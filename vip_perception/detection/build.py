@@ -77,13 +77,3 @@ def run(args) -> int:
             h.close()
         if auto_work:
             shutil.rmtree(work, ignore_errors=True)
-
-
-def main() -> int:  # python -m vip_perception.detection.build (before the CLI registration lands)
-    parser = argparse.ArgumentParser(prog="vip-perception bank build-detector")
-    add_arguments(parser)
-    return run(parser.parse_args())
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -140,13 +140,3 @@ def plot(result: dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def main() -> int:  # python -m vip_perception.detection.evaluate (before the CLI registration lands)
-    parser = argparse.ArgumentParser(prog="vip-perception evaluate detector")
-    add_arguments(parser)
-    return run(parser.parse_args())
-
-
-if __name__ == "__main__":
-    sys.exit(main())
