@@ -79,7 +79,7 @@ DETECTOR_CONFIG = os.path.join(ROOT, "config", "vip_perception_detector.yaml")
 
 
 def test_detector_preset_matches_declarations_and_names_a_shipped_bank():
-    from vip_perception.ros.paths import bank_directory
+    from vip_perception.share import bank_directory
     with open(DETECTOR_CONFIG) as fh:
         cfg = yaml.safe_load(fh)
     node_params = cfg["vip_perception"]["ros__parameters"]

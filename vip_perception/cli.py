@@ -1,7 +1,9 @@
 """`vip-perception`: one entry point, one subcommand per user-facing job.
 
-Each subcommand lives in the module that owns the work and exposes two functions:
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
+Each subcommand ``vip-perception GROUP NAME`` is the module
+``vip_perception/commands/GROUP_NAME.py`` (``NAME.py`` for a top-level command; dashes become
+underscores). A command module parses arguments and calls the library; it exposes two
+functions: ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
 subcommand (or its ``--help``) is used, so ``vip-perception --help`` stays fast and does not
 need torch or rclpy.
 """
@@ -13,19 +15,19 @@ import sys
 
 # (group, name) -> (module, one-line help). A group of None means a top-level command.
 COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
-    ("bench", "vip"): ("vip_perception.bench.vip_bench", "time an original CNN against its ViP version"),
-    ("bench", "node"): ("vip_perception.bench.node_bench", "per-frame node overhead and end-to-end latency"),
-    ("bank", "build"): ("vip_perception.bank.build", "generate, train, profile and select a model bank"),
-    ("bank", "profile"): ("vip_perception.bank.profile_command", "re-profile a bank's latencies on this machine"),
-    ("bank", "show"): ("vip_perception.bank.show", "print a bank's members; write JSON and a trade-off plot"),
-    ("bank", "build-detector"): ("vip_perception.detection.build", "train and select a ViP Faster R-CNN detector bank"),
-    ("bank", "compare-backends"): ("vip_perception.bank.backend_compare", "same predictions and p50 latency: torch vs onnxruntime"),
-    ("bank", "export-onnx"): ("vip_perception.bank.onnx_command", "write each member as a verified ONNX file"),
-    ("evaluate", "deadline"): ("vip_perception.runtime.evaluate", "replay a timed frame stream under CPU load"),
-    ("evaluate", "detector"): ("vip_perception.detection.evaluate", "mAP and latency of a detector bank's members"),
-    (None, "demo"): ("vip_perception.ros.demo", "camera source + node over DDS with a live summary"),
-    (None, "fuzz"): ("vip_perception.reliability.fuzz", "fuzz image conversion and preprocessing"),
-    (None, "soak"): ("vip_perception.ros.soak", "run camera + node for minutes; report crashes, RSS and latency"),
+    ("bench", "vip"): ("vip_perception.commands.bench_vip", "time an original CNN against its ViP version"),
+    ("bench", "node"): ("vip_perception.commands.bench_node", "per-frame node overhead and end-to-end latency"),
+    ("bank", "build"): ("vip_perception.commands.bank_build", "generate, train, profile and select a model bank"),
+    ("bank", "profile"): ("vip_perception.commands.bank_profile", "re-profile a bank's latencies on this machine"),
+    ("bank", "show"): ("vip_perception.commands.bank_show", "print a bank's members; write JSON and a trade-off plot"),
+    ("bank", "build-detector"): ("vip_perception.commands.bank_build_detector", "train and select a ViP Faster R-CNN detector bank"),
+    ("bank", "compare-backends"): ("vip_perception.commands.bank_compare_backends", "same predictions and p50 latency: torch vs onnxruntime"),
+    ("bank", "export-onnx"): ("vip_perception.commands.bank_export_onnx", "write each member as a verified ONNX file"),
+    ("evaluate", "deadline"): ("vip_perception.commands.evaluate_deadline", "replay a timed frame stream under CPU load"),
+    ("evaluate", "detector"): ("vip_perception.commands.evaluate_detector", "mAP and latency of a detector bank's members"),
+    (None, "demo"): ("vip_perception.commands.demo", "camera source + node over DDS with a live summary"),
+    (None, "fuzz"): ("vip_perception.commands.fuzz", "fuzz image conversion and preprocessing"),
+    (None, "soak"): ("vip_perception.commands.soak", "run camera + node for minutes; report crashes, RSS and latency"),
 }
 
 GROUP_HELP = {

@@ -123,7 +123,7 @@ def resolve_mode(requested_bank: str | None, task: str, say=print) -> tuple[str,
             raise SystemExit(f"error: --task {task}, but --bank {bank} is a {actual} bank")
         return bank, actual
     if task == "detection":
-        from .paths import share_candidates
+        from vip_perception.share import share_candidates
         for c in share_candidates(DETECTOR_REL):
             if (c / "manifest.json").is_file():
                 return str(c), "detection"
@@ -299,7 +299,7 @@ def _stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
 
 
 def run(args) -> int:
-    from .paths import share_path
+    from vip_perception.share import share_path
     config = share_path(CONFIG_REL)
     if config is None:
         raise SystemExit(f"error: {CONFIG_REL} not found in the source tree or an installed share/")

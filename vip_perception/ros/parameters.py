@@ -205,7 +205,7 @@ def check_bank_path(path: str) -> str | None:
     bank's name stands for its directory (``paths.bank_directory``)."""
     if not path:
         return None
-    from .paths import bank_directory
+    from vip_perception.share import bank_directory
     path = bank_directory(path)
     if not os.path.isdir(path):
         return f"bank {path!r}: not a directory"

@@ -26,7 +26,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from . import convert, diagnostics, output, parameters, qos
 from .frame_slots import Frame, FrameSlots
-from .paths import bank_directory, share_candidates
+from vip_perception.share import bank_directory, share_candidates
 from .stats import CameraStats
 
 WATCH_PERIOD_S = 2.0      # how often silent topics are checked

@@ -189,7 +189,7 @@ def soak(args) -> dict:
     from rclpy.parameter_client import AsyncParameterClient
     from std_msgs.msg import String
 
-    from .paths import share_path
+    from vip_perception.share import share_path
 
     say = (lambda *_: None) if args.quiet else (lambda s: print(s, flush=True))
     duration = args.minutes * 60.0

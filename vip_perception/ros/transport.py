@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .paths import share_path
+from vip_perception.share import share_path
 
 PROFILE_NAME = "fastdds_shm_profile.xml"
 PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")

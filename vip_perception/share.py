@@ -2,7 +2,8 @@
 
 colcon installs them under the ament share directory, ``pip install`` (data_files) under
 ``<prefix>/share/vip_perception``, and a source checkout has them next to the package.
-No rclpy here: the launch file, demo and benchmark use it before any node exists.
+Core module (no rclpy): the launch file, native-kernel loader, bank builders, demo and
+benchmarks all find their files here.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def share_candidates(relative: str) -> list[Path]:
         out.append(Path(get_package_share_directory(PACKAGE)) / relative)
     except Exception:  # noqa: BLE001 - not installed with colcon / no ament index
         pass
-    out.append(Path(__file__).resolve().parents[2] / relative)  # source checkout
+    out.append(Path(__file__).resolve().parents[1] / relative)  # source checkout
     out.append(Path(sys.prefix) / "share" / PACKAGE / relative)  # pip data_files
     return out
 

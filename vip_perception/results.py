@@ -1,0 +1,68 @@
+"""What the engine returns for one frame: plain data, no torch, so the ROS output layer and any
+consumer can use it without importing the model stack.
+
+Every coordinate is in full-frame pixels (the camera image the node received), whatever roi
+the model saw.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object."""
+
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in full-frame pixels
+    class_id: int  # 0-based, indexes the bank's class_names
+    class_name: str
+    score: float  # in [0, 1]
+
+    def to_dict(self) -> dict:
+        return {"box": [round(v, 2) for v in self.box], "class_id": self.class_id,
+                "class_name": self.class_name, "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class TimingRecord:
+    """What happened to one frame, in milliseconds."""
+
+    member: str | None  # None when skipped
+    threads: int
+    predicted_ms: float  # profiled quantile x slowdown of the chosen option
+    actual_ms: float  # measured model time (0 when skipped)
+    remaining_ms: float  # time left at decision (after preprocessing, minus margin)
+    deadline_met: bool  # result ready within capture_time + deadline_ms (False when skipped)
+    slowdown: float  # factor applied for ``threads``
+    queue_age_ms: float  # capture -> start of processing
+    selection_us: float = 0.0  # cost of the decision itself (factor lookup + selector)
+    end_to_end_ms: float = 0.0  # capture -> result ready
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One frame's outcome. Classification banks fill class_id / class_name / score; detection
+    banks fill ``detections`` (score-sorted, boxes in full-frame pixels). ``roi`` is the region
+    the model saw, (x, y, w, h) in full-frame pixels (the whole frame when none was set)."""
+
+    class_id: int | None
+    class_name: str | None
+    score: float | None  # softmax probability of class_id
+    skipped: bool
+    timing: TimingRecord
+    detections: tuple[Detection, ...] | None = None
+    roi: tuple[int, int, int, int] | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "class_id": self.class_id,
+            "class_name": self.class_name,
+            "score": self.score,
+            "skipped": self.skipped,
+            "timing": self.timing.to_dict(),
+            "detections": None if self.detections is None else [d.to_dict() for d in self.detections],
+            "roi": None if self.roi is None else list(self.roi),
+        }
