@@ -17,6 +17,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from vip_perception.ros import convert  # noqa: E402
+from vip_perception.ros import camera_source  # noqa: E402
 from vip_perception.ros.camera_source import CameraSource  # noqa: E402
 from vip_perception.ros.qos import subscription_qos  # noqa: E402
 
@@ -164,3 +165,65 @@ def test_bad_source_is_a_clear_error(ctx, tmp_path):
     with pytest.raises(ValueError, match="source must be one of"):
         CameraSource(name="bad_cam2", context=ctx, parameter_overrides=[
             Parameter("source", value="webcam")])
+    with pytest.raises(ValueError, match=r"^rate_hz must be > 0, got 0.0$"):
+        CameraSource(name="bad_cam4", context=ctx, parameter_overrides=[
+            Parameter("rate_hz", value=0.0)])
+
+
+def _call(ex, client, request):
+    """Call a service of another node in this process and spin until it answers."""
+    assert client.wait_for_service(timeout_sec=30.0), f"{client.srv_name} not available"
+    future = client.call_async(request)
+    end = time.monotonic() + 60
+    while not future.done():
+        assert time.monotonic() < end, f"no answer from {client.srv_name}"
+        ex.spin_once(timeout_sec=0.05)
+    return future.result()
+
+
+def test_camera_parameters_are_described_validated_and_applied(ctx):
+    """Over the node's own parameter services: every parameter has its SPECS description,
+    range and read-only flag; rate_hz is applied to the publishing timer; a bad rate is
+    rejected with the reason and changes nothing; a start-only parameter is refused."""
+    from rcl_interfaces.srv import DescribeParameters, SetParameters
+
+    cam = CameraSource(name="cam_params", context=ctx, parameter_overrides=[
+        Parameter("topic", value="cam_params_image"), Parameter("rate_hz", value=5.0)])
+    probe = rclpy.create_node("cam_params_probe", context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(cam)
+    ex.add_node(probe)
+    try:
+        describe = probe.create_client(DescribeParameters, "/cam_params/describe_parameters")
+        setp = probe.create_client(SetParameters, "/cam_params/set_parameters")
+        names = [spec.name for spec in camera_source.SPECS]
+        described = _call(ex, describe, DescribeParameters.Request(names=names)).descriptors
+        assert [d.name for d in described] == names
+        for spec, d in zip(camera_source.SPECS, described):
+            assert (d.description, d.read_only) == (spec.description, spec.read_only), spec.name
+        rate = described[names.index("rate_hz")]
+        assert (rate.floating_point_range[0].from_value, rate.floating_point_range[0].to_value) \
+            == (0.0, 1000.0)
+        assert described[names.index("encoding")].additional_constraints == \
+            "one of: bgr8, rgb8, mono8"
+        assert cam.timer.timer_period_ns == 200_000_000
+
+        def set_one(name, value):
+            req = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+            return _call(ex, setp, req).results[0]
+
+        ok = set_one("rate_hz", 40.0)
+        assert (ok.successful, ok.reason) == (True, "")
+        assert cam.timer.timer_period_ns == 25_000_000  # the rcl timer's own period
+        assert cam.get_parameter("rate_hz").value == 40.0
+        bad = set_one("rate_hz", 0.0)
+        assert (bad.successful, bad.reason) == (False, "rate_hz must be > 0, got 0.0")
+        assert cam.timer.timer_period_ns == 25_000_000 and cam.get_parameter("rate_hz").value == 40.0
+        frozen = set_one("source", "video")
+        assert (frozen.successful, frozen.reason) == (False,
+                                                      "Trying to set a read-only parameter: source.")
+        assert set_one("frame_id", "left").successful and cam.p["frame_id"] == "left"
+    finally:
+        ex.shutdown()
+        cam.destroy_node()
+        probe.destroy_node()

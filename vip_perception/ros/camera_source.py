@@ -18,47 +18,83 @@ import itertools
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import rclpy
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
-from . import convert, qos
+from . import convert, param_specs, qos
+from .convert import MAX_DIM
+from .param_specs import Spec
 
 SOURCES = ("synthetic", "folder", "video", "rosbag")
 SCENES = ("station", "belt")
 BELT_SIZE = (320, 240)  # BeltStream renders at the detector's training size, then scales
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff")
-PARAMS = {  # name: (default, description)
-    "source": ("synthetic", "synthetic | folder | video | rosbag"),
-    "path": ("", "Image folder, video file or rosbag2 (directory or .mcap/.db3) for the "
-                 "folder/video/rosbag sources."),
-    "topic": ("image_raw", "Output topic (compressed transport adds /compressed)."),
-    "bag_topic": ("", "Image topic to replay from the bag (empty: the first image topic)."),
-    "rate_hz": (10.0, "Publish rate, Hz."),
-    "width": (640, "Output width, pixels (0: keep the source size)."),
-    "height": (480, "Output height, pixels (0: keep the source size)."),
-    "frame_id": ("camera", "header.frame_id of every image."),
-    "encoding": ("bgr8", "bgr8 | rgb8 | mono8 (raw transport)."),
-    "transport": ("raw", "raw (sensor_msgs/Image) | compressed (jpeg CompressedImage)."),
-    "reliability": ("best_effort", "best_effort | reliable."),
-    "loop": (True, "Start again at the end of a folder, video or bag."),
-    "max_frames": (0, "Stop after this many frames (0: never)."),
-    "seed": (0, "Synthetic scene: garment order and noise."),
-    "scene": ("station", "Synthetic scene: station (one garment at a time at the inspection "
-                         "station, for the classifier) | belt (several garments moving along "
-                         "the belt, 320x240 scaled to width x height, for the detector)."),
-    "belt_speed": (8, "Belt scene: pixels (at 320x240) the belt moves per frame."),
-    "dwell_frames": (6, "Synthetic scene: frames a garment rests at the station."),
-    "travel_frames": (3, "Synthetic scene: frames the belt moves between garments."),
-    "wait_for_subscribers": (0, "Hold the first frame until the image topic has this many "
-                                "subscribers (benchmarks count delivery from frame one)."),
-}
+ENCODINGS = ("bgr8", "rgb8", "mono8")
+TRANSPORTS = ("raw", "compressed")
+RELIABILITIES = ("best_effort", "reliable")
+RUNTIME = "Takes effect at the next frame."
+
+# Every parameter of the camera node. read_only: the frame source or the publisher is built
+# from it at start, so a change needs a restart; the others apply while running.
+SPECS: tuple[Spec, ...] = (
+    Spec("source", "synthetic", "Frame source: synthetic (built-in conveyor scene), folder, "
+         "video or rosbag.", choices=SOURCES, read_only=True),
+    Spec("path", "", "Image folder, video file or rosbag2 (directory or .mcap/.db3) for the "
+         "folder/video/rosbag sources.", read_only=True),
+    Spec("topic", "image_raw", "Output topic (compressed transport adds /compressed).",
+         read_only=True),
+    Spec("bag_topic", "", "Image topic to replay from the bag (empty: the first image topic).",
+         read_only=True),
+    Spec("rate_hz", 10.0, "Publish rate, Hz (> 0). Changing it changes the timer's period "
+         "at once.", min=0.0, max=1000.0),
+    Spec("width", 640, "Output width, pixels (0: keep the source size).", min=0,
+         max=MAX_DIM, read_only=True),
+    Spec("height", 480, "Output height, pixels (0: keep the source size).", min=0,
+         max=MAX_DIM, read_only=True),
+    Spec("frame_id", "camera", "header.frame_id of every image. " + RUNTIME),
+    Spec("encoding", "bgr8", "Raw transport encoding.", choices=ENCODINGS, read_only=True),
+    Spec("transport", "raw", "raw (sensor_msgs/Image) or compressed (jpeg CompressedImage).",
+         choices=TRANSPORTS, read_only=True),
+    Spec("reliability", "best_effort", "Publisher reliability.", choices=RELIABILITIES,
+         read_only=True),
+    Spec("loop", True, "Start again at the end of a folder, video or bag.", read_only=True),
+    Spec("max_frames", 0, "Stop after this many frames (0: never). " + RUNTIME, min=0,
+         max=2**31 - 1),
+    Spec("seed", 0, "Synthetic scene: garment order and noise.", read_only=True),
+    Spec("scene", "station", "Synthetic scene: station (one garment at a time at the "
+         "inspection station, for the classifier) or belt (several garments moving along the "
+         "belt, 320x240 scaled to width x height, for the detector).", choices=SCENES,
+         read_only=True),
+    Spec("belt_speed", 8, "Belt scene: pixels (at 320x240) the belt moves per frame.", min=1,
+         max=320, read_only=True),
+    Spec("dwell_frames", 6, "Synthetic scene: frames a garment rests at the station.", min=1,
+         max=10000, read_only=True),
+    Spec("travel_frames", 3, "Synthetic scene: frames the belt moves between garments.",
+         min=1, max=10000, read_only=True),
+    Spec("wait_for_subscribers", 0, "Hold the first frame until the image topic has this many "
+         "subscribers (benchmarks count delivery from frame one).", min=0, max=1000,
+         read_only=True),
+)
+SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+def check_value(name: str, value) -> str | None:
+    """Why ``value`` is not acceptable for camera parameter ``name`` (one line), or None."""
+    spec = SPEC_BY_NAME.get(name)
+    if spec is None:
+        return None
+    reason = param_specs.check_value(spec, value)
+    if reason is None and name == "rate_hz" and value <= 0:
+        reason = f"rate_hz must be > 0, got {value}"
+    return reason
 
 
 @dataclass
@@ -164,7 +200,7 @@ def bag_frames(path, topic, width, height, loop) -> Iterator[SourceFrame]:
                 msg = reader.deserialize(raw, conn.msgtype)
                 try:
                     rgb = message_to_cvimage(msg, "rgb8")
-                except Exception:  # noqa: BLE001 - an undecodable message is skipped
+                except Exception:  # noqa: BLE001, S112 - an undecodable message is skipped
                     continue
                 n += 1
                 yield SourceFrame(_resize(np.ascontiguousarray(rgb), width, height))
@@ -173,19 +209,17 @@ def bag_frames(path, topic, width, height, loop) -> Iterator[SourceFrame]:
 
 
 class CameraSource(Node):
+    """Publishes one frame per timer tick (``rate_hz``) until the source ends or
+    ``max_frames``; ``done`` completes then. Raises ValueError at construction for a bad
+    parameter or a source that yields no frame."""
+
     def __init__(self, name: str = "vip_perception_camera", **kwargs):
         super().__init__(name, **kwargs)
-        p = {k: self.declare_parameter(k, d).value for k, (d, _) in PARAMS.items()}
-        if p["source"] not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, got {p['source']!r}")
-        if p["encoding"] not in ("bgr8", "rgb8", "mono8"):
-            raise ValueError(f"encoding must be bgr8, rgb8 or mono8, got {p['encoding']!r}")
-        if p["scene"] not in SCENES:
-            raise ValueError(f"scene must be one of {SCENES}, got {p['scene']!r}")
-        if p["belt_speed"] < 1:
-            raise ValueError(f"belt_speed must be >= 1 pixel per frame, got {p['belt_speed']}")
-        if p["rate_hz"] <= 0:
-            raise ValueError(f"rate_hz must be > 0, got {p['rate_hz']}")
+        p = param_specs.declare_all(self, SPECS)
+        for key, value in p.items():
+            reason = check_value(key, value)
+            if reason:
+                raise ValueError(reason)
         self.p = p
         frames = self._frames(p)
         first = next(frames, None)  # fail now (bad path, empty folder), not inside a timer
@@ -202,9 +236,31 @@ class CameraSource(Node):
         self.published = 0
         self.done = Future()
         self.timer = self.create_timer(1.0 / p["rate_hz"], self._tick)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._post_set_parameters)
         self.get_logger().info(f"publishing {p['source']} frames on {self.pub.topic_name} at "
                                f"{p['rate_hz']} Hz, {p['width']}x{p['height']} {p['encoding']}, "
                                f"{qos.describe(pub_qos)}")
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """Reject the whole set with the first reason; no side effects (rclpy itself rejects
+        read-only parameters)."""
+        for param in params:
+            reason = check_value(param.name, param.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True, reason="")
+
+    def _post_set_parameters(self, params) -> None:
+        """Apply accepted runtime parameters: rate_hz re-times the timer now."""
+        for param in params:
+            if param.name not in SPEC_BY_NAME:
+                continue
+            self.p[param.name] = param.value
+            if param.name == "rate_hz":
+                self.timer.timer_period_ns = round(1e9 / param.value)
+        self.get_logger().info("parameters set: " + ", ".join(
+            f"{q.name}={q.value!r}" for q in params))
 
     def _frames(self, p) -> Iterator[SourceFrame]:
         w, h = p["width"], p["height"]
@@ -279,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.spin_until_future_complete(node, node.done)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except Exception:  # noqa: BLE001
+    except Exception:
         if rclpy.ok():
             raise
         # a timer callback raced the SIGINT/SIGTERM shutdown ("context is invalid"): expected

@@ -31,9 +31,11 @@ except Exception:  # noqa: BLE001 - any import problem means "not usable here"
 import cv2
 from rosbags.image.image import convert_color as _rosbags_convert_color
 
+from vip_perception.roi import clip_roi, crop
+
 # The fixed set of reason codes a ConversionError may carry (diagnostics keys use them).
 REASONS = ("unknown_encoding", "zero_size", "too_large", "bad_step", "size_mismatch",
-           "bad_endianness", "decode_failed")
+           "bad_endianness", "decode_failed", "roi_outside")
 
 MAX_DIM = 8192                  # either side, pixels
 MAX_BYTES = 256 * 1024 * 1024   # payload cap, raw or compressed
@@ -205,76 +207,106 @@ def _cv_bridge():
     return _bridge
 
 
-def crop(img: np.ndarray, roi) -> np.ndarray:
-    if roi is None:
-        return img
-    x, y, w, h = roi
-    return img[y: y + h, x: x + w]
+def _cv_bridge_array(msg, target: str) -> np.ndarray:
+    if hasattr(msg, "format"):
+        return _cv_bridge().compressed_imgmsg_to_cv2(msg, desired_encoding=target)
+    return _cv_bridge().imgmsg_to_cv2(msg, desired_encoding=target)
 
 
-def image_to_array(msg, target: str = "rgb8", backend: str | None = None,
-                   roi: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """sensor_msgs/Image -> (H, W, 3) RGB or (H, W) gray uint8. Raises only ConversionError.
+def _frame_box(roi, frame_hw) -> tuple[int, int, int, int]:
+    """``roi`` clipped to the frame by the one roi rule; the whole frame when ``roi`` is empty.
+    Raises ConversionError("roi_outside") when nothing of the roi is inside the frame."""
+    try:
+        box = clip_roi(roi, frame_hw)
+    except ValueError as exc:
+        raise ConversionError("roi_outside", str(exc)) from None
+    return box if box is not None else (0, 0, int(frame_hw[1]), int(frame_hw[0]))
 
-    ``rgb8`` messages with ``target="rgb8"`` (and mono8 with mono8) come back as zero-copy
-    views of ``msg.data``: read-only, valid while the message lives. ``roi`` (x, y, w, h,
-    already inside the image) is cut from the zero-copy view before any colour conversion, so
-    only the pixels the model sees are converted (Bayer images are demosaiced whole: a crop
-    would shift the pattern).
+
+def _image_roi(msg, target: str, roi, backend: str | None):
+    enc = validate_image(msg)
+    box = _frame_box(roi, (int(msg.height), int(msg.width)))
+    if (backend or BACKEND) == "cv_bridge" and _CvBridge is not None:
+        return crop(_cv_bridge_array(msg, target), box), box
+    view = image_view(msg, enc)
+    if enc.kind == "bayer":  # demosaiced whole: a crop would shift the colour pattern
+        return crop(_convert_pixels(view, msg.encoding, enc, target), box), box
+    return _convert_pixels(crop(view, box), msg.encoding, enc, target), box
+
+
+def _compressed_full(msg, target: str, backend: str | None) -> np.ndarray:
+    validate_compressed(msg)
+    if (backend or BACKEND) == "cv_bridge" and _CvBridge is not None:
+        img = _cv_bridge_array(msg, target)
+    else:
+        flag = cv2.IMREAD_GRAYSCALE if target == "mono8" else cv2.IMREAD_COLOR
+        img = cv2.imdecode(np.frombuffer(msg.data, np.uint8), flag)
+        if img is None:
+            raise ConversionError("decode_failed", f"format {msg.format!r}: not decodable")
+        if target == "rgb8":
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img.shape[0] > MAX_DIM or img.shape[1] > MAX_DIM:
+        raise ConversionError("too_large", f"decoded {img.shape[1]}x{img.shape[0]}")
+    return img
+
+
+def message_to_roi(msg, target: str = "rgb8", roi=None, backend: str | None = None
+                   ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Image or CompressedImage (recognised by ``format``) -> (pixels of the roi, the roi).
+
+    ``roi`` is (x, y, w, h) in frame pixels, or empty for the whole frame; it is clipped to
+    the frame with ``vip_perception.roi.clip_roi``. Returns the roi's pixels as (h, w, 3) RGB
+    or (h, w) gray uint8 (for ``target`` rgb8 / mono8) and the clipped roi, whose (x, y) is
+    the pixels' origin in the frame. A raw image is cropped before any colour conversion, so
+    only the roi is converted; an rgb8/mono8 image already in ``target`` comes back as a
+    read-only zero-copy view of ``msg.data``. Raises only ConversionError (reason
+    ``roi_outside`` when the roi leaves nothing of this frame).
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-    enc = validate_image(msg)
     try:
-        if (backend or BACKEND) == "cv_bridge" and _CvBridge is not None:
-            return crop(_cv_bridge().imgmsg_to_cv2(msg, desired_encoding=target), roi)
-        view = image_view(msg, enc)
-        if enc.kind == "bayer":
-            return crop(_convert_pixels(view, msg.encoding, enc, target), roi)
-        return _convert_pixels(crop(view, roi), msg.encoding, enc, target)
+        if hasattr(msg, "format"):
+            img = _compressed_full(msg, target, backend)
+            box = _frame_box(roi, img.shape[:2])
+            return crop(img, box), box
+        return _image_roi(msg, target, roi, backend)
     except ConversionError:
         raise
-    except Exception as exc:  # noqa: BLE001 - nothing but ConversionError may escape
-        raise ConversionError("decode_failed", f"{msg.encoding}: {exc}") from exc
+    except Exception as exc:  # nothing but ConversionError may escape
+        what = f"format {msg.format!r}" if hasattr(msg, "format") else msg.encoding
+        raise ConversionError("decode_failed", f"{what}: {exc}") from exc
 
 
-def compressed_to_array(msg, target: str = "rgb8", backend: str | None = None,
-                        roi: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg/png) -> RGB or gray uint8. Raises only ConversionError."""
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-    validate_compressed(msg)
-    try:
-        if (backend or BACKEND) == "cv_bridge" and _CvBridge is not None:
-            img = _cv_bridge().compressed_imgmsg_to_cv2(msg, desired_encoding=target)
-        else:
-            flag = cv2.IMREAD_GRAYSCALE if target == "mono8" else cv2.IMREAD_COLOR
-            img = cv2.imdecode(np.frombuffer(msg.data, np.uint8), flag)
-            if img is None:
-                raise ConversionError("decode_failed", f"format {msg.format!r}: not decodable")
-            if target == "rgb8":
-                img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    except ConversionError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise ConversionError("decode_failed", f"format {msg.format!r}: {exc}") from exc
-    if img.shape[0] > MAX_DIM or img.shape[1] > MAX_DIM:
-        raise ConversionError("too_large", f"decoded {img.shape[1]}x{img.shape[0]}")
-    return crop(img, roi)
-
-
-def message_to_array(msg, target: str = "rgb8", roi=None) -> np.ndarray:
-    """Either message type (CompressedImage is recognised by its ``format`` field)."""
+def image_to_array(msg, target: str = "rgb8", backend: str | None = None) -> np.ndarray:
+    """sensor_msgs/Image -> the whole frame, as ``message_to_roi`` returns it."""
     if hasattr(msg, "format"):
-        return compressed_to_array(msg, target, roi=roi)
-    return image_to_array(msg, target, roi=roi)
+        raise ValueError("image_to_array takes a sensor_msgs/Image, got a CompressedImage")
+    return message_to_roi(msg, target, None, backend)[0]
+
+
+def compressed_to_array(msg, target: str = "rgb8", backend: str | None = None) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg/png) -> the whole frame, as ``message_to_roi``."""
+    if not hasattr(msg, "format"):
+        raise ValueError("compressed_to_array takes a sensor_msgs/CompressedImage")
+    return message_to_roi(msg, target, None, backend)[0]
+
+
+def message_to_array(msg, target: str = "rgb8") -> np.ndarray:
+    """Either message type -> the whole frame, as ``message_to_roi`` returns it."""
+    return message_to_roi(msg, target, None)[0]
 
 
 def message_size(msg) -> tuple[int, int] | None:
-    """(height, width) known before decoding; None for compressed images."""
+    """(height, width) the message declares without decoding (an Image's header, a PNG/JPEG
+    header); None when a compressed payload does not say."""
     if hasattr(msg, "format"):
-        return None
+        return declared_size(msg.data)
     return int(msg.height), int(msg.width)
+
+
+def stamp_seconds(stamp) -> float:
+    """builtin_interfaces/Time -> seconds (0.0 for an unstamped message)."""
+    return stamp.sec + stamp.nanosec * 1e-9
 
 
 def validate_message(msg) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from vip_perception.quantiles import percentile
+
 from .parameters import Settings
-from .stats import CameraStats, Snapshot, quantile, rates
+from .stats import CameraStats, Snapshot, rates
 
 OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR,
                           DiagnosticStatus.STALE)
@@ -55,7 +57,7 @@ def camera_status(node_name: str, hardware_id: str, cam: CameraStats, prev: Snap
         "received": cur.received, "processed": cur.processed,
         "deadline_misses": cur.misses, "dropped_stale": cur.dropped_stale,
         "malformed": cur.malformed, "skipped": cur.skipped, "errors": cur.errors,
-        "latency_ms_p50": quantile(lat, 50), "latency_ms_p95": quantile(lat, 95),
+        "latency_ms_p50": percentile(lat, 50), "latency_ms_p95": percentile(lat, 95),
         "member_usage": ", ".join(f"{k}={v}" for k, v in sorted(usage.items())) or "none",
     }
     values.update({f"malformed_{k}": v for k, v in sorted(reasons.items())})
@@ -85,3 +87,15 @@ def build_array(stamp, statuses: list[DiagnosticStatus]) -> DiagnosticArray:
     msg.header.stamp = stamp
     msg.status = statuses
     return msg
+
+
+def period_statuses(node_name: str, hardware_id: str, bank_info: dict, s: Settings,
+                    active: bool, cameras: dict, prev: dict, now: float) -> list:
+    """The engine's status, then each camera's over the period since ``prev`` ({camera:
+    Snapshot}, advanced to ``now`` in place)."""
+    statuses = [engine_status(node_name, hardware_id, bank_info, s, active)]
+    for camera, st in cameras.items():
+        cur = st.snapshot(now)
+        statuses.append(camera_status(node_name, hardware_id, st, prev[camera], cur, now, s))
+        prev[camera] = cur
+    return statuses

@@ -12,7 +12,8 @@ import rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from .node import NODE_NAME, spin_until_shutdown
-from .perception import Perception, format_summary
+from .perception import Perception
+from .summary import format_summary
 
 
 class VipPerceptionLifecycleNode(LifecycleNode):

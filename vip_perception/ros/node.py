@@ -9,7 +9,8 @@ import sys
 import rclpy
 from rclpy.node import Node
 
-from .perception import Perception, format_summary
+from .perception import Perception
+from .summary import format_summary
 
 NODE_NAME = "vip_perception"
 
@@ -42,7 +43,7 @@ def spin_until_shutdown(node, summarize) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except Exception:  # noqa: BLE001
+    except Exception:
         if node.context.ok():
             raise
         # a callback raced the SIGINT/SIGTERM shutdown ("context is invalid"): expected

@@ -1,28 +1,41 @@
 """Result messages: vision_msgs where importable, std_msgs/String JSON otherwise.
 
-Why both: vision_msgs is what ROS 2 consumers expect, but it is not installable without a ROS
-distribution; the JSON form carries the same fields (header stamp and frame_id copied from the
-input image, class ids, names, scores, boxes) so the node is useful either way. The JSON
-builders are pure functions over plain values, tested without DDS.
+The message family follows the task's ``output_kind`` (``OUTPUT_KINDS``): classification ->
+``classifications``, detection -> ``detections``; both carry the input image's header, and
+every box is in frame pixels. The JSON builders are pure functions over plain values
+(``vip_perception.results``), tested without DDS. Torch-free: importing this module never
+imports torch.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 from std_msgs.msg import String
 
-from vip_perception.detection.detections import Detection
+from vip_perception.results import Detection, FrameResult
 
-from .parameters import vision_msgs_available
+OUTPUT_KINDS = ("classification", "detection")
+OUTPUT_FORMATS = ("auto", "vision_msgs", "json")
+
+
+def vision_msgs_available() -> bool:
+    """True when ``vision_msgs.msg`` imports (a ROS 2 distribution provides it)."""
+    try:
+        import vision_msgs.msg  # noqa: F401
+    except Exception:  # noqa: BLE001
+        return False
+    return True
 
 
 def header_dict(header) -> dict:
+    """std_msgs/Header -> {"stamp": {"sec", "nanosec"}, "frame_id"}."""
     return {"stamp": {"sec": int(header.stamp.sec), "nanosec": int(header.stamp.nanosec)},
             "frame_id": header.frame_id}
 
 
-def classification_dict(header, camera: str, result, box) -> dict:
+def classification_dict(header, camera: str, result: FrameResult, box) -> dict:
+    """JSON twin of vision_msgs/Classification plus the roi the model saw, ``box`` = (x, y, w,
+    h) in frame pixels; empty lists for a skipped frame."""
     ok = result.class_id is not None
     return {
         "header": header_dict(header), "camera": camera,
@@ -39,18 +52,6 @@ def select_detections(dets, score_threshold: float, max_detections: int) -> list
     kept = [d for d in dets if d.score >= score_threshold]
     kept.sort(key=lambda d: -d.score)
     return kept[:max_detections]
-
-
-def offset_detections(dets, origin: tuple[int, int]) -> list[Detection]:
-    """Boxes of a detector run on a crop -> full-frame pixels (the crop's top-left is ``origin``).
-
-    Why: the node converts only the roi, so the engine's boxes are relative to it; subscribers
-    draw on, and match against, the whole image."""
-    ox, oy = float(origin[0]), float(origin[1])
-    if not (ox or oy):
-        return list(dets)
-    return [replace(d, box=(d.box[0] + ox, d.box[1] + oy, d.box[2] + ox, d.box[3] + oy))
-            for d in dets]
 
 
 def detections_dict(header, camera: str, dets: list[Detection], member: str | None = None) -> dict:
@@ -76,14 +77,21 @@ def timing_dict(header, camera: str, result, slot_wait_ms: float, latency_ms: fl
 
 
 def json_string(d: dict) -> String:
+    """Compact JSON in a std_msgs/String."""
     return String(data=json.dumps(d, separators=(",", ":")))
 
 
-def resolve_format(output_format: str) -> str:
-    """'auto' -> 'vision_msgs' when importable, else 'json'."""
-    if output_format == "auto":
-        return "vision_msgs" if vision_msgs_available() else "json"
-    return output_format
+def resolve_format(output_format: str, vision_msgs: bool | None = None) -> str:
+    """The concrete format: 'auto' -> 'vision_msgs' when ``vision_msgs`` (default: whether it
+    is importable here), else 'json'; 'vision_msgs' and 'json' are returned as given.
+    Raises ValueError for any other value."""
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"output_format must be one of {list(OUTPUT_FORMATS)}, "
+                         f"got {output_format!r}")
+    if output_format != "auto":
+        return output_format
+    available = vision_msgs_available() if vision_msgs is None else vision_msgs
+    return "vision_msgs" if available else "json"
 
 
 def classification_msg(header, result):
@@ -101,8 +109,12 @@ def classification_msg(header, result):
 def detections_msg(header, dets: list[Detection]):
     """vision_msgs/Detection2DArray, each detection's header copied too; empty when none.
     BoundingBox2D is centre + size, so the xyxy box is converted here."""
-    from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray,
-                                 ObjectHypothesisWithPose)
+    from vision_msgs.msg import (
+        BoundingBox2D,
+        Detection2D,
+        Detection2DArray,
+        ObjectHypothesisWithPose,
+    )
 
     out = Detection2DArray()
     out.header = header
@@ -125,43 +137,45 @@ def detections_msg(header, dets: list[Detection]):
 
 
 class Outputs:
-    """The node's result publishers, created once for a resolved format."""
+    """The result and timing publishers of one (output kind, resolved format) pair.
 
-    def __init__(self, node, output_format: str, detection: bool, qos_depth: int = 10):
+    ``output_kind`` is the bank task's ``output_kind`` (one of ``OUTPUT_KINDS``): it picks the
+    result topic (``classifications`` or ``detections``) and its message family. Raises
+    ValueError for an unknown kind or format."""
+
+    def __init__(self, node, output_format: str, output_kind: str, qos_depth: int = 10):
+        if output_kind not in OUTPUT_KINDS:
+            raise ValueError(f"output kind must be one of {list(OUTPUT_KINDS)}, got "
+                             f"{output_kind!r}")
         self.node = node
         self.format = resolve_format(output_format)
-        self.detection = detection
+        self.kind = output_kind
+        msg_type = String
         if self.format == "vision_msgs":
             from vision_msgs.msg import Classification, Detection2DArray
-            cls_type, det_type = Classification, Detection2DArray
-        else:
-            cls_type = det_type = String
-        self.classifications = node.create_publisher(cls_type, "classifications", qos_depth)
-        self.detections = (node.create_publisher(det_type, "detections", qos_depth)
-                           if detection else None)
+            msg_type = Classification if output_kind == "classification" else Detection2DArray
+        topic = "classifications" if output_kind == "classification" else "detections"
+        self.results = node.create_publisher(msg_type, topic, qos_depth)
         self.timing = node.create_publisher(String, "timing", qos_depth)
 
-    def publish_result(self, header, camera: str, result, box, dets=None) -> None:
-        if self.detection:
-            dets = dets or []
-            if self.format == "vision_msgs":
-                self.detections.publish(detections_msg(header, dets))
-            else:
-                self.detections.publish(json_string(detections_dict(
-                    header, camera, dets, result.timing.member)))
-            return
-        if self.format == "vision_msgs":
-            self.classifications.publish(classification_msg(header, result))
+    def publish_result(self, header, camera: str, result: FrameResult, box, dets=()) -> None:
+        """One frame's result: ``box`` the roi (x, y, w, h), ``dets`` the detections to
+        publish (already selected), both in frame pixels."""
+        vision = self.format == "vision_msgs"
+        if self.kind == "detection":
+            msg = (detections_msg(header, dets) if vision else json_string(
+                detections_dict(header, camera, dets, result.timing.member)))
         else:
-            self.classifications.publish(json_string(classification_dict(header, camera,
-                                                                         result, box)))
+            msg = (classification_msg(header, result) if vision else json_string(
+                classification_dict(header, camera, result, box)))
+        self.results.publish(msg)
 
-    def publish_timing(self, header, camera: str, result, slot_wait_ms: float,
+    def publish_timing(self, header, camera: str, result: FrameResult, slot_wait_ms: float,
                        latency_ms: float) -> None:
+        """The frame's timing record as JSON on ``timing`` (see ``timing_dict``)."""
         self.timing.publish(json_string(timing_dict(header, camera, result, slot_wait_ms,
                                                     latency_ms)))
 
     def destroy(self) -> None:
-        for pub in (self.classifications, self.detections, self.timing):
-            if pub is not None:
-                self.node.destroy_publisher(pub)
+        for pub in (self.results, self.timing):
+            self.node.destroy_publisher(pub)

@@ -1,52 +1,36 @@
-"""The node's parameters: one table of declarations, pure validation, a typed snapshot.
+"""The perception node's parameters: one table of declarations, pure validation, a typed
+snapshot.
 
-Why a table: the YAML config, the launch test and the node all read the same ``SPECS``, so a
-parameter cannot be declared in one place and forgotten in another. Validation here is pure
-(``check_value`` / ``check_settings``): the on-set callback must not change anything, it only
-answers yes or no with a reason; the node applies a change after it has been accepted.
+``SPECS`` is the single source: the node declares it, ``Settings`` takes its fields and
+defaults from it, the YAML configs and the README table are checked against it. Validation is
+pure: the on-set callback only answers yes or no with a reason; the node applies a change
+after it has been accepted. Engine settings are checked by ``EngineConfig.validate`` (the
+engine's own rule), enumerations come from the modules that define them.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                ParameterType, SetParametersResult)
+from rcl_interfaces.msg import ParameterType, SetParametersResult
 from rclpy.parameter import Parameter
 
 from vip_perception.backends import BACKENDS
+from vip_perception.roi import clip_roi
+from vip_perception.runtime.engine import EngineConfig
+from vip_perception.runtime.selector import NO_FIT_POLICIES, QUANTILES
+from vip_perception.share import bank_directory
 
-QUANTILES = ("p50", "p95", "p99")
-ON_NO_FIT = ("fastest", "skip")
-OUTPUT_FORMATS = ("auto", "vision_msgs", "json")
+from . import param_specs
+from .convert import MAX_DIM
+from .output import OUTPUT_FORMATS, vision_msgs_available
+from .param_specs import Spec
+
 TRANSPORTS = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
-
-
-def vision_msgs_available() -> bool:
-    try:
-        import vision_msgs.msg  # noqa: F401
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One declared parameter."""
-    name: str
-    default: Any
-    description: str
-    choices: tuple = ()              # allowed string values
-    min: float | None = None         # inclusive range (rclpy enforces it too)
-    max: float | None = None
-    exclusive_min: bool = False      # a bound rclpy ranges cannot express (deadline > 0)
-    read_only: bool = False
-    type: int = ParameterType.PARAMETER_NOT_SET  # set for arrays whose default is empty
-
 
 SPECS: tuple[Spec, ...] = (
     Spec("bank", "", "Model bank directory (holds manifest.json), or the name of a shipped "
@@ -68,15 +52,16 @@ SPECS: tuple[Spec, ...] = (
          "Applied at start.", choices=RELIABILITIES, read_only=True),
     Spec("deadline_ms", 50.0, "Per-frame deadline from the image stamp, ms (> 0). Frames older "
          "than this when the worker reaches them are dropped and counted.",
-         min=0.0, max=600000.0, exclusive_min=True),
+         min=0.0, max=600000.0),
     Spec("margin_ms", 1.0, "Safety margin subtracted from the time left, ms (>= 0).",
          min=0.0, max=600000.0),
     Spec("latency_quantile", "p95", "Which profiled latency quantile the selector trusts.",
          choices=QUANTILES),
     Spec("on_no_fit", "fastest", "When no member fits the time left: run the fastest anyway, "
-         "or skip the frame.", choices=ON_NO_FIT),
-    Spec("roi", [], "Region of interest x, y, w, h in pixels; empty = whole frame. Clipped to "
-         "the frame.", type=ParameterType.PARAMETER_INTEGER_ARRAY),
+         "or skip the frame.", choices=NO_FIT_POLICIES),
+    Spec("roi", [], "Region of interest x, y, w, h in frame pixels; empty = whole frame. "
+         "Clipped to the frame; rejected when it lies outside the frames seen so far (a frame "
+         "it misses is counted as malformed, roi_outside).", type=ParameterType.PARAMETER_INTEGER_ARRAY),
     Spec("threads", 0, "Intra-op threads for inference; 0 = let the selector choose among "
          "profiled thread counts.", min=0, max=256),
     Spec("output_format", "auto", "auto: vision_msgs when importable, else JSON on "
@@ -104,81 +89,53 @@ SPECS: tuple[Spec, ...] = (
 SPEC_BY_NAME = {s.name: s for s in SPECS}
 
 
-@dataclass(frozen=True)
-class Settings:
-    """A validated snapshot of every parameter; the worker reads one per frame."""
-    bank: str = ""
-    backend: str = "torch"
-    image_topics: tuple[str, ...] = ("image_raw",)
-    image_transport: str = "raw"
-    reliability: str = "best_effort"
-    deadline_ms: float = 50.0
-    margin_ms: float = 1.0
-    latency_quantile: str = "p95"
-    on_no_fit: str = "fastest"
-    roi: tuple[int, ...] = field(default_factory=tuple)
-    threads: int = 0
-    output_format: str = "auto"
-    publish_debug_image: bool = False
-    score_threshold: float = 0.25
-    max_detections: int = 100
-    hardware_id: str = ""
-    diagnostics_period_s: float = 1.0
-    miss_ratio_warn: float = 0.1
-    miss_ratio_error: float = 0.5
-    drop_ratio_warn: float = 0.2
-    drop_ratio_error: float = 0.8
-    stale_after_s: float = 3.0
-
-    def replace(self, **changes) -> "Settings":
-        norm = {k: (v if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__") else tuple(v))
-                for k, v in changes.items()}  # lists and array.array (rclpy arrays) -> tuple
-        return dataclasses.replace(self, **norm)
-
-    def engine_fields(self) -> tuple:
-        """What EngineConfig is built from: a change here means engine.update_config."""
-        return (self.deadline_ms, self.margin_ms, self.latency_quantile, self.on_no_fit,
-                self.threads)
+def _settings_field(spec: Spec) -> tuple:
+    default = tuple(spec.default) if isinstance(spec.default, list) else spec.default
+    return spec.name, type(default), dataclasses.field(default=default)
 
 
-assert {f.name for f in dataclasses.fields(Settings)} == set(SPEC_BY_NAME), "SPECS/Settings drift"
+def _replace(self, **changes) -> Settings:
+    """A copy with ``changes``; lists and array.array values (rclpy arrays) become tuples."""
+    norm = {k: (v if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__") else tuple(v))
+            for k, v in changes.items()}
+    return dataclasses.replace(self, **norm)
 
 
-def descriptor(spec: Spec) -> ParameterDescriptor:
-    d = ParameterDescriptor(name=spec.name, description=spec.description,
-                            read_only=spec.read_only)
-    if spec.type != ParameterType.PARAMETER_NOT_SET:
-        d.type = spec.type
-    if spec.choices:
-        d.additional_constraints = "one of: " + ", ".join(spec.choices)
-    if spec.min is not None and spec.max is not None:
-        if isinstance(spec.default, float):
-            d.floating_point_range = [FloatingPointRange(from_value=float(spec.min),
-                                                         to_value=float(spec.max), step=0.0)]
-        elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
-            d.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max),
-                                            step=1)]
-    if spec.exclusive_min:
-        d.additional_constraints = f"> {spec.min}"
-    return d
+def _engine_fields(self) -> tuple:
+    """What EngineConfig is built from: a change here means engine.update_config."""
+    return (self.deadline_ms, self.margin_ms, self.latency_quantile, self.on_no_fit,
+            self.threads)
 
 
-def check_value(name: str, value: Any) -> str | None:
-    """Reason a single value is unacceptable, or None. Pure: reads nothing but its arguments."""
+# A validated snapshot of every parameter (fields and defaults from SPECS, arrays as tuples);
+# the worker reads one per frame.
+Settings = dataclasses.make_dataclass(
+    "Settings", [_settings_field(s) for s in SPECS], frozen=True,
+    namespace={"replace": _replace, "engine_fields": _engine_fields,
+               "__doc__": "A validated snapshot of every parameter in SPECS."})
+Settings.__module__ = __name__
+
+
+def engine_config(s: Settings) -> EngineConfig:
+    """The engine's config from a snapshot; ValueError (the engine's reason) when invalid."""
+    return EngineConfig(deadline_ms=s.deadline_ms, margin_ms=s.margin_ms,
+                        latency_quantile=s.latency_quantile, on_no_fit=s.on_no_fit,
+                        threads=s.threads)
+
+
+def check_value(name: str, value: Any, frame_sizes: dict | None = None) -> str | None:
+    """Reason a single value is unacceptable, or None. Pure: reads nothing but its arguments.
+
+    ``frame_sizes`` ({camera: (height, width)} of the frames seen so far) lets a roi that
+    leaves nothing of some camera's frame be rejected now rather than on every frame."""
     spec = SPEC_BY_NAME.get(name)
     if spec is None:
         return None  # not ours; rclpy rejects undeclared names itself
-    if spec.choices and value not in spec.choices:
-        return f"{name} must be one of {list(spec.choices)}, got {value!r}"
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and spec.min is not None:
-        if value < spec.min or (spec.exclusive_min and value == spec.min):
-            return f"{name} must be {'>' if spec.exclusive_min else '>='} {spec.min}, got {value}"
-        if spec.max is not None and value > spec.max:
-            return f"{name} must be <= {spec.max}, got {value}"
+    reason = param_specs.check_value(spec, value)
+    if reason:
+        return reason
     if name == "roi":
-        roi = list(value)
-        if roi and (len(roi) != 4 or any(v < 0 for v in roi) or roi[2] <= 0 or roi[3] <= 0):
-            return f"roi must be empty or [x, y, w, h] with x, y >= 0 and w, h > 0, got {roi}"
+        return check_roi(list(value), frame_sizes or {})
     if name == "output_format" and value == "vision_msgs" and not vision_msgs_available():
         return "output_format vision_msgs: the vision_msgs package is not importable here " \
                "(use auto or json)"
@@ -187,25 +144,39 @@ def check_value(name: str, value: Any) -> str | None:
     return None
 
 
+def check_roi(roi: list, frame_sizes: dict) -> str | None:
+    """The roi rule (``vip_perception.roi.clip_roi``) against every known frame size (or the
+    largest frame the node accepts when none is known yet); the first reason, or None."""
+    sizes = frame_sizes or {"": (MAX_DIM, MAX_DIM)}
+    for camera, hw in sizes.items():
+        try:
+            clip_roi(roi, hw)
+        except ValueError as exc:
+            return f"roi rejected: {exc}" + (f" of camera {camera}" if camera else "")
+    return None
+
+
 def check_settings(s: Settings) -> str | None:
-    """Cross-parameter rules, checked on the would-be snapshot."""
+    """Cross-parameter rules on the would-be snapshot, the engine's included
+    (``EngineConfig.validate``); the first reason, or None."""
     if s.miss_ratio_warn > s.miss_ratio_error:
         return f"miss_ratio_warn ({s.miss_ratio_warn}) must not exceed miss_ratio_error " \
                f"({s.miss_ratio_error})"
     if s.drop_ratio_warn > s.drop_ratio_error:
         return f"drop_ratio_warn ({s.drop_ratio_warn}) must not exceed drop_ratio_error " \
                f"({s.drop_ratio_error})"
-    if s.margin_ms >= s.deadline_ms:
-        return f"margin_ms ({s.margin_ms}) must be smaller than deadline_ms ({s.deadline_ms})"
+    try:
+        engine_config(s).validate()
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
 def check_bank_path(path: str) -> str | None:
-    """Cheap synchronous check of a bank directory (exists, manifest.json is JSON); a shipped
-    bank's name stands for its directory (``paths.bank_directory``)."""
+    """Cheap synchronous check of a bank directory (exists, manifest.json is a JSON object);
+    a shipped bank's name stands for its directory (``share.bank_directory``)."""
     if not path:
         return None
-    from vip_perception.share import bank_directory
     path = bank_directory(path)
     if not os.path.isdir(path):
         return f"bank {path!r}: not a directory"
@@ -223,19 +194,13 @@ def check_bank_path(path: str) -> str | None:
 
 
 def declare(node) -> Settings:
-    """Declare every parameter on ``node`` (overrides from YAML / launch apply) -> snapshot."""
-    values = {}
-    for spec in SPECS:
-        if spec.type == ParameterType.PARAMETER_INTEGER_ARRAY and spec.default == []:
-            # An empty list has no element type; declare typed, then fill the default in.
-            p = node.declare_parameter(spec.name, Parameter.Type.INTEGER_ARRAY, descriptor(spec))
-            value = [] if p.type_ == Parameter.Type.NOT_SET else list(p.value)
-        else:
-            value = node.declare_parameter(spec.name, spec.default, descriptor(spec)).value
-        reason = check_value(spec.name, value)
+    """Declare every parameter on ``node`` (overrides from YAML / launch apply) -> snapshot.
+    Raises ValueError with the first bad value's reason."""
+    values = param_specs.declare_all(node, SPECS)
+    for name, value in values.items():
+        reason = check_value(name, value)
         if reason:
             raise ValueError(f"parameter {reason}")
-        values[spec.name] = value
     settings = Settings().replace(**values)
     reason = check_settings(settings)
     if reason:
@@ -244,18 +209,19 @@ def declare(node) -> Settings:
 
 
 def validate_change(current: Settings, params: list[Parameter],
-                    bank_check: Callable[[str, str], str | None] | None = None
-                    ) -> SetParametersResult:
+                    bank_check: Callable[[str, str], str | None] | None = None,
+                    frame_sizes: dict | None = None) -> SetParametersResult:
     """The on-set callback's body: accept the whole set or reject it with the first reason.
 
     ``bank_check(path, backend)`` loads the would-be bank on the would-be backend; it runs when
-    either changes (both may change in one call), after the cheap checks have passed."""
+    either changes (both may change in one call), after the cheap checks have passed.
+    ``frame_sizes`` as for ``check_value``."""
     changes = {}
     for p in params:
         if p.name not in SPEC_BY_NAME:
             continue
         value = p.value
-        reason = check_value(p.name, value)
+        reason = check_value(p.name, value, frame_sizes)
         if reason is None and p.name == "bank":
             reason = check_bank_path(value)
         if reason:

@@ -10,13 +10,9 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-import numpy as np
+from vip_perception.quantiles import percentile
 
 WINDOW = 512  # latency samples kept per camera for the quantiles
-
-
-def quantile(values, q: float) -> float | None:
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else None
 
 
 @dataclass
@@ -94,8 +90,8 @@ class CameraStats:
                 "replaced_by_newer": self.replaced, "malformed": self.malformed,
                 "malformed_reasons": dict(self.malformed_reasons), "skipped": self.skipped,
                 "errors": self.errors, "member_usage": dict(self.member_usage),
-                "latency_ms_p50": quantile(lat, 50), "latency_ms_p95": quantile(lat, 95),
-                "overhead_ms_p50": quantile(ovh, 50), "overhead_ms_p99": quantile(ovh, 99),
+                "latency_ms_p50": percentile(lat, 50), "latency_ms_p95": percentile(lat, 95),
+                "overhead_ms_p50": percentile(ovh, 50), "overhead_ms_p99": percentile(ovh, 99),
             }
 
 
