@@ -135,21 +135,54 @@ def test_malformed_compressed(data, reason):
     assert info.value.reason == reason
 
 
-def test_only_conversion_errors_escape_garbage_fields():
-    # header fields that disagree with everything: still exactly one ConversionError
-    for h, w, step, n in [(3, 3, 9, 5), (1, 1, 3, 3), (2, 2, 1, 2), (8193, 1, 3, 8193 * 3)]:
-        msg = _msg(h, w, "rgb8", step, b"\1" * n)
-        try:
-            convert.image_to_array(msg)
-        except ConversionError:
-            pass
+@pytest.mark.parametrize("h,w,step,n,reason", [
+    (3, 3, 9, 5, "size_mismatch"),      # 5 bytes for 3 rows of 9
+    (1, 1, 3, 3, None),                 # consistent: converts
+    (2, 2, 1, 2, "bad_step"),           # step shorter than a row
+    (8193, 1, 3, 8193 * 3, "too_large"),
+])
+def test_garbage_header_fields_give_exactly_one_reason(h, w, step, n, reason):
+    msg = _msg(h, w, "rgb8", step, b"\1" * n)
+    if reason is None:
+        assert convert.image_to_array(msg).tolist() == [[[1, 1, 1]]]
+        return
+    with pytest.raises(ConversionError) as info:
+        convert.image_to_array(msg)
+    assert info.value.reason == reason
 
 
 @pytest.mark.parametrize("encoding", ["bgr8", "rgb8", "bgra8", "mono8", "bayer_rggb8"])
-def test_roi_crop_equals_crop_of_full_conversion(encoding):
+def test_roi_conversion_equals_crop_of_full_conversion(encoding):
     src = {"bgr8": RGB[..., ::-1], "rgb8": RGB, "mono8": RGB[..., 0], "bayer_rggb8": RGB[..., 1],
            "bgra8": np.dstack([RGB[..., ::-1], RGB[..., 0]])}[encoding]
     msg = convert.array_to_image(np.ascontiguousarray(src), encoding)
-    roi = (2, 1, 5, 4)
     full = convert.image_to_array(msg, "rgb8")
-    np.testing.assert_array_equal(convert.image_to_array(msg, "rgb8", roi=roi), full[1:5, 2:7])
+    img, box = convert.message_to_roi(msg, "rgb8", (2, 1, 5, 4))
+    assert box == (2, 1, 5, 4)
+    np.testing.assert_array_equal(img, full[1:5, 2:7])
+
+
+def test_roi_is_clipped_to_the_frame_and_empty_means_whole_frame():
+    msg = convert.array_to_image(RGB, "rgb8")  # 9 wide, 7 high
+    img, box = convert.message_to_roi(msg, "rgb8", (6, 4, 10, 10))
+    assert box == (6, 4, 3, 3)
+    np.testing.assert_array_equal(img, RGB[4:7, 6:9])
+    img, box = convert.message_to_roi(msg, "rgb8", ())
+    assert box == (0, 0, 9, 7) and img.shape == (7, 9, 3)
+    assert np.shares_memory(img, np.frombuffer(msg.data, np.uint8))  # rgb8 -> rgb8: a view
+
+
+def test_roi_outside_the_frame_is_one_conversion_error():
+    msg = convert.array_to_image(RGB, "rgb8")
+    with pytest.raises(ConversionError) as info:
+        convert.message_to_roi(msg, "rgb8", (20, 0, 5, 5))
+    assert info.value.reason == "roi_outside"
+    assert str(info.value) == "roi_outside: roi (20, 0, 5, 5) lies outside the 9x7 frame"
+
+
+def test_compressed_roi_is_cut_after_decoding():
+    msg = convert.array_to_compressed(RGB, "png")
+    img, box = convert.message_to_roi(msg, "rgb8", (2, 1, 5, 4))
+    assert box == (2, 1, 5, 4)
+    np.testing.assert_array_equal(img, RGB[1:5, 2:7])  # png is lossless
+    assert convert.message_size(msg) == (7, 9)  # from the PNG header, not decoded

@@ -10,13 +10,12 @@ pytest.importorskip("rclpy")
 
 from std_msgs.msg import Header  # noqa: E402
 
-from vip_perception.detection.detections import Detection  # noqa: E402
+from vip_perception.results import Detection, FrameResult, TimingRecord  # noqa: E402
 from vip_perception.ros import diagnostics, output  # noqa: E402
 from vip_perception.ros.frame_slots import Frame, FrameSlots  # noqa: E402
 from vip_perception.ros.parameters import Settings  # noqa: E402
-from vip_perception.ros.perception import clip_roi, format_summary  # noqa: E402
 from vip_perception.ros.stats import CameraStats, Snapshot, rates  # noqa: E402
-from vip_perception.runtime import FrameResult, TimingRecord  # noqa: E402
+from vip_perception.ros.summary import format_summary  # noqa: E402
 
 
 def _hdr():
@@ -54,13 +53,16 @@ def test_select_detections_thresholds_sorts_and_caps():
     assert output.select_detections([], 0.0, 5) == []
 
 
-def test_offset_detections_moves_roi_boxes_into_the_frame():
-    dets = [Detection((1.0, 2.0, 11.0, 22.0), 3, "Dress", 0.8)]
-    moved = output.offset_detections(dets, (40, 30))
-    assert moved[0].box == (41.0, 32.0, 51.0, 52.0)
-    assert (moved[0].class_id, moved[0].class_name, moved[0].score) == (3, "Dress", 0.8)
-    assert dets[0].box == (1.0, 2.0, 11.0, 22.0)  # the engine's result is left alone
-    assert output.offset_detections(dets, (0, 0)) == dets
+def test_output_module_imports_without_torch():
+    """ros/output (and what it imports: results, std_msgs) must not pull in the model stack."""
+    import subprocess
+    import sys
+    code = ("import sys; import vip_perception.ros.output; "
+            "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.') "
+            "or m.startswith('vip_perception.detection') or m.startswith('vip_perception.runtime')); "
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_detections_json_has_xyxy_boxes_names_scores_and_the_header():
@@ -117,9 +119,58 @@ def test_detection2darray_builder_math_with_stand_in_message_classes(monkeypatch
     assert output.detections_msg(hdr, []).detections == []
 
 
-def test_resolve_format():
-    assert output.resolve_format("json") == "json"
-    assert output.resolve_format("auto") in ("json", "vision_msgs")
+@pytest.mark.parametrize("asked,vision_msgs,resolved", [
+    ("auto", True, "vision_msgs"), ("auto", False, "json"),
+    ("json", True, "json"), ("json", False, "json"),
+    ("vision_msgs", True, "vision_msgs"), ("vision_msgs", False, "vision_msgs"),
+])
+def test_resolve_format(asked, vision_msgs, resolved):
+    assert output.resolve_format(asked, vision_msgs=vision_msgs) == resolved
+
+
+def test_resolve_format_auto_follows_what_is_importable_and_rejects_unknown_values():
+    want = "vision_msgs" if output.vision_msgs_available() else "json"
+    assert output.resolve_format("auto") == want
+    with pytest.raises(ValueError, match=r"^output_format must be one of \['auto', 'vision_msgs', "
+                                         r"'json'\], got 'xml'$"):
+        output.resolve_format("xml")
+
+
+class _FakeNode:
+    """Records create_publisher calls; publishers record what they publish."""
+
+    def __init__(self):
+        self.created, self.destroyed = [], []
+
+    def create_publisher(self, msg_type, topic, depth):
+        pub = type("Pub", (), {"sent": None})()
+        pub.sent, pub.topic, pub.msg_type = [], topic, msg_type
+        pub.publish = pub.sent.append
+        self.created.append(pub)
+        return pub
+
+    def destroy_publisher(self, pub):
+        self.destroyed.append(pub.topic)
+
+
+@pytest.mark.parametrize("kind,topic", [("classification", "classifications"),
+                                        ("detection", "detections")])
+def test_outputs_choose_the_message_family_by_output_kind(kind, topic):
+    node = _FakeNode()
+    out = output.Outputs(node, "json", kind)
+    assert [p.topic for p in node.created] == [topic, "timing"]
+    dets = (Detection((1.0, 2.0, 3.0, 4.0), 1, "Trouser", 0.9),)
+    out.publish_result(_hdr(), "cam", _result(), (0, 0, 8, 8), dets)
+    sent = json.loads(node.created[0].sent[0].data)
+    if kind == "detection":
+        assert sent["boxes"] == [[1.0, 2.0, 3.0, 4.0]] and sent["box_format"] == "xyxy"
+    else:
+        assert sent["class_names"] == ["Coat"] and sent["boxes"] == [[0, 0, 8, 8]]
+    out.destroy()
+    assert node.destroyed == [topic, "timing"]
+    with pytest.raises(ValueError, match=r"^output kind must be one of \['classification', "
+                                         r"'detection'\], got 'segmentation'$"):
+        output.Outputs(node, "json", "segmentation")
 
 
 def test_frame_slots_keep_newest_and_serve_round_robin():
@@ -133,12 +184,6 @@ def test_frame_slots_keep_newest_and_serve_round_robin():
     slots.put("a", Frame("a3", 0, 0))  # a is back, but b and c are served first
     assert [slots.take(0.1)[0] for _ in range(3)] == ["b", "c", "a"]
     assert slots.take(0.01) is None
-
-
-def test_clip_roi():
-    assert clip_roi((), (480, 640)) is None
-    assert clip_roi((600, 400, 100, 100), (480, 640)) == (600, 400, 40, 80)
-    assert clip_roi((1000, 1000, 5, 5), (480, 640)) == (639, 479, 1, 1)
 
 
 def test_rates_and_levels():
