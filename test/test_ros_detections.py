@@ -90,7 +90,8 @@ def test_detector_publishes_boxes_on_belt_frames_in_full_frame_pixels(detector_r
     assert any(iou > 0.5 and same for iou, same in _matches(d, scene.boxes, scene.labels.tolist())), d
 
     # The same scene inside a larger frame, with the roi on it: boxes come back in the frame's
-    # pixels (the node crops the roi, so it shifts the engine's boxes by the roi's origin).
+    # pixels (the node converts only the roi and passes its origin; the engine returns frame
+    # pixels).
     ox, oy = 40, 30
     big = np.full((300, 400, 3), 22, np.uint8)
     big[oy:oy + 240, ox:ox + 320] = scene.image

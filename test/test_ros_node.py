@@ -10,6 +10,7 @@ import json
 import shutil
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
+from vip_perception.results import Detection, FrameResult, TimingRecord  # noqa: E402
 from vip_perception.ros import convert  # noqa: E402
 from vip_perception.ros.node import VipPerceptionNode  # noqa: E402
 
@@ -191,7 +193,8 @@ def test_wrong_parameter_rejected_with_reason_valid_one_applies_next_frame(rig):
     res = rig.set(deadline_ms=-1.0)
     assert not res[0].successful and "deadline_ms" in res[0].reason
     res = rig.set(roi=[1, 2, 3])
-    assert not res[0].successful and "roi" in res[0].reason
+    assert (res[0].successful, res[0].reason) == (
+        False, "roi rejected: roi must be (x, y, w, h) integers, got [1, 2, 3]")
     res = rig.set(latency_quantile="p42")
     assert not res[0].successful and "latency_quantile" in res[0].reason
     res = rig.set(image_topics=["other"])
@@ -208,6 +211,21 @@ def test_wrong_parameter_rejected_with_reason_valid_one_applies_next_frame(rig):
     assert rig.results[-1]["header"]["frame_id"] == "after"
     assert rig.results[-1]["boxes"] == [[4, 8, 16, 20]]
     assert rig.node.perception.engine.config.deadline_ms == 1500.0
+
+
+def test_roi_is_clipped_to_the_frame_and_one_outside_it_is_rejected(rig):
+    rig.send_and_wait(rig.image(frame_id="seen"))  # the node now knows the 64x48 frame
+    res = rig.set(roi=[100, 0, 5, 5])
+    assert (res[0].successful, res[0].reason) == (
+        False, "roi rejected: roi (100, 0, 5, 5) lies outside the 64x48 frame of camera image_raw")
+    assert rig.node.perception.settings.roi == ()  # unchanged
+    assert rig.set(roi=[60, 40, 16, 20])[0].successful
+    rig.send_and_wait(rig.image(frame_id="clipped"))
+    assert rig.results[-1]["header"]["frame_id"] == "clipped"
+    assert rig.results[-1]["boxes"] == [[60, 40, 4, 8]]  # clipped to the frame
+    rig.send_and_wait(rig.image(frame_id="small", shape=(30, 40)))  # roi misses this frame
+    cam = rig.node.perception.cameras["image_raw"]
+    assert dict(cam.malformed_reasons) == {"roi_outside": 1}
 
 
 def test_bank_swap_under_traffic(rig, quick_bank, tmp_path):
@@ -302,17 +320,29 @@ class FakeDetectionEngine:
     def update_config(self, config):
         pass
 
-    def process(self, image, capture_time, roi=None):
-        from types import SimpleNamespace
-
-        from vip_perception.detection.detections import Detection
-        from vip_perception.runtime import TimingRecord
+    def process(self, image, capture_time, roi=None, origin=(0, 0)):
+        ox, oy = origin  # the engine contract: boxes come back in frame pixels
         dets = [] if image.mean() < 100 else [
             Detection((1, 2, 3, 4), 1, "a", 0.6), Detection((5, 6, 7, 8), 2, "b", 0.9),
             Detection((0, 0, 1, 1), 3, "c", 0.1)]
+        dets = [replace(d, box=(d.box[0] + ox, d.box[1] + oy, d.box[2] + ox, d.box[3] + oy))
+                for d in dets]
         timing = TimingRecord("fake_det", 1, 1.0, 1.0, 10.0, True, 1.0, 0.5)
-        return SimpleNamespace(class_id=None, class_name=None, score=None, skipped=False,
-                               timing=timing, detections=dets)
+        return FrameResult(None, None, None, False, timing, tuple(dets),
+                           roi=(ox, oy, image.shape[1], image.shape[0]))
+
+
+class RecordingDetectionEngine(FakeDetectionEngine):
+    """Records what the node hands over; returns one box around the whole roi it saw."""
+
+    calls: list = []
+
+    def process(self, image, capture_time, roi=None, origin=(0, 0)):
+        self.calls.append((image.shape, roi, tuple(origin)))
+        (h, w), (ox, oy) = image.shape[:2], origin
+        timing = TimingRecord("fake_det", 1, 1.0, 1.0, 10.0, True, 1.0, 0.5)
+        return FrameResult(None, None, None, False, timing,
+                           (Detection((ox, oy, ox + w, oy + h), 1, "a", 0.9),), roi=(ox, oy, w, h))
 
 
 def test_detection_output_path_with_a_fake_detector(ctx, quick_bank):
@@ -336,17 +366,38 @@ def test_detection_output_path_with_a_fake_detector(ctx, quick_bank):
         r.close()
 
 
+def test_roi_reaches_the_engine_as_pixels_and_origin_and_boxes_are_not_shifted(ctx, quick_bank):
+    """The node converts only the roi and passes its origin; the engine's frame-pixel boxes are
+    published as they are (the node adds no offset of its own)."""
+    RecordingDetectionEngine.calls = []
+    r = Rig(ctx, quick_bank, topics=("roi_image",), name="vip_roi",
+            engine_factory=RecordingDetectionEngine, roi=[10, 20, 30, 20])
+    try:
+        r.send_and_wait(r.image(frame_id="roi"), topic="roi_image")
+        assert RecordingDetectionEngine.calls[-1] == ((20, 30), None, (10, 20))
+        assert r.detections[-1]["boxes"] == [[10.0, 20.0, 40.0, 40.0]]
+        fut = r.params.set_parameters([Parameter("roi", Parameter.Type.INTEGER_ARRAY, [])])
+        r._wait(fut.done, "the roi to be cleared")
+        assert fut.result().results[0].successful
+        r.send_and_wait(r.image(frame_id="whole"), topic="roi_image")
+        assert RecordingDetectionEngine.calls[-1] == ((48, 64), None, (0, 0))
+        assert r.detections[-1]["boxes"] == [[0.0, 0.0, 64.0, 48.0]]
+    finally:
+        r.close()
+
+
 def _dark(r):
     msg = r.image(frame_id="dark")
     msg.data = b"\x05" * len(msg.data)
     return msg
 
 
-def test_debug_image_only_rendered_while_subscribed(ctx, quick_bank):
+def test_debug_image_only_rendered_while_subscribed(ctx, quick_bank, monkeypatch):
+    from vip_perception.ros import debug_image
     r = Rig(ctx, quick_bank, topics=("dbg_image",), name="vip_dbg", publish_debug_image=True)
     rendered = []
-    original = r.node.perception._publish_debug
-    r.node.perception._publish_debug = lambda *a: (rendered.append(1), original(*a))
+    original = debug_image.render
+    monkeypatch.setattr(debug_image, "render", lambda *a: (rendered.append(1), original(*a))[1])
     got = []
     try:
         r.send_and_wait(r.image(frame_id="nobody"), topic="dbg_image")
@@ -366,9 +417,7 @@ def test_vision_msgs_output_where_importable():
                         "distribution; the JSON output is what runs here")
     from std_msgs.msg import Header
 
-    from vip_perception.detection.detections import Detection
     from vip_perception.ros.output import classification_msg, detections_msg
-    from vip_perception.runtime import FrameResult, TimingRecord
     hdr = Header(frame_id="cam")
     hdr.stamp.sec = 12
     res = FrameResult(3, "Dress", 0.75, False, TimingRecord("m", 1, 1, 1, 1, True, 1, 0))
