@@ -1,15 +1,12 @@
-"""`vip_perception_camera`: publishes frames at a set rate and size from an image folder, a
-video file, a rosbag2 file or the built-in synthetic conveyor scene (the default).
+"""`vip_perception_camera`: publishes frames at ``rate_hz`` from an image folder, a video file,
+a rosbag2 file or the built-in synthetic conveyor scene (the default), so the node runs and is
+tested with no camera.
 
-Why in the package: the node has to be runnable and testable with no camera (cam2image's
-burger mode is the model). Frames are stamped when published (the acquisition instant for
-this source) with the configured frame_id. The synthetic source also publishes its ground
-truth (std_msgs/String JSON with the image's stamp and frame_id) on ``ground_truth`` so the
-demo can score the node's answers frame by frame. Two synthetic scenes:
-``station`` (one garment at a time resting at an inspection station; truth: label, box
-x, y, w, h, at_station; for the 28x28 classifier bank) and ``belt`` (the detector's conveyor
-scenes moving along the belt, ``data.conveyor.BeltStream``; truth: boxes x0, y0, x1, y1,
-class_ids, class_names; for the detector bank).
+Frames are stamped when published, with the configured frame_id. The synthetic source also
+publishes its ground truth (std_msgs/String JSON with the image's stamp and frame_id) on
+``ground_truth``. Scenes: ``station`` (one garment at a time at an inspection station; truth:
+label, box x, y, w, h, at_station) and ``belt`` (``data.conveyor.BeltStream`` scenes moving
+along the belt; truth: boxes x0, y0, x1, y1, class_ids, class_names). Parameters: ``SPECS``.
 """
 from __future__ import annotations
 
