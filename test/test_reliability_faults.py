@@ -360,7 +360,8 @@ SLOW_NODE = r"""
 import sys, time
 import rclpy
 from vip_perception.ros.node import VipPerceptionNode, spin_until_shutdown
-from vip_perception.ros.perception import default_engine_factory, format_summary
+from vip_perception.ros.bank_checks import default_engine_factory
+from vip_perception.ros.summary import format_summary
 
 class Slow:
     # The real engine, with each frame taking 0.5 s more: a signal lands mid-inference.

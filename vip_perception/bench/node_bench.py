@@ -63,7 +63,7 @@ class PreprocessOnlyEngine:
     """The Engine's interface with inference taken out: the node's overhead is what remains."""
 
     def __init__(self, bank, settings, clock):
-        from vip_perception.ros.perception import engine_config
+        from vip_perception.ros.parameters import engine_config
         self.bank = bank
         self.config = engine_config(settings)
         self.clock = clock

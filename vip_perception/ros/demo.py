@@ -79,7 +79,7 @@ def quick_bank_cache() -> Path:
 
 def resolve_bank(requested: str | None, say=print) -> str:
     """The bank to use; falls back (saying so) to a quick bank built once into the cache."""
-    from .perception import default_bank_path
+    from .bank_checks import default_bank_path
     if requested:
         if not (Path(requested) / "manifest.json").is_file():
             raise SystemExit(f"error: --bank {requested}: no manifest.json there")
