@@ -47,7 +47,8 @@ class EngineConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad parameter and why."""
+        """Raise ValueError naming the first bad parameter and why. The one rule for an engine
+        configuration: the ROS parameter layer and the deadline harness call it too."""
         d, m = self.deadline_ms, self.margin_ms
         if not _is_real(d) or not math.isfinite(d) or d <= 0:
             raise ValueError(f"deadline_ms must be a finite number > 0, got {d!r}")
