@@ -79,9 +79,9 @@ class Member:
     """One compact-set model: metadata from the manifest plus its loaded eval-mode module.
 
     ``module`` is the PyTorch module (ViP fused), what evaluation and export code uses;
-    ``runners`` maps a thread count to the callable the bank's backend serves it with
-    ((1, C, H, W) float32 -> logits, or one detector output dict). ``latency`` is the profile
-    of that backend.
+    ``runners`` maps each profiled thread count to the callable the bank's backend serves it
+    with: (1, C, H, W) float32 -> the task's model output (``Task.batch1_call``: logits, or one
+    detector output dict). ``latency`` is the profile of that backend.
     """
 
     name: str
@@ -98,7 +98,8 @@ class Member:
     runners: dict = field(default_factory=dict, repr=False)
 
     def run(self, x: torch.Tensor, threads: int):
-        """One batch-1 inference at ``threads`` on the bank's backend (PyTorch without runners)."""
+        """One batch-1 inference of ``x`` (1, C, H, W) at ``threads`` on the bank's backend;
+        ``run_torch`` of the module at a thread count without a runner."""
         runner = self.runners.get(threads)
         if runner is not None:
             return runner(x)

@@ -215,8 +215,8 @@ def _region(image: np.ndarray, roi, origin) -> tuple[np.ndarray, tuple[int, int,
             f"{type(image).__name__}{getattr(image, 'shape', '')}"
         )
     h, w = image.shape[:2]
-    if roi is not None and len(roi):
-        clipped = clip_roi(roi, (h, w))
+    clipped = clip_roi(roi, (h, w)) if roi is not None else None  # None for an empty roi too
+    if clipped is not None:
         return crop(image, clipped), clipped
     try:
         ox, oy = (int(v) for v in origin)
