@@ -56,10 +56,12 @@ def _torch() -> str:
 def _rclpy() -> str:
     """A private context, a node (one DDS participant) and a publisher; all torn down."""
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
     from sensor_msgs.msg import Image  # the node's input type: the message packages load
 
     context = rclpy.Context()
-    rclpy.init(context=context)
+    # No signal handlers: the probe must leave Ctrl-C to pytest.
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = rclpy.create_node("vip_test_required_groups", context=context)
         try:
