@@ -11,7 +11,7 @@ import torch
 from vip_perception.bank import BankError
 from vip_perception.cli import main as cli
 from vip_perception.bank import load_bank as load_detector_bank  # one loader for every task
-from vip_perception.detection.detections import to_detections
+from vip_perception.tasks.detection import to_detections
 
 
 @pytest.fixture(scope="module")

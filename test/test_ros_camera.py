@@ -16,8 +16,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from vip_perception.ros import convert  # noqa: E402
-from vip_perception.ros import camera_source  # noqa: E402
+from vip_perception.ros import camera_source, convert  # noqa: E402
 from vip_perception.ros.camera_source import CameraSource  # noqa: E402
 from vip_perception.ros.qos import subscription_qos  # noqa: E402
 

@@ -20,7 +20,8 @@ from .candidates import sample_specs
 from .config import BankConfig, TrainRecipe, to_dict
 from .manifest import CANDIDATES, MANIFEST, SCHEMA_VERSION, file_entry, validate_manifest, write_json
 from .pareto import Point, eps_pareto, hypervolume, pareto_front
-from .profile import machine_info, profile_models
+from ..machine import machine_info
+from .profile import profile_models
 from .records import CandidateRecord, InputSpec
 from .train import TrainConfig, cpu_has_bf16, evaluate, normalise, train
 

@@ -12,14 +12,14 @@ from torch import nn
 
 from ..bank.manifest import MANIFEST, file_entry, write_json
 from ..bank.pareto import Point, eps_pareto, pareto_front
-from ..bank.profile import machine_info, profile_models
+from ..bank.profile import profile_models
 from ..bank.records import InputSpec
 from ..bank.vip_variants import choose_groups
 from ..data.conveyor import ConveyorScenes, box_statistics, coco_dict
-from ..models.detector import DetectorSpec, backbone_layer_names, build_detector, fit_anchors
-from .coco_eval import evaluate_map
+from ..machine import machine_info
+from ..models.detector import BackboneCall, DetectorCall, DetectorSpec, backbone_layer_names, build_detector, fit_anchors
+from ..tasks.detection import evaluate_map
 from .config import DetectorBuildConfig
-from .latency import BackboneCall, DetectorCall
 from .train import train_detector
 
 log = logging.getLogger("vip_perception.detection")

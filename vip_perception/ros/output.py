@@ -1,6 +1,6 @@
 """Result messages: vision_msgs where importable, std_msgs/String JSON otherwise.
 
-The message family follows the task's ``output_kind`` (``OUTPUT_KINDS``): classification ->
+The message family follows the task's ``output_kind`` (``tasks.OUTPUT_KINDS``): classification ->
 ``classifications``, detection -> ``detections``; both carry the input image's header, and
 every box is in frame pixels. The JSON builders are pure functions over plain values
 (``vip_perception.results``), tested without DDS. Torch-free: importing this module never
@@ -13,8 +13,8 @@ import json
 from std_msgs.msg import String
 
 from vip_perception.results import Detection, FrameResult
+from vip_perception.tasks import OUTPUT_KINDS
 
-OUTPUT_KINDS = ("classification", "detection")
 OUTPUT_FORMATS = ("auto", "vision_msgs", "json")
 
 
