@@ -1,7 +1,14 @@
 """Pareto front, ε-Pareto compact set and hypervolume on hand-made points (exact answers)."""
 import pytest
 
-from vip_perception.bank.pareto import Point, dominates, eps_dominates, eps_pareto, hypervolume, pareto_front
+from vip_perception.bank.pareto import (
+    Point,
+    dominates,
+    eps_dominates,
+    eps_pareto,
+    hypervolume,
+    pareto_front,
+)
 
 # latency (ms), accuracy
 PTS = [
@@ -59,7 +66,7 @@ def test_hypervolume_exact():
 
 
 def test_selection_min_accuracy_and_vip_hypervolume():
-    from vip_perception.bank.builder import selection
+    from vip_perception.bank.build_classifier import selection
     from vip_perception.bank.records import CandidateRecord, LatencyProfile
 
     def rec(name, kind, lat, acc):

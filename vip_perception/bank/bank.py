@@ -26,7 +26,7 @@ def build_member_module(spec: dict, vip_layers: list[str], task: str = "classifi
     """Rebuild a member's architecture (ModelSpec or, for detection banks, DetectorSpec; then
     ViP on the listed convolutions)."""
     if task == "detection":
-        from ..detection.builder import build_member
+        from .build_detector import build_member
 
         return build_member(spec, vip_layers)
     model = build_model(ModelSpec.from_dict(spec))

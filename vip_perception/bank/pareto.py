@@ -1,6 +1,6 @@
 """Pareto and ε-Pareto selection over (latency, accuracy), and the dominated hypervolume.
 
-Seed paper 2 (Chai & Kang, "Adaptive soft real-time classification", Technologies 2021) keeps
+Following Chai & Kang ("Adaptive soft real-time classification", Technologies 2021), the bank keeps
 only Pareto-optimal models and then a compact ε-Pareto subset, so the bank's latency and
 accuracy rise together and few models stay in memory. ε-dominance is that of Laumanns, Thiele,
 Deb and Zitzler (2002, "Combining convergence and diversity in evolutionary multiobjective

@@ -1,3 +1,2 @@
-"""ViP Faster R-CNN detectors on conveyor scenes: training, mAP evaluation, latency, bank build.
-ROS-free; the CLI commands are ``bank build-detector`` (build.py) and ``evaluate detector``
-(evaluate.py)."""
+"""ViP Faster R-CNN detectors on conveyor scenes: mAP evaluation, latency wrappers, detections.
+ROS-free; training and the bank build are in ``bank/`` (``train_detector``, ``build_detector``)."""

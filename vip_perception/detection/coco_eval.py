@@ -12,8 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.conveyor import ConveyorScenes, coco_dict
-from .train import scene_tensors
+from ..data.conveyor import ConveyorScenes, coco_dict, scene_tensors
 
 
 @torch.inference_mode()
