@@ -22,7 +22,7 @@ def sample_specs(space: SearchSpace, seed: int, in_channels: int, input_size: tu
     rng = random.Random(seed)
     fams, weights = zip(*sorted(space.families.items()))
     seen, out, tries = set(), [], 0
-    common = dict(in_channels=in_channels, input_size=tuple(input_size), num_classes=num_classes)
+    common = {"in_channels": in_channels, "input_size": tuple(input_size), "num_classes": num_classes}
     for extra in space.extra:
         spec = ModelSpec.from_dict({**common, **extra})
         seen.add(spec.short_name())

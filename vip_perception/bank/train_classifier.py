@@ -58,7 +58,7 @@ def normalise(images: np.ndarray | torch.Tensor, mean, std, invert: bool = False
 
 def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
     """Random crop with zero padding (in normalised units: the background value) + h-flip."""
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     bg = x.amin()  # background of a normalised image: the darkest value
     xp = torch.nn.functional.pad(x, (pad, pad, pad, pad), value=float(bg))  # (N, C, H+2p, W+2p)
     off = torch.randint(0, 2 * pad + 1, (n, 2), generator=gen)

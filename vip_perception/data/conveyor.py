@@ -82,7 +82,7 @@ def _source_items(split: str, n: int, seed: int) -> np.ndarray:
 def _warp_item(img: np.ndarray, scale: float, angle: float) -> np.ndarray:
     """28x28 garment -> scaled and rotated patch on a black square big enough to hold it."""
     side = 28 * scale
-    canvas = int(math.ceil(side * (abs(math.cos(math.radians(angle))) + abs(math.sin(math.radians(angle)))))) + 4
+    canvas = math.ceil(side * (abs(math.cos(math.radians(angle))) + abs(math.sin(math.radians(angle))))) + 4
     m = cv2.getRotationMatrix2D((13.5, 13.5), angle, scale)
     m[:, 2] += round(canvas / 2.0 - 13.5)  # centre it; a whole-pixel shift keeps scale 1 exact
     return cv2.warpAffine(img, m, (canvas, canvas), flags=cv2.INTER_LINEAR, borderValue=0)  # (S, S) uint8
