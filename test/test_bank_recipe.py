@@ -116,3 +116,23 @@ def test_shipped_manifest_has_no_machine_paths_and_checks(bank):
         for word in text.split():
             word = word.split("=", 1)[-1]
             assert not os.path.isabs(word), f"{bank}/manifest.json records a build-machine path: {text!r}"
+
+
+def test_save_manifest_validates_before_writing(tmp_path):
+    from vip_perception.bank import BankError
+    from vip_perception.bank.manifest import SCHEMA_VERSION
+    from vip_perception.bank.provenance import save_manifest
+
+    shipped = ROOT / "config" / "banks" / "conveyor_detector" / "manifest.json"
+    if not shipped.is_file():
+        pytest.skip("shipped detector bank not present")
+    manifest = json.loads(shipped.read_text())
+    manifest.pop("schema_version")
+    written = save_manifest(str(tmp_path), manifest)
+    assert next(iter(written)) == "schema_version" and written["schema_version"] == SCHEMA_VERSION
+    assert json.loads((tmp_path / "manifest.json").read_text()) == written
+    broken = dict(manifest, task="segmentation")
+    (tmp_path / "manifest.json").unlink()
+    with pytest.raises(BankError, match="manifest.json"):
+        save_manifest(str(tmp_path), broken)
+    assert not (tmp_path / "manifest.json").exists()

@@ -424,13 +424,13 @@ def write_bank(out: str, recs: list[CandidateRecord], cfg: ClassifierRecipe, cla
     files[CANDIDATES] = file_entry(os.path.join(out, CANDIDATES))
     d = cfg.data
     manifest = {
-        "schema_version": SCHEMA_VERSION, "name": cfg.name, "task": "classification", "class_names": class_names,
+        "name": cfg.name, "task": "classification", "class_names": class_names,
         "input": InputSpec(d.height, d.width, d.channels, tuple(d.mean), tuple(d.std), d.invert).to_dict(),
         "machine": machine, "selection": sel, "build": build,
         "members": [{**m.to_dict(), "file": f"{m.name}.safetensors"} for m in members],
         "files": files,
     }
-    save_manifest(out, manifest)
+    manifest = save_manifest(out, manifest)
     log.info("select: %d candidates, frontier %d, compact %d (ε=%.4f): %s", len(recs), len(sel["frontier"]),
              len(members), sc.epsilon, ", ".join(sel["compact"]))
     return manifest

@@ -51,11 +51,12 @@ def portable_command(argv: Sequence[str], path_flags: Sequence[str]) -> str:
     return " ".join(out)
 
 
-def save_manifest(out_dir: str, manifest: dict) -> None:
-    """Validate ``manifest`` against the bank schema and write OUT_DIR/manifest.json atomically.
+def save_manifest(out_dir: str, manifest: dict) -> dict:
+    """Validate ``manifest`` against the bank schema and write OUT_DIR/manifest.json atomically;
+    return the manifest as written (``schema_version`` set, and first in the file).
 
     Raises BankError naming the file when the manifest does not match the schema. Delegates to
-    ``bank.manifest.write_manifest`` (which also sets ``schema_version``).
+    ``bank.manifest.write_manifest``, the one writer of bank manifests.
     """
     try:
         from .manifest import write_manifest
@@ -68,4 +69,6 @@ def save_manifest(out_dir: str, manifest: dict) -> None:
             validate_manifest(manifest, os.path.join(out_dir, MANIFEST))
             write_json(os.path.join(out_dir, MANIFEST), manifest)
 
-    write_manifest(out_dir, manifest)
+    ordered = {"schema_version": None, **{k: v for k, v in manifest.items() if k != "schema_version"}}
+    write_manifest(out_dir, ordered)
+    return ordered
