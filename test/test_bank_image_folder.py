@@ -54,7 +54,8 @@ def _shapes_recipe(tmp_path) -> dict:
                  "height": 16, "width": 16, "channels": 3, "mean": [0.2, 0.2, 0.2], "std": [0.3, 0.3, 0.3]},
         "search": {"count": 2, "stages": [2], "layers": [1], "base_widths": [4], "kernel_sizes": [3],
                    "max_macs": 1.0e6, "train": tiny_train},
-        "parents": [{"name": "p", "spec": {"family": "plain", "stages": [[8], [8]], "head": "gap"}, "train": tiny_train}],
+        "parents": [{"name": "p", "spec": {"family": "plain", "stages": [[8], [8]], "head": "gap"},
+                     "train": tiny_train}],
         "vip": {"variants_per_parent": 1, "sensitivity_samples": 12,
                 "finetune": {"epochs": 1, "batch_size": 16, "optimizer": "sgd", "lr": 0.01, "schedule": "step3"}},
         "profile": {"threads": [1], "runs": 4, "warmup": 1, "rounds": 2},
@@ -67,7 +68,8 @@ def test_build_on_image_folder(tmp_path):
     path = tmp_path / "shapes.yaml"
     path.write_text(yaml.safe_dump(_shapes_recipe(tmp_path)))
     out = tmp_path / "bank"
-    assert cli(["bank", "build", "--config", str(path), "--out", str(out), "--work", str(tmp_path / "w"), "--no-progress"]) == 0
+    assert cli(["bank", "build", "--config", str(path), "--out", str(out), "--work", str(tmp_path / "w"),
+                "--no-progress"]) == 0
     bank = load_bank(str(out))
     assert bank.class_names == CLASSES and bank.input_spec.channels == 3 and bank.input_spec.height == 16
     kinds = {c.kind for c in bank.candidates()}
@@ -82,7 +84,8 @@ def test_build_on_image_folder(tmp_path):
 def test_bad_config_is_named(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\nsearch: {count: 2, colour: red}\n")
-    assert cli(["bank", "build", "--config", str(path), "--out", str(tmp_path / "o"), "--work", str(tmp_path / "w")]) == 2
+    assert cli(["bank", "build", "--config", str(path), "--out", str(tmp_path / "o"),
+                "--work", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err
     assert "colour" in err and "bad.yaml" in err
 
@@ -106,7 +109,9 @@ def test_interrupted_build_resumes_without_retraining(tmp_path):
     _make_folder(tmp_path / "data")
     path = tmp_path / "shapes.yaml"
     path.write_text(yaml.safe_dump(_shapes_recipe(tmp_path)))
-    recipe = lambda: load_recipe(str(path), ClassifierRecipe)  # noqa: E731 - a fresh copy per builder
+
+    def recipe():  # a fresh copy per builder
+        return load_recipe(str(path), ClassifierRecipe)
 
     whole = ClassifierBankBuilder(recipe(), str(tmp_path / "w_whole"), str(tmp_path / "whole"), progress=False,
                                   profiler=_fake_profiler)

@@ -1,5 +1,6 @@
 """Quick bank end to end: build, load_bank API, manifest round trip, corrupt-file errors, show, profile."""
 import json
+import os
 import shutil
 
 import numpy as np
@@ -7,18 +8,10 @@ import pytest
 import torch
 
 from vip_perception.bank import BankError, InputSpec, LatencyProfile, load_bank
-from vip_perception.bank.manifest import MANIFEST_SCHEMA, read_manifest
+from vip_perception.bank.manifest import MANIFEST_SCHEMA, read_manifest, write_manifest
 from vip_perception.cli import main as cli
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def quick_bank(tmp_path_factory):
-    root = tmp_path_factory.mktemp("quick")
-    out, work = root / "bank", root / "work"
-    assert cli(["bank", "build", "--quick", "--out", str(out), "--work", str(work), "--no-progress"]) == 0
-    return out
 
 
 @pytest.fixture
@@ -79,7 +72,7 @@ def test_loaded_member_reproduces_val_accuracy(quick_bank):
 
 def test_manifest_round_trip(quick_bank):
     data = read_manifest(str(quick_bank))
-    bank = load_bank(str(quick_bank / "manifest.json"))
+    bank = load_bank(os.path.join(str(quick_bank), "manifest.json"))
     for m, d in zip(bank.members, sorted(data["members"], key=lambda d: [x.name for x in bank.members].index(d["name"]))):
         assert (m.name, m.vip_layers, m.parent, m.macs, m.param_bytes) == (d["name"], d["vip_layers"], d["parent"], d["macs"], d["param_bytes"])
         assert m.latency[2].p95 == d["latency"]["2"]["p95"]
@@ -135,12 +128,29 @@ def test_manifest_errors(bank_copy, tmp_path):
     check(lambda d: d["input"].update(channels=2), "schema")
     check(lambda d: d["files"].update({"../evil.bin": {"sha256": "0" * 64, "bytes": 1}}), "leaves the bank")
     check(lambda d: d["members"][0]["spec"].update(family="mlp"), "rebuild")
+    check(lambda d: d.update(task="segmentation"), "schema at task")
     mpath.write_text("{not json")
     with pytest.raises(BankError, match=str(mpath)):
         load_bank(str(bank_copy))
     with pytest.raises(BankError, match="not found"):
         load_bank(str(tmp_path / "empty"))
     assert MANIFEST_SCHEMA["properties"]["schema_version"]["const"] == 1
+
+
+def test_write_manifest_sets_the_version_validates_and_replaces_atomically(bank_copy):
+    mpath = bank_copy / "manifest.json"
+    good = json.loads(mpath.read_text())
+    good.pop("schema_version")
+    write_manifest(str(bank_copy), good)
+    assert json.loads(mpath.read_text())["schema_version"] == 1 and good["schema_version"] == 1
+    load_bank(str(bank_copy))
+    before = mpath.read_bytes()
+    bad = json.loads(json.dumps(good))
+    bad["input"]["channels"] = 2
+    with pytest.raises(BankError, match=f"{mpath}: manifest fails its schema at input/channels"):
+        write_manifest(str(bank_copy), bad)
+    assert mpath.read_bytes() == before  # nothing written
+    assert sorted(p.name for p in bank_copy.iterdir() if ".tmp" in p.name) == []
 
 
 def test_show_json_and_plot(quick_bank, tmp_path, capsys):

@@ -1,17 +1,33 @@
-"""`vip-perception` gives help for every subcommand and clear errors."""
+"""`vip-perception` gives help for every subcommand and clear errors; its command modules
+follow one naming rule and the library never imports them."""
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import import_graph
 from vip_perception import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "vip_perception"
+COMMANDS_PACKAGE = "vip_perception.commands"
+COMMANDS_DIR = PACKAGE / "commands"
 
 
 def _run(*args):
     return subprocess.run([sys.executable, "-m", "vip_perception.cli", *args],
                           capture_output=True, text=True, timeout=120)
+
+
+def _expected_module(group: str | None, name: str) -> str:
+    """The naming rule: ``vip-perception GROUP NAME`` is ``commands/GROUP_NAME.py`` (``NAME.py``
+    for a top-level command), dashes as underscores."""
+    stem = f"{group}_{name}" if group else name
+    return f"{COMMANDS_PACKAGE}.{stem.replace('-', '_')}"
 
 
 def test_top_level_help_lists_groups():
@@ -21,12 +37,53 @@ def test_top_level_help_lists_groups():
         assert word in out.stdout
 
 
+def test_top_level_help_imports_neither_torch_nor_rclpy():
+    code = ("import sys\nfrom vip_perception import cli\ncli.build_parser(['--help'])\n"
+            "print(sorted(m for m in ('torch', 'rclpy', 'cv2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 @pytest.mark.parametrize("group,name", [k for k in cli.COMMANDS])
 def test_every_subcommand_has_help(group, name):
     args = ([group] if group else []) + [name, "--help"]
     out = _run(*args)
     assert out.returncode == 0, out.stderr
     assert "usage: vip-perception" in out.stdout
+
+
+@pytest.mark.parametrize("group,name", [k for k in cli.COMMANDS])
+def test_every_command_module_follows_the_naming_rule(group, name):
+    """Read from the source (nothing imported): the module is where the rule puts it and
+    defines ``add_arguments(parser)`` and ``run(args)`` at top level."""
+    module, help_text = cli.COMMANDS[(group, name)]
+    command = " ".join(w for w in ("vip-perception", group, name) if w)
+    assert help_text.strip(), f"{command}: no help text"
+    assert module == _expected_module(group, name), f"{command}: {module} breaks the naming rule"
+    path = ROOT / (module.replace(".", "/") + ".py")
+    assert path.is_file(), f"{command}: {path.relative_to(ROOT)} does not exist"
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for fn in ("add_arguments", "run"):
+        assert fn in functions, f"{path.relative_to(ROOT)} has no top-level {fn}()"
+        assert len(functions[fn].args.args) == 1, f"{path.relative_to(ROOT)}: {fn} takes one argument"
+
+
+def test_every_command_module_is_a_registered_command():
+    registered = {module for module, _ in cli.COMMANDS.values()}
+    present = {f"{COMMANDS_PACKAGE}.{p.stem}" for p in COMMANDS_DIR.glob("*.py") if p.stem != "__init__"}
+    assert present - registered == set(), "command modules without a COMMANDS entry"
+
+
+def test_nothing_outside_commands_imports_commands():
+    """Command modules are leaves: the library (and the CLI, which loads them by name from its
+    table) never imports them."""
+    graph = import_graph.build(PACKAGE)
+    inside = lambda m: m == COMMANDS_PACKAGE or m.startswith(COMMANDS_PACKAGE + ".")  # noqa: E731
+    found = [f"{e.path}:{e.line}: {e.source} imports {e.target}"
+             for e in graph.edges if inside(e.target) and not inside(e.source)]
+    assert not found, "the library imports command modules:\n" + "\n".join(found)
 
 
 def test_group_without_subcommand_prints_help_and_fails():

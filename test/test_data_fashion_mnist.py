@@ -55,7 +55,8 @@ def test_split_is_seeded_and_disjoint():
         train_val_split(10, 10, 0)
 
 
-@pytest.mark.skipif(not os.path.isdir(default_root()), reason="Fashion-MNIST not installed (dataset-fashion-mnist or $VIP_FASHION_MNIST_DIR)")
+@pytest.mark.skipif(not os.path.isdir(default_root()),
+                    reason="Fashion-MNIST not installed (dataset-fashion-mnist or $VIP_FASHION_MNIST_DIR)")
 def test_fashion_mnist_shapes():
     test = load_fashion_mnist("test")
     assert test.images.shape == (10000, 28, 28, 1) and test.images.dtype == np.uint8

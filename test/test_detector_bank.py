@@ -18,7 +18,7 @@ from vip_perception.bank.manifest import SCHEMA_VERSION, read_manifest
 from vip_perception.bank.recipe import DetectorRecipe, load_recipe
 from vip_perception.cli import main as cli
 from vip_perception.commands.bank_build_detector import default_config_path
-from vip_perception.detection.detections import to_detections
+from vip_perception.tasks.detection import to_detections
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,8 @@ def test_tampering_and_a_wrong_task_are_caught(quick_detector_bank, tmp_path):
 
 
 def test_shipped_bank_loads_and_records_its_figures():
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config", "banks", "conveyor_detector")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "config", "banks", "conveyor_detector")
     if not os.path.isfile(os.path.join(path, "manifest.json")):
         pytest.skip("shipped detector bank not built")
     bank = load_detector_bank(path)

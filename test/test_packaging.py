@@ -20,6 +20,18 @@ IGNORED = shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "__
                                  ".pytest_cache", ".hypothesis", "runs", "benchmarks")
 
 
+def _package_files(base: Path) -> set[str]:
+    return {str(p.relative_to(base)) for p in base.rglob("*.py") if "__pycache__" not in p.parts}
+
+
+def test_every_source_directory_is_a_package():
+    """find_packages() (setup.py) installs only directories with an __init__.py: a new folder
+    without one (commands/, tasks/, ros/tools/, ...) would be missing from every install."""
+    missing = sorted(str(d.relative_to(ROOT)) for d in {p.parent for p in (ROOT / "vip_perception").rglob("*.py")}
+                     if not (d / "__init__.py").is_file())
+    assert not missing, f"directories with Python files but no __init__.py: {missing}"
+
+
 def test_package_xml_is_valid_format3():
     catkin_pkg = pytest.importorskip("catkin_pkg.package")
     pkg = catkin_pkg.parse_package(str(ROOT / "package.xml"))
@@ -61,6 +73,19 @@ def test_colcon_installs_share_and_executables(colcon_workspace):
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "vip_perception").is_file()
     for exe in EXECUTABLES:
         assert (prefix / "lib" / "vip_perception" / exe).is_file(), exe
+
+
+def test_colcon_installs_every_module(colcon_workspace):
+    """Every source module, the command modules the CLI table names included, is installed."""
+    from vip_perception import cli
+
+    ws, _, _ = colcon_workspace
+    (installed,) = (ws / "install" / "vip_perception" / "lib").glob("python3*/site-packages/vip_perception")
+    source = ROOT / "vip_perception"
+    missing = sorted(_package_files(source) - _package_files(installed))
+    assert not missing, f"not installed: {missing}"
+    for module, _ in cli.COMMANDS.values():
+        assert (installed.parent / (module.replace(".", "/") + ".py")).is_file(), f"{module} is not installed"
 
 
 def test_sourced_workspace_resolves_share_directory(colcon_workspace):

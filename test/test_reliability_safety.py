@@ -21,7 +21,14 @@ SHIPPED_BANK = ROOT / "config" / "banks" / "fashion_mnist"
 UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve",
                   "marshal", "pickletools"}
 UNSAFE_CALLS = {"pandas.read_pickle", "pd.read_pickle", "torch.hub.load",
-                "torch.hub.load_state_dict_from_url", "load_state_dict_from_url"}
+                "torch.hub.load_state_dict_from_url", "load_state_dict_from_url",
+                "torch.jit.load", "yaml.unsafe_load", "yaml.full_load", "yaml.unsafe_load_all"}
+SAFE_YAML_LOADERS = {"SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader"}
+IMPORT_BY_NAME = {"importlib.import_module", "import_module", "__import__"}
+# Directories that are not the project's source: environments, build outputs, caches, tests
+# (the tests build pickles on purpose, to prove they are refused).
+NOT_SOURCE = {".git", ".venv", "venv", "build", "install", "log", "__pycache__", "test", ".hypothesis",
+              ".pytest_cache"}
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -70,21 +77,49 @@ def unsafe_uses(source: str, filename: str = "<src>") -> list[str]:
                     found.append(f"{filename}:{node.lineno}: {name}(allow_pickle=...)")
             if name in UNSAFE_CALLS:
                 found.append(f"{filename}:{node.lineno}: {name}(...)")
+            if name in ("yaml.load", "yaml.load_all") and not _safe_yaml_loader(node):
+                found.append(f"{filename}:{node.lineno}: {name}(...) without a safe Loader")
+            if name in IMPORT_BY_NAME and node.args and isinstance(node.args[0], ast.Constant) \
+                    and str(node.args[0].value).split(".")[0] in UNSAFE_MODULES:
+                found.append(f"{filename}:{node.lineno}: {name}({node.args[0].value!r})")
     return found
 
 
+def _safe_yaml_loader(call: ast.Call) -> bool:
+    loader = next((k.value for k in call.keywords if k.arg == "Loader"), call.args[1] if len(call.args) > 1 else None)
+    return loader is not None and _dotted(loader).rsplit(".", 1)[-1] in SAFE_YAML_LOADERS
+
+
 def _package_sources() -> list[Path]:
-    files = sorted((ROOT / "vip_perception").rglob("*.py")) + sorted((ROOT / "launch").rglob("*.py"))
-    return files + [ROOT / "setup.py"]
+    """Every Python file of the project, wherever the layout puts it (package, launch, scripts,
+    setup.py), found by walking the repository (environments and build outputs pruned)."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(ROOT):
+        dirnames[:] = [d for d in dirnames if d not in NOT_SOURCE and not d.startswith(".")
+                       and not d.endswith(".egg-info")]
+        files += [Path(dirpath) / f for f in filenames if f.endswith(".py")]
+    return sorted(files)
 
 
 def test_the_scanner_catches_what_it_looks_for():
     bad = ("import pickle\nfrom dill import loads\nimport torch as T\nfrom torch import load\n"
            "T.load('x')\ntorch.load('x', weights_only=False)\nload('y')\n"
-           "np.load('z', allow_pickle=True)\npd.read_pickle('w')\ntorch.load('ok', weights_only=True)\n")
+           "np.load('z', allow_pickle=True)\npd.read_pickle('w')\ntorch.load('ok', weights_only=True)\n"
+           "yaml.load(f)\nyaml.load(f, Loader=yaml.Loader)\nyaml.load(f, Loader=yaml.SafeLoader)\n"
+           "yaml.safe_load(f)\nimportlib.import_module('pickle')\ntorch.jit.load('m.pt')\n")
     found = unsafe_uses(bad)
-    assert len(found) == 7, found
-    assert not any(":10:" in f for f in found)  # weights_only=True is fine
+    assert len(found) == 11, found
+    for safe_line in (10, 13, 14):  # weights_only=True, SafeLoader and safe_load are fine
+        assert not any(f":{safe_line}:" in f for f in found), found
+
+
+def test_every_python_file_of_the_project_is_scanned():
+    scanned = {str(p.relative_to(ROOT)) for p in _package_sources()}
+    expected = {str(p.relative_to(ROOT)) for p in (ROOT / "vip_perception").rglob("*.py")
+                if "__pycache__" not in p.parts}
+    assert expected <= scanned and "setup.py" in scanned
+    assert any(s.startswith("launch/") for s in scanned)
+    assert not any(s.startswith("test/") for s in scanned)
 
 
 def test_package_has_no_pickle_and_only_weights_only_torch_load():

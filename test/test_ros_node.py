@@ -305,7 +305,7 @@ class FakeDetectionEngine:
     def process(self, image, capture_time, roi=None):
         from types import SimpleNamespace
 
-        from vip_perception.detection.detections import Detection
+        from vip_perception.results import Detection
         from vip_perception.runtime import TimingRecord
         dets = [] if image.mean() < 100 else [
             Detection((1, 2, 3, 4), 1, "a", 0.6), Detection((5, 6, 7, 8), 2, "b", 0.9),
@@ -366,7 +366,7 @@ def test_vision_msgs_output_where_importable():
                         "distribution; the JSON output is what runs here")
     from std_msgs.msg import Header
 
-    from vip_perception.detection.detections import Detection
+    from vip_perception.results import Detection
     from vip_perception.ros.output import classification_msg, detections_msg
     from vip_perception.runtime import FrameResult, TimingRecord
     hdr = Header(frame_id="cam")

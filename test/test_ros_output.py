@@ -10,7 +10,7 @@ pytest.importorskip("rclpy")
 
 from std_msgs.msg import Header  # noqa: E402
 
-from vip_perception.detection.detections import Detection  # noqa: E402
+from vip_perception.results import Detection  # noqa: E402
 from vip_perception.ros import diagnostics, output  # noqa: E402
 from vip_perception.ros.frame_slots import Frame, FrameSlots  # noqa: E402
 from vip_perception.ros.parameters import Settings  # noqa: E402

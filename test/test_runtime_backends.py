@@ -73,7 +73,7 @@ def test_backend_errors_name_the_reason(quick_bank):
     with pytest.raises(BankError, match="unknown backend 'tensorrt'"):
         load_bank(quick_bank, backend="tensorrt")
     if os.path.isfile(os.path.join(DETECTOR_BANK, "manifest.json")):
-        with pytest.raises(BankError, match="classification banks only.*detection bank"):
+        with pytest.raises(BankError, match="backend onnxruntime does not serve detection banks"):
             load_bank(DETECTOR_BANK, backend="onnxruntime")
     assert cli(["bank", "profile", quick_bank, "--gap-ms", "-1", "--no-progress"]) == 1
 

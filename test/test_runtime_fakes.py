@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vip_perception.backends.torch_backend import run_torch
+
 
 class FakeClock:
     def __init__(self, t: float = 1000.0) -> None:
@@ -62,9 +64,7 @@ class FakeMember:
 
     def run(self, x: torch.Tensor, threads: int) -> torch.Tensor:
         """As bank.Member.run on the torch backend: the thread count is the process's."""
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-        return self.module(x)
+        return run_torch(self.module, x, threads)
 
 
 @dataclass

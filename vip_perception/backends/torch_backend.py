@@ -6,7 +6,29 @@ import copy
 import torch
 import torch.nn as nn
 
-__all__ = ["TorchBackend"]
+__all__ = ["TorchBackend", "TorchRunner", "run_torch"]
+
+
+def run_torch(module, x: torch.Tensor, threads: int):
+    """``module(x)`` under ``torch.inference_mode()`` with ``threads`` intra-op threads.
+
+    torch's thread count is process-wide, so it is set before the call, and only when it
+    differs (setting it is not free). The one place that does "set threads + inference mode".
+    """
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    with torch.inference_mode():
+        return module(x)
+
+
+class TorchRunner:
+    """``run_torch(fn, x, threads)`` at a fixed thread count: a member's runner on torch."""
+
+    def __init__(self, fn, threads: int) -> None:
+        self.fn, self.threads = fn, threads
+
+    def __call__(self, x: torch.Tensor):
+        return run_torch(self.fn, x, self.threads)
 
 
 def _lean_copy(module: nn.Module) -> nn.Module:
@@ -38,7 +60,4 @@ class TorchBackend:
             self(example_input)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
-        with torch.inference_mode():
-            return self.fn(x.contiguous(memory_format=self.memory_format))
+        return run_torch(self.fn, x.contiguous(memory_format=self.memory_format), self.threads)

@@ -14,39 +14,32 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..backends import BACKENDS, make_backend
+from ..backends.torch_backend import TorchRunner, run_torch
 from ..data.image_folder import to_model_array
-from ..models import ModelSpec, build_model
+from ..tasks import Task, get_task
 from .manifest import CANDIDATES, read_manifest
 from .records import BankError, CandidateRecord, InputSpec, LatencyProfile
 
-__all__ = ["Bank", "Member", "backend_runners", "build_member_module", "inference_module", "load_bank", "load_weights"]
+__all__ = ["Bank", "Member", "backend_runners", "build_member_module", "inference_module", "load_bank",
+           "load_weights", "require_backend"]
 
 
 def build_member_module(spec: dict, vip_layers: list[str], task: str = "classification") -> nn.Module:
-    """Rebuild a member's architecture (ModelSpec or, for detection banks, DetectorSpec; then
-    ViP on the listed convolutions)."""
-    if task == "detection":
-        from .build_detector import build_member
-
-        return build_member(spec, vip_layers)
-    model = build_model(ModelSpec.from_dict(spec))
-    if vip_layers:
-        from ..vip import apply_vip
-
-        model = apply_vip(model, list(vip_layers))
-    return model.eval()
+    """A member's architecture (eval mode, untrained) from its manifest ``spec`` and ViP layers,
+    built by the bank's ``task`` (``tasks.get_task``)."""
+    return get_task(task).build_member(spec, vip_layers)
 
 
 def inference_module(model: nn.Module) -> nn.Module:
-    """The module a member runs: with its ViP convolutions fused (``vip_perception.fused``).
+    """The module a member runs: ``model`` with its ViP convolutions fused
+    (``vip_perception.fused``), in eval mode; ``model`` itself when it has no ViP layer or its
+    layout cannot be fused.
 
-    The fused form computes the same function up to float rounding (pooling straight from the
-    small map, following convolutions folded onto it), and at batch 1 on 28x28 inputs it is
-    what makes ViP pay: the plain form's extra full-size upsampling costs about as much as the
-    multiply-adds it saves (measured: plain vgg_m.vip00 1.16 ms vs the parent's 1.09 ms at 2
-    threads; fused 0.90 ms). Plain convolutions are left as they are (``pack=False``), so
-    parents and ViP members are compared on the same convolution code. Falls back to the
-    plain ViP model when a layout cannot be fused.
+    The fused form computes the same function up to float rounding; at batch 1 it is what makes
+    ViP pay (the plain form's full-size upsampling costs about what ViP saves). Plain
+    convolutions are left as they are (``pack=False``), so parents and ViP members are compared
+    on the same convolution code.
     """
     from ..vip import vip_layers_of
 
@@ -65,6 +58,8 @@ def inference_module(model: nn.Module) -> nn.Module:
 
 
 def load_weights(model: nn.Module, path: str) -> nn.Module:
+    """``model`` with the safetensors weights in ``path`` loaded (strict), in eval mode;
+    BankError naming ``path`` when the file is unreadable or does not fit the architecture."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -84,9 +79,9 @@ class Member:
     """One compact-set model: metadata from the manifest plus its loaded eval-mode module.
 
     ``module`` is the PyTorch module (ViP fused), what evaluation and export code uses;
-    ``runners`` maps a thread count to the callable the bank's backend serves it with
-    ((1, C, H, W) float32 -> logits, or one detector output dict). ``latency`` is the profile
-    of that backend.
+    ``runners`` maps each profiled thread count to the callable the bank's backend serves it
+    with: (1, C, H, W) float32 -> the task's model output (``Task.batch1_call``: logits, or one
+    detector output dict). ``latency`` is the profile of that backend.
     """
 
     name: str
@@ -103,14 +98,12 @@ class Member:
     runners: dict = field(default_factory=dict, repr=False)
 
     def run(self, x: torch.Tensor, threads: int):
-        """One batch-1 inference at ``threads`` on the bank's backend (PyTorch without runners)."""
+        """One batch-1 inference of ``x`` (1, C, H, W) at ``threads`` on the bank's backend;
+        ``run_torch`` of the module at a thread count without a runner."""
         runner = self.runners.get(threads)
         if runner is not None:
             return runner(x)
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-        with torch.inference_mode():
-            return self.module(x)
+        return run_torch(self.module, x, threads)
 
     def quantile_ms(self, threads: int, q: str = "p95") -> float:
         """Profiled latency quantile (ms) at ``threads``; KeyError if that count was not profiled."""
@@ -141,8 +134,7 @@ class Bank:
 
         Resized with cv2.INTER_AREA, converted to grey for 1-channel banks, optionally inverted.
         NumPy in place, one tensor at the end: this runs once per frame on a cold core (after
-        the stream's idle gap), where each torch op costs tens of microseconds (measured on a
-        28x28 frame after a 10 ms gap: 0.34 ms with six torch ops, 0.16 ms like this).
+        the stream's idle gap), where each torch op costs tens of microseconds.
         """
         s = self.input_spec
         arr = to_model_array(image, s.height, s.width, s.channels)  # (H, W, C) uint8
@@ -182,12 +174,11 @@ def load_bank(path: str, backend: str = "torch") -> Bank:
     """Validate and load the bank in directory ``path`` (holding manifest.json).
 
     backend: "torch" (eager PyTorch, ViP fused) or "onnxruntime" (one session per member and
-    profiled thread count, built here, so no frame pays for it). A member's latency profile is
-    the one measured on that backend (``bank profile --backend``): predictions made from
-    another backend's times would be wrong by the very overhead the backend removes.
+    profiled thread count, built here, so no frame pays for it); the bank's task must support
+    it. A member's latency profile is the one measured on that backend (``bank profile
+    --backend``): predictions made from another backend's times would be wrong by the very
+    overhead the backend removes. Raises BankError naming the file and the problem.
     """
-    from ..backends import BACKENDS
-
     path = os.fspath(path)
     if os.path.isfile(path) and os.path.basename(path) == "manifest.json":
         path = os.path.dirname(path) or "."
@@ -195,65 +186,58 @@ def load_bank(path: str, backend: str = "torch") -> Bank:
     if backend not in BACKENDS:
         raise BankError(f"{manifest_path}: unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     data = read_manifest(path)  # schema + every sha256, before any weight file is parsed
-    task = data["task"]
-    if backend != "torch" and task != "classification":
-        raise BankError(f"{manifest_path}: backend {backend} serves classification banks only; "
-                        f"this is a {task} bank (its torchvision detector runs on torch)")
-    members = []
-    for m in data["members"]:
-        fpath = os.path.join(path, m["file"])
-        try:
-            plain = build_member_module(m["spec"], m["vip_layers"], task)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise BankError(f"{manifest_path}: member {m['name']}: cannot rebuild architecture ({exc})") from exc
-        plain = load_weights(plain, fpath)
-        module = inference_module(plain)
-        if backend == "torch":
-            profile = m["latency"]
-        else:
-            profile = m.get("backend_latency", {}).get(backend)
-            if not profile:
-                raise BankError(f"{manifest_path}: member {m['name']} has no {backend} latency profile; "
-                                f"run `vip-perception bank profile {path} --backend {backend}`")
-        latency = {int(t): LatencyProfile.from_dict(p) for t, p in profile.items()}
-        members.append(Member(
-            name=m["name"], val_accuracy=m["val_accuracy"], test_accuracy=m["test_accuracy"],
-            vip_layers=list(m["vip_layers"]), parent=m["parent"], macs=m["macs"], param_bytes=m["param_bytes"],
-            latency=latency, module=module, spec=m["spec"], file=m["file"],
-        ))
-        if task == "detection":
-            from ..detection.latency import DetectorCall
-
-            call = DetectorCall(module)
-            members[-1].runners = {t: _TorchRunner(lambda x, c=call: c(x)[0], t) for t in latency}
-        elif backend != "torch":
-            members[-1].runners = backend_runners(backend, plain, data["input"], sorted(latency), fpath)
+    task = require_backend(data["task"], backend, manifest_path)
+    members = [_load_member(path, manifest_path, m, task, backend, data["input"]) for m in data["members"]]
     if not members or any(not m.latency for m in members):
         raise BankError(f"{manifest_path}: every member needs a latency profile")
     q, t = data["selection"]["quantile"], data["selection"]["threads"]
     members.sort(key=lambda m: (m.quantile_ms(t, q) if t in m.latency else 0.0, m.val_accuracy))
-    return Bank(path=path, name=data["name"], task=task, class_names=list(data["class_names"]),
+    return Bank(path=path, name=data["name"], task=task.name, class_names=list(data["class_names"]),
                 input_spec=InputSpec.from_dict(data["input"]), members=members, manifest=data, backend=backend)
 
 
-class _TorchRunner:
-    """PyTorch at a fixed thread count (process-wide, so set before each call when it differs)."""
+def require_backend(task_name: str, backend: str, where: str) -> Task:
+    """The task called ``task_name``, if it can run on ``backend``; BankError naming ``where``
+    otherwise."""
+    try:
+        task = get_task(task_name)
+    except ValueError as exc:
+        raise BankError(f"{where}: {exc}") from None
+    if backend not in task.backends:
+        raise BankError(f"{where}: backend {backend} does not serve {task.name} banks "
+                        f"(supported: {', '.join(task.backends)})")
+    return task
 
-    def __init__(self, fn, threads: int) -> None:
-        self.fn, self.threads = fn, threads
 
-    def __call__(self, x: torch.Tensor):
-        if torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
-        with torch.inference_mode():
-            return self.fn(x)
+def _load_member(path: str, manifest_path: str, m: dict, task: Task, backend: str, input_spec: dict) -> Member:
+    """One manifest member entry -> Member with its module and runners for ``backend``."""
+    fpath = os.path.join(path, m["file"])
+    try:
+        plain = task.build_member(m["spec"], m["vip_layers"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise BankError(f"{manifest_path}: member {m['name']}: cannot rebuild architecture ({exc})") from exc
+    plain = load_weights(plain, fpath)
+    module = inference_module(plain)
+    profile = m["latency"] if backend == "torch" else m.get("backend_latency", {}).get(backend)
+    if not profile:
+        raise BankError(f"{manifest_path}: member {m['name']} has no {backend} latency profile; "
+                        f"run `vip-perception bank profile {path} --backend {backend}`")
+    latency = {int(t): LatencyProfile.from_dict(p) for t, p in profile.items()}
+    if backend == "torch":
+        call = task.batch1_call(module)
+        runners = {t: TorchRunner(call, t) for t in latency}
+    else:
+        runners = backend_runners(backend, plain, input_spec, sorted(latency), fpath)
+    return Member(
+        name=m["name"], val_accuracy=m["val_accuracy"], test_accuracy=m["test_accuracy"],
+        vip_layers=list(m["vip_layers"]), parent=m["parent"], macs=m["macs"], param_bytes=m["param_bytes"],
+        latency=latency, module=module, spec=m["spec"], file=m["file"], runners=runners,
+    )
 
 
 def backend_runners(backend: str, plain: nn.Module, input_spec: dict, threads: list[int], where: str) -> dict:
     """One session per thread count, exported once from the plain (unfused) ViP module, whose
     ViP upsampling becomes an exact ONNX ``Resize``; verified against PyTorch before use."""
-    from ..backends import make_backend
-
     x = torch.zeros(1, input_spec["channels"], input_spec["height"], input_spec["width"])  # (1, C, H, W)
     runners, onnx_bytes = {}, None
     try:

@@ -74,7 +74,8 @@ def load_splits(cfg: ClassifierRecipe) -> Splits:
                 raise ValueError(f"{d.test_root}: classes {test.class_names} differ from {d.root}: {full.class_names}")
         else:
             if not 0 < d.test_size < len(full):
-                raise ValueError(f"data.test_size must be in (0, {len(full)}) without data.test_root, got {d.test_size}")
+                raise ValueError(f"data.test_size must be in (0, {len(full)}) without data.test_root, "
+                                 f"got {d.test_size}")
             rest, held = train_val_split(len(full), d.test_size, cfg.seed + 1)
             full, test = full.subset(rest), full.subset(held)
     else:
@@ -86,7 +87,10 @@ def load_splits(cfg: ClassifierRecipe) -> Splits:
     tr, va = train_val_split(len(full), d.val_size, cfg.seed)
     if full.images.shape[1:] != (d.height, d.width, d.channels):
         raise ValueError(f"data images are {full.images.shape[1:]}, config says {(d.height, d.width, d.channels)}")
-    norm = lambda a: normalise(a, d.mean, d.std, d.invert)
+
+    def norm(images):
+        return normalise(images, d.mean, d.std, d.invert)
+
     return Splits(norm(full.images[tr]), torch.as_tensor(full.labels[tr]), norm(full.images[va]),
                   torch.as_tensor(full.labels[va]), norm(test.images), torch.as_tensor(test.labels), full.class_names)
 
@@ -199,7 +203,8 @@ class ClassifierBankBuilder:
             t0 = time.time()
             self._splits = load_splits(self.cfg)
             s = self._splits
-            log.info("data: train %d, val %d, test %d (%.1f s)", len(s.y_train), len(s.y_val), len(s.y_test), time.time() - t0)
+            log.info("data: train %d, val %d, test %d (%.1f s)", len(s.y_train), len(s.y_val), len(s.y_test),
+                     time.time() - t0)
         return self._splits
 
     def _train_config(self, recipe: TrainRecipe, macs: int, seed: int) -> TrainConfig:
@@ -231,7 +236,8 @@ class ClassifierBankBuilder:
             val_accuracy=evaluate(model, s.x_val, s.y_val), test_accuracy=evaluate(model, s.x_test, s.y_test),
             macs=macs, param_bytes=int(sum(p.numel() * p.element_size() for p in model.parameters())),
             train={"samples": tc.samples, "seconds": round(seconds, 1), "final_loss": round(loss, 4),
-                   "optimizer": tc.optimizer, "lr": tc.lr, "schedule": tc.schedule, "augment": tc.augment, "bf16": tc.bf16},
+                   "optimizer": tc.optimizer, "lr": tc.lr, "schedule": tc.schedule, "augment": tc.augment,
+                   "bf16": tc.bf16},
         )
         self.save(rec, model)
         self.trained.append(name)
@@ -299,8 +305,8 @@ class ClassifierBankBuilder:
                 with open(sens_path) as fh:
                     sens = json.load(fh)
             else:
-                acc = lambda m: evaluate(m, s.x_val[:n_sens], s.y_val[:n_sens])
-                sens = layer_sensitivity(parent, vip_layer_names(parent), acc)
+                sens = layer_sensitivity(parent, vip_layer_names(parent),
+                                         lambda m: evaluate(m, s.x_val[:n_sens], s.y_val[:n_sens]))
                 write_json(sens_path, sens)
             log.info("vip: %s sensitivity (val drop, %d images): %s", p.name, n_sens,
                      ", ".join(f"{k}={v:+.4f}" for k, v in sens.items()))
@@ -326,7 +332,8 @@ class ClassifierBankBuilder:
             log.info("profile: all %d candidates already profiled (use --reprofile to redo)", len(recs))
             return
         models = {r.name: inference_module(self.load_model(r)) for r in recs}  # as members run
-        log.info("profile: %d candidates x threads %s x %d runs (warm-up %d)", len(recs), pc.threads, pc.runs, pc.warmup)
+        log.info("profile: %d candidates x threads %s x %d runs (warm-up %d)", len(recs), pc.threads, pc.runs,
+                 pc.warmup)
         prof = self.profiler(models, self.input_shape, pc.threads, pc.runs, pc.warmup, pc.rounds,
                               seed=self.cfg.seed, progress=self.progress)
         for r in recs:
@@ -378,7 +385,10 @@ def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon:
     hv_all, hv_no = hypervolume(pts, ref), hypervolume(no_vip, ref)
     # The same in log10(latency): latencies span orders of magnitude, and in linear ms the slow
     # end's outliers dominate the area; in log space every doubling of speed counts the same.
-    lg = lambda ps: [Point(math.log10(p.latency), p.accuracy) for p in ps if p.latency > 0]
+
+    def lg(ps: list[Point]) -> list[Point]:
+        return [Point(math.log10(p.latency), p.accuracy) for p in ps if p.latency > 0]
+
     lref = Point(math.log10(ref.latency), ref.accuracy)
     lhv_all, lhv_no = hypervolume(lg(pts), lref), hypervolume(lg(no_vip), lref)
     return {

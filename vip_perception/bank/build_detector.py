@@ -25,16 +25,18 @@ import torch
 from torch import nn
 
 from ..data.conveyor import ConveyorScenes, box_statistics, coco_dict
-from ..detection.coco_eval import evaluate_map
-from ..detection.latency import BackboneCall, DetectorCall
 from ..jsonfile import write_json
 from ..machine import machine_info
 from ..models.detector import (
+    BackboneCall,
+    DetectorCall,
     DetectorSpec,
     backbone_layer_names,
     build_detector,
     fit_anchors,
 )
+from ..tasks.detection import evaluate_map
+from .bank import build_member_module
 from .manifest import file_entry
 from .pareto import Point, eps_pareto, pareto_front
 from .profile import profile_models
@@ -63,19 +65,6 @@ def load_weights(model: nn.Module, path: str) -> nn.Module:
     from safetensors.torch import load_file
 
     model.load_state_dict(load_file(path), strict=True)
-    return model.eval()
-
-
-def build_member(spec: dict, vip_layers: list[str]) -> nn.Module:
-    """Detector architecture from a manifest spec, with ViP on the listed backbone convs (eval mode).
-
-    Untrained weights: the caller loads the member's file.
-    """
-    model = build_detector(DetectorSpec.from_dict(spec))
-    if vip_layers:
-        from ..vip import apply_vip
-
-        model = apply_vip(model, list(vip_layers))
     return model.eval()
 
 
@@ -129,7 +118,8 @@ class DetectorBankBuilder:
 
     def model(self, name: str) -> nn.Module:
         rec = self.record(name)
-        return load_weights(build_member(rec["spec"], rec["vip_layers"]), self._p(name, "model.safetensors"))
+        module = build_member_module(rec["spec"], rec["vip_layers"], TASK)
+        return load_weights(module, self._p(name, "model.safetensors"))
 
     # -- phases -------------------------------------------------------------------------
     def run(self, until: str = "select") -> None:

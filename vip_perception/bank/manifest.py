@@ -10,17 +10,21 @@ import os
 
 import jsonschema
 
-from .records import BankError
+from ..jsonfile import write_json
+from ..tasks import TASK_NAMES
+from .records import QUANTILES, BankError
+
+__all__ = ["CANDIDATES", "MANIFEST", "MANIFEST_SCHEMA", "SCHEMA_VERSION", "file_entry", "read_manifest",
+           "sha256_file", "validate_manifest", "write_json", "write_manifest"]
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 CANDIDATES = "candidates.json"
-TASKS = ("classification", "detection")
 
 _latency = {
     "type": "object",
-    "required": ["p50", "p95", "p99"],
-    "properties": {q: {"type": "number", "minimum": 0} for q in ("p50", "p95", "p99", "mean")} | {"runs": {"type": "integer", "minimum": 0}},
+    "required": list(QUANTILES),
+    "properties": {q: {"type": "number", "minimum": 0} for q in (*QUANTILES, "mean")} | {"runs": {"type": "integer", "minimum": 0}},
 }
 _per_threads = {"type": "object", "patternProperties": {r"^[1-9][0-9]*$": _latency}, "additionalProperties": False}
 _model_fields = {
@@ -50,7 +54,7 @@ MANIFEST_SCHEMA = {
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
         "name": {"type": "string"},
-        "task": {"enum": list(TASKS)},
+        "task": {"enum": list(TASK_NAMES)},
         "class_names": {"type": "array", "items": {"type": "string"}, "minItems": 2},
         "input": {
             "type": "object",
@@ -76,6 +80,7 @@ MANIFEST_SCHEMA = {
 
 
 def sha256_file(path: str) -> str:
+    """Hex sha256 of the file at ``path``, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -84,6 +89,7 @@ def sha256_file(path: str) -> str:
 
 
 def file_entry(path: str) -> dict:
+    """The manifest's ``files`` entry of ``path``: {"sha256", "bytes"}."""
     return {"sha256": sha256_file(path), "bytes": os.path.getsize(path)}
 
 
@@ -106,11 +112,7 @@ def read_manifest(directory: str) -> dict:
         raise BankError(f"{path}: not a readable JSON manifest ({exc})") from exc
     if isinstance(data, dict) and data.get("schema_version") not in (None, SCHEMA_VERSION):
         raise BankError(f"{path}: schema_version {data.get('schema_version')!r} not supported (this code reads {SCHEMA_VERSION})")
-    try:
-        jsonschema.validate(data, MANIFEST_SCHEMA)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
-        raise BankError(f"{path}: manifest fails its schema at {where}: {exc.message}") from None
+    validate_manifest(data, path)
     for m in data["members"]:
         if m["file"] not in data["files"]:
             raise BankError(f"{path}: member {m['name']} file {m['file']!r} has no sha256 entry")
@@ -126,17 +128,21 @@ def read_manifest(directory: str) -> dict:
     return data
 
 
-def write_json(path: str, data: dict) -> None:
-    """Atomic write: a crash never leaves a half-written manifest behind."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=False)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
 def validate_manifest(data: dict, where: str = MANIFEST) -> None:
+    """Schema-check a manifest dict; BankError naming ``where`` and the failing field."""
     try:
         jsonschema.validate(data, MANIFEST_SCHEMA)
     except jsonschema.ValidationError as exc:
-        raise BankError(f"{where}: manifest fails its schema: {exc.message}") from None
+        at = "/".join(str(p) for p in exc.absolute_path) or "(top)"
+        raise BankError(f"{where}: manifest fails its schema at {at}: {exc.message}") from None
+
+
+def write_manifest(out_dir: str, manifest: dict) -> None:
+    """Write ``manifest`` as ``out_dir/manifest.json``: ``schema_version`` set to the current one
+    (in ``manifest`` too), validated against the schema (BankError naming the file on failure,
+    nothing written), written atomically (``jsonfile.write_json``). The files it lists are not
+    re-hashed here: ``file_entry`` gives their entries."""
+    path = os.path.join(os.fspath(out_dir), MANIFEST)
+    manifest["schema_version"] = SCHEMA_VERSION
+    validate_manifest(manifest, path)
+    write_json(path, manifest)

@@ -1,4 +1,5 @@
-"""Batch-1 latency profiling, interleaved across candidates so machine noise is shared.
+"""Batch-1 latency profiling, interleaved across candidates so machine noise is shared, and the
+re-profiling of a built bank on the machine it will run on.
 
 Latencies belong to the machine, so profiling is its own step (re-run with ``bank profile``).
 Runs are split into rounds; each round visits every thread count and every candidate (in a
@@ -8,100 +9,149 @@ whichever one happened to be measured at that moment.
 from __future__ import annotations
 
 import dataclasses
-import platform
+import datetime
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..backends.torch_backend import TorchRunner
+from ..machine import machine_info
+from ..quantiles import percentiles
+from .bank import backend_runners, load_bank, load_weights, require_backend
+from .manifest import file_entry, write_manifest
 from .records import LatencyProfile
 
-
-def machine_info() -> dict:
-    """CPU model, core count, torch version: the context a profile is valid in."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    import os
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform()}
+__all__ = ["profile_models", "reprofile", "summarise"]
 
 
 def summarise(samples_ms: list[float]) -> LatencyProfile:
-    a = np.asarray(samples_ms, dtype=np.float64)
-    p50, p95, p99 = np.percentile(a, [50, 95, 99])
-    return LatencyProfile(float(p50), float(p95), float(p99), float(a.mean()), int(a.size))
+    """p50 / p95 / p99 / mean (ms) and the count of a non-empty list of samples."""
+    p = percentiles(samples_ms, (50, 95, 99))
+    return LatencyProfile(p["p50"], p["p95"], p["p99"], float(sum(samples_ms) / len(samples_ms)), len(samples_ms))
 
 
-@torch.inference_mode()
+def _callables(models: Mapping, threads: list[int]) -> dict[str, dict[int, Callable]]:
+    """name -> thread count -> callable that owns its threads: a module runs through
+    ``run_torch`` at that count, a mapping is used as given."""
+    out = {}
+    for name, m in models.items():
+        if isinstance(m, nn.Module):
+            m.eval()
+            out[name] = {t: TorchRunner(m, t) for t in threads}
+        else:
+            out[name] = {t: m[t] for t in threads}
+    return out
+
+
 def profile_models(models: dict[str, nn.Module | Mapping[int, Callable]], input_shape: tuple, threads: list[int],
                    runs: int = 200, warmup: int = 20, rounds: int = 10, seed: int = 0, progress: bool = True,
                    clock: Callable[[], float] = time.perf_counter, gap_ms: float = 0.0,
                    ) -> dict[str, dict[int, LatencyProfile]]:
     """p50/p95/p99 (ms) of each eval-mode model at batch 1 for every thread count.
 
-    A model is an ``nn.Module`` (run with torch's thread count set) or a mapping from thread
-    count to a callable that owns its threads (an ONNX Runtime session per count).
-    ``gap_ms`` > 0 sleeps that long before every timed call: the paced profile. A camera
-    stream leaves the CPU idle between frames, and the first inference after an idle gap runs
-    with cold caches and a core that has to wake up: measured here, a 0.23 ms model takes
-    0.65 ms after a 30 ms gap (p50), a 1.39 ms one 1.94 ms. Back-to-back timing (gap 0) is
-    what ranks models; the paced profile is what predicts a frame.
+    A model is an ``nn.Module`` (run with ``run_torch`` at each thread count, as a bank serves
+    it) or a mapping from thread count to a callable that owns its threads (an ONNX Runtime
+    session per count). ``input_shape``: (1, C, H, W) of the random input. ``gap_ms`` > 0 sleeps
+    that long before every timed call (the paced profile: the first inference after an idle
+    gap runs on cold caches, which is what a camera stream meets); gap 0 (back to back) is
+    what ranks models. ValueError for runs or rounds < 1 or a negative gap. torch's thread
+    count is restored afterwards.
     """
     if runs < 1 or rounds < 1:
         raise ValueError(f"runs and rounds must be >= 1, got runs={runs}, rounds={rounds}")
     if not gap_ms >= 0:
         raise ValueError(f"gap_ms must be >= 0, got {gap_ms}")
-    gap_s = gap_ms / 1e3
     saved = torch.get_num_threads()
     x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed))  # (1, C, H, W)
-    names = list(models)
-    for m in models.values():
-        if isinstance(m, nn.Module):
-            m.eval()
-
-    def fn(name: str, t: int) -> Callable:
-        m = models[name]
-        return m if isinstance(m, nn.Module) else m[t]
-
-    samples = {n: {t: [] for t in threads} for n in names}
-    rng = random.Random(seed)
+    fns = _callables(models, threads)
     per_round = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
     try:
         for t in threads:  # warm-up: allocator, oneDNN primitives, thread pool at this size
-            torch.set_num_threads(t)
-            for n in names:
-                f = fn(n, t)
+            for f in fns.values():
                 for _ in range(warmup):
-                    f(x)
-        bar = tqdm(total=rounds * len(threads) * len(names), desc="profile", disable=not progress, mininterval=2.0)
-        for r in range(rounds):
-            for t in threads:
-                torch.set_num_threads(t)
-                order = names[:]
-                rng.shuffle(order)
-                for n in order:
-                    m = fn(n, t)
-                    m(x)  # one untimed call after switching model/threads
-                    for _ in range(per_round[r]):
-                        if gap_s:
-                            time.sleep(gap_s)
-                        t0 = clock()
-                        m(x)
-                        samples[n][t].append((clock() - t0) * 1e3)
-                    bar.update(1)
-        bar.close()
+                    f[t](x)
+        samples = _timed_rounds(fns, x, threads, per_round, random.Random(seed), clock, gap_ms / 1e3, progress)
     finally:
         torch.set_num_threads(saved)
-    return {n: {t: dataclasses.replace(summarise(samples[n][t]), gap_ms=float(gap_ms)) for t in threads} for n in names}
+    return {n: {t: dataclasses.replace(summarise(samples[n][t]), gap_ms=float(gap_ms)) for t in threads} for n in fns}
+
+
+def _timed_rounds(fns: dict, x: torch.Tensor, threads: list[int], per_round: list[int], rng: random.Random,
+                  clock: Callable[[], float], gap_s: float, progress: bool) -> dict[str, dict[int, list[float]]]:
+    """The timed loop of ``profile_models``: per round, every thread count, every model in a
+    shuffled order; returns the samples (ms) per model and thread count."""
+    names = list(fns)
+    samples = {n: {t: [] for t in threads} for n in names}
+    bar = tqdm(total=len(per_round) * len(threads) * len(names), desc="profile", disable=not progress, mininterval=2.0)
+    for n_runs in per_round:
+        for t in threads:
+            order = names[:]
+            rng.shuffle(order)
+            for n in order:
+                f = fns[n][t]
+                f(x)  # one untimed call after switching model/threads
+                for _ in range(n_runs):
+                    if gap_s:
+                        time.sleep(gap_s)
+                    t0 = clock()
+                    f(x)
+                    samples[n][t].append((clock() - t0) * 1e3)
+                bar.update(1)
+    bar.close()
+    return samples
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def reprofile(path: str, threads: list[int], runs: int, warmup: int, rounds: int, progress: bool = True,
+              backend: str = "torch", gap_ms: float = 0.0) -> dict:
+    """Re-measure every member of the bank in ``path`` on ``backend`` at ``threads`` and rewrite
+    its manifest (atomically, re-validated); returns the new manifest.
+
+    torch writes each member's ``latency``, re-sorts the members and replaces the machine record;
+    another backend writes ``backend_latency[backend]`` and ``machine.backend_profiles[backend]``
+    and leaves the torch profile and member order alone. BankError for a bank that fails to
+    load or a backend its task does not support.
+    """
+    bank = load_bank(path)  # validates schema and hashes first (torch: every bank has that profile)
+    task = require_backend(bank.task, backend, path)
+    s = bank.input_spec
+    models = {}
+    for m in bank.members:
+        if backend == "torch":
+            call = task.batch1_call(m.module)
+            models[m.name] = {t: TorchRunner(call, t) for t in threads}
+        else:  # sessions from the plain ViP module (exported as exact Resize)
+            fpath = os.path.join(path, m.file)
+            plain = load_weights(task.build_member(m.spec, m.vip_layers), fpath)
+            models[m.name] = backend_runners(backend, plain, bank.manifest["input"], threads, fpath)
+    prof = profile_models(models, (1, s.channels, s.height, s.width), threads,
+                          runs, warmup, rounds, progress=progress, gap_ms=gap_ms)
+    manifest = bank.manifest
+    for m in manifest["members"]:
+        record = {str(t): p.to_dict() for t, p in sorted(prof[m["name"]].items())}
+        if backend == "torch":
+            m["latency"] = record
+        else:
+            m.setdefault("backend_latency", {})[backend] = record
+    if backend != "torch":  # the torch profile (and so the member order) stays as it was
+        manifest["machine"].setdefault("backend_profiles", {})[backend] = {
+            **machine_info(), "profiled_at": _now(), "gap_ms": gap_ms}
+    else:
+        sel = manifest["selection"]
+        if sel["threads"] not in threads:
+            sel["threads"] = threads[-1]
+        manifest["members"].sort(key=lambda m: (m["latency"][str(sel["threads"])][sel["quantile"]], m["val_accuracy"]))
+        manifest["machine"] = {**manifest["machine"], **machine_info(), "profiled_at": _now(),
+                               "reprofiled": True, "gap_ms": gap_ms}
+        for rel in manifest["files"]:
+            manifest["files"][rel] = file_entry(os.path.join(path, rel))
+    write_manifest(path, manifest)
+    return manifest

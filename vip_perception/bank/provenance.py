@@ -11,6 +11,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from .manifest import write_manifest
+
 EXTERNAL = "<external>"
 _REPO = Path(__file__).resolve().parents[2]  # source checkout root (the package's parent)
 
@@ -58,17 +60,6 @@ def save_manifest(out_dir: str, manifest: dict) -> dict:
     Raises BankError naming the file when the manifest does not match the schema. Delegates to
     ``bank.manifest.write_manifest``, the one writer of bank manifests.
     """
-    try:
-        from .manifest import write_manifest
-    except ImportError:  # branch without write_manifest yet: the same contract, spelled out
-        from ..jsonfile import write_json
-        from .manifest import MANIFEST, SCHEMA_VERSION, validate_manifest
-
-        def write_manifest(out_dir: str, manifest: dict) -> None:
-            manifest["schema_version"] = SCHEMA_VERSION
-            validate_manifest(manifest, os.path.join(out_dir, MANIFEST))
-            write_json(os.path.join(out_dir, MANIFEST), manifest)
-
     ordered = {"schema_version": None, **{k: v for k, v in manifest.items() if k != "schema_version"}}
     write_manifest(out_dir, ordered)
     return ordered

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-QUANTILES = ("p50", "p95", "p99")
+from ..runtime.selector import QUANTILES
 
 
 class BankError(Exception):

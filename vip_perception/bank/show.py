@@ -50,12 +50,15 @@ def summarise(manifest: dict, candidates: list[dict], threads: int) -> dict:
 
 def table(rows: list[dict]) -> str:
     """Report rows as a fixed-width text table (one line per row)."""
-    head = f"{'name':<16} {'kind':<6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'val':>6} {'test':>6} {'MMACs':>7} {'kB':>6}  vip layers"
+    head = (f"{'name':<16} {'kind':<6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'val':>6} {'test':>6} "
+            f"{'MMACs':>7} {'kB':>6}  vip layers")
     lines = [head, "-" * len(head)]
     for r in rows:
-        f = lambda v: f"{v:7.3f}" if v is not None else "      -"
-        lines.append(f"{r['name']:<16} {r['kind']:<6} {f(r['latency_ms_p50'])} {f(r['latency_ms_p95'])} {f(r['latency_ms_p99'])} "
-                     f"{r['val_accuracy']:6.4f} {r['test_accuracy']:6.4f} {r['macs'] / 1e6:7.2f} {r['param_bytes'] / 1024:6.0f}  "
+        lat = " ".join(f"{v:7.3f}" if v is not None else "      -"
+                       for v in (r["latency_ms_p50"], r["latency_ms_p95"], r["latency_ms_p99"]))
+        lines.append(f"{r['name']:<16} {r['kind']:<6} {lat} "
+                     f"{r['val_accuracy']:6.4f} {r['test_accuracy']:6.4f} {r['macs'] / 1e6:7.2f} "
+                     f"{r['param_bytes'] / 1024:6.0f}  "
                      f"{len(r['vip_layers'])}" + (f" ({r['parent']})" if r["parent"] else ""))
     return "\n".join(lines)
 
@@ -80,7 +83,8 @@ def plot(report: dict, path: str) -> None:
                        alpha=0.75, label=f"{label} ({len(pts)})")
     by = {c["name"]: c for c in cands}
     front = [by[n] for n in report["frontier"] if n in by]
-    ax.step([c[key] for c in front], [c["val_accuracy"] for c in front], where="post", color="k", lw=1, label="Pareto front")
+    ax.step([c[key] for c in front], [c["val_accuracy"] for c in front], where="post", color="k", lw=1,
+            label="Pareto front")
     members = report["members"]
     ax.scatter([m[key] for m in members], [m["val_accuracy"] for m in members], s=140, facecolors="none",
                edgecolors="#d62728", linewidths=1.8, label=f"compact ε-Pareto set ({len(members)})")

@@ -32,10 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help=f"bank recipe YAML (default: {DEFAULT_RECIPE})")
     parser.add_argument("--out", required=True, help="bank directory to write (manifest.json + weights)")
     parser.add_argument("--work", default=None,
-                        help="work directory with every candidate's checkpoint (resumable); default: a temp dir for --quick, OUT.work otherwise")
+                        help="work directory with every candidate's checkpoint (resumable); "
+                             "default: a temp dir for --quick, OUT.work otherwise")
     parser.add_argument("--quick", action="store_true", help="tiny bank on a data subset (about a minute), for tests")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
-    parser.add_argument("--parents", default="", help="comma-separated parent names to train/vary (default: all in the config)")
+    parser.add_argument("--parents", default="",
+                        help="comma-separated parent names to train/vary (default: all in the config)")
     parser.add_argument("--threads", type=int, default=0, help="training threads (default: the config's)")
     parser.add_argument("--reverse", action="store_true", help=argparse.SUPPRESS)  # 2nd process: ViP groups last-first
     parser.add_argument("--reprofile", action="store_true", help="profile again even if every candidate has a profile")
@@ -79,7 +81,8 @@ def run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     auto_work = args.work is None and args.quick
-    work = args.work or (tempfile.mkdtemp(prefix="vip_bank_quick_") if args.quick else os.path.abspath(args.out) + ".work")
+    work = args.work or (tempfile.mkdtemp(prefix="vip_bank_quick_") if args.quick
+                         else os.path.abspath(args.out) + ".work")
     handlers = setup_build_log(log, work)
     try:
         return _build(args, cfg, config_path, work)

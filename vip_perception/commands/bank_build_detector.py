@@ -31,7 +31,8 @@ def default_config_path() -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help=f"recipe YAML (default: {DEFAULT_RECIPE})")
     parser.add_argument("--out", required=True, help="bank directory to write (manifest.json + weights)")
-    parser.add_argument("--work", default=None, help="work directory (resumable); default: temp dir for --quick, OUT.work otherwise")
+    parser.add_argument("--work", default=None,
+                        help="work directory (resumable); default: temp dir for --quick, OUT.work otherwise")
     parser.add_argument("--quick", action="store_true", help="tiny scenes and a few steps (seconds), for tests")
     parser.add_argument("--until", default="select", help=f"stop after this phase ({', '.join(PHASES)})")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
@@ -51,7 +52,8 @@ def run(args) -> int:
         print(f"error: --until must be one of {PHASES}, got {args.until!r}", file=sys.stderr)
         return 2
     auto_work = args.work is None and args.quick
-    work = args.work or (tempfile.mkdtemp(prefix="vip_det_quick_") if args.quick else os.path.abspath(args.out) + ".work")
+    work = args.work or (tempfile.mkdtemp(prefix="vip_det_quick_") if args.quick
+                         else os.path.abspath(args.out) + ".work")
     handlers = setup_build_log(log, work)
     try:
         t0 = time.time()

@@ -48,11 +48,13 @@ class ConveyorConfig:
         if self.width < 64 or self.height < 64:
             raise ValueError(f"ConveyorConfig: scene {self.width}x{self.height} must be at least 64x64")
         if not 0 <= self.min_items <= self.max_items:
-            raise ValueError(f"ConveyorConfig: need 0 <= min_items <= max_items, got {self.min_items}, {self.max_items}")
+            raise ValueError(f"ConveyorConfig: need 0 <= min_items <= max_items, "
+                             f"got {self.min_items}, {self.max_items}")
         if not 0 < self.min_scale <= self.max_scale:
             raise ValueError(f"ConveyorConfig: need 0 < min_scale <= max_scale, got {self.min_scale}, {self.max_scale}")
         if 28 * self.max_scale * 1.5 > min(self.width, self.height):
-            raise ValueError(f"ConveyorConfig: max_scale {self.max_scale} too large for a {self.width}x{self.height} scene")
+            raise ValueError(f"ConveyorConfig: max_scale {self.max_scale} too large for a "
+                             f"{self.width}x{self.height} scene")
         if not 0 <= self.max_overlap < 1:
             raise ValueError(f"ConveyorConfig: max_overlap must be in [0, 1), got {self.max_overlap}")
 
@@ -120,7 +122,8 @@ class ConveyorScenes:
         cols = (np.arange(c.width) + offset) % 40 < 3                      # slats every 40 px
         row = np.where(cols, c.belt_level + 10, c.belt_level).astype(np.float32)
         belt = np.repeat(row[None, :], c.height, axis=0)                  # (H, W)
-        belt += rng.normal(0, 3.0, (c.height // 8 + 1, c.width // 8 + 1)).repeat(8, 0).repeat(8, 1)[: c.height, : c.width]
+        blotches = rng.normal(0, 3.0, (c.height // 8 + 1, c.width // 8 + 1))               # 8x8-pixel belt texture
+        belt += blotches.repeat(8, 0).repeat(8, 1)[: c.height, : c.width]
         rail = max(c.height // 24, 2)
         belt[:rail] = belt[-rail:] = c.belt_level * 3                      # belt edges
         return belt

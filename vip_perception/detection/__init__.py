@@ -1,2 +1,4 @@
-"""ViP Faster R-CNN detectors on conveyor scenes: mAP evaluation, latency wrappers, detections.
-ROS-free; training and the bank build are in ``bank/`` (``train_detector``, ``build_detector``)."""
+"""ViP Faster R-CNN detector evaluation (``evaluate detector``). ROS-free. The task itself
+(building a member, post-processing to frame pixels, COCO mAP) is ``vip_perception.tasks.detection``,
+the architecture ``vip_perception.models.detector``; training and the bank build are in ``bank/``
+(``train_detector``, ``build_detector``)."""

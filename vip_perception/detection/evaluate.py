@@ -31,11 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def evaluate_bank(bank, scenes: int, threads: int, runs: int, rounds: int, progress: bool) -> dict:
     import torch
 
-    from ..bank.profile import machine_info, profile_models
+    from ..bank.profile import profile_models
+    from ..machine import machine_info
     from ..data.conveyor import ConveyorConfig, ConveyorScenes, coco_dict
     from ..fused import fused_stages
-    from .coco_eval import evaluate_map
-    from .latency import BackboneCall, DetectorCall
+    from ..tasks.detection import evaluate_map
+    from ..models.detector import BackboneCall, DetectorCall
 
     recipe = bank.manifest.get("build", {}).get("recipe", {})
     scene_cfg = dict(recipe.get("scene", {}))

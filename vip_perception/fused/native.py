@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import threading
 from pathlib import Path
 
 import torch
 
+from vip_perception.share import share_path
 from vip_perception.vip import vip_upsample
 
 from .pool_fusion import vip_max_pool2d
@@ -29,17 +29,9 @@ _state: dict = {"loaded": None, "reason": "not tried yet"}
 
 
 def kernel_source() -> Path | None:
-    """The C++ source: the repository's kernels/ (editable/colcon source tree) or the installed share/."""
-    here = Path(__file__).resolve()
-    candidates = [here.parents[2] / "kernels" / SOURCE_NAME,
-                  Path(sys.prefix) / "share" / "vip_perception" / "kernels" / SOURCE_NAME]
-    try:  # colcon / ament install
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory("vip_perception")) / "kernels" / SOURCE_NAME)
-    except Exception:  # noqa: BLE001 - no ament index: fine
-        pass
-    return next((p for p in candidates if p.is_file()), None)
+    """The C++ source ``kernels/vip_upsample.cpp`` wherever the package is installed (ament
+    share, source checkout, pip data files; ``share.share_path``), or None when missing."""
+    return share_path(f"kernels/{SOURCE_NAME}")
 
 
 def _cache_dir(tag: str) -> Path:

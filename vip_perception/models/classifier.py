@@ -1,8 +1,8 @@
 """Classifier CNNs built from a ModelSpec.
 
 Every conv sits in an ``nn.Sequential`` directly followed by its BN and ReLU, so ViP can be
-applied by module name and fold them in (seed paper 1 places ViP after BN+ReLU); a residual
-block's last conv is followed by BN only, so ViP lands before the addition as the authors do.
+applied by module name and fold them in (ViP goes after BN+ReLU); a residual block's last
+conv is followed by BN only, so ViP lands before the addition.
 """
 from __future__ import annotations
 

@@ -134,6 +134,30 @@ def build_detector(spec: DetectorSpec) -> nn.Module:
     )
 
 
+class DetectorCall(nn.Module):
+    """(1, C, H, W) -> the detector's output for that one image (transform, RPN, heads, NMS):
+    the batch-1 tensor call that latency profiles time (torchvision takes a list of images)."""
+
+    def __init__(self, detector: nn.Module):
+        super().__init__()
+        self.detector = detector.eval()
+
+    def forward(self, x: torch.Tensor):
+        return self.detector([x[0]])  # list of one (C, H, W) image
+
+
+class BackboneCall(nn.Module):
+    """(1, C, H, W) -> backbone feature map (1, C', H/s, W/s): the part ViP accelerates, timed
+    by itself on the same input."""
+
+    def __init__(self, detector: nn.Module):
+        super().__init__()
+        self.backbone = detector.backbone.eval()
+
+    def forward(self, x: torch.Tensor):
+        return self.backbone(x)
+
+
 def backbone_layer_names(model: nn.Module) -> list[str]:
     """ViP-able backbone convolutions (module names inside the detector), forward order."""
     from ..vip import vip_layer_names

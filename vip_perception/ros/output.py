@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from std_msgs.msg import String
 
-from vip_perception.detection.detections import Detection
+from vip_perception.results import Detection
 
 from .parameters import vision_msgs_available
 

@@ -17,12 +17,16 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 
+from ..backends.torch_backend import run_torch
+from ..bank import BankError, load_bank
+from ..results import FrameResult, TimingRecord
+from ..roi import clip_roi, crop
+from ..tasks import get_task
 from .selector import NO_FIT_POLICIES, QUANTILES, Selector
 from .slowdown import SlowdownEstimator
 
@@ -43,7 +47,8 @@ class EngineConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad parameter and why."""
+        """Raise ValueError naming the first bad parameter and why. The one rule for an engine
+        configuration: the ROS parameter layer and the deadline harness call it too."""
         d, m = self.deadline_ms, self.margin_ms
         if not _is_real(d) or not math.isfinite(d) or d <= 0:
             raise ValueError(f"deadline_ms must be a finite number > 0, got {d!r}")
@@ -68,59 +73,10 @@ def _is_real(x) -> bool:
 
 
 @dataclass(frozen=True)
-class TimingRecord:
-    """What happened to one frame, in milliseconds."""
-
-    member: str | None  # None when skipped
-    threads: int
-    predicted_ms: float  # profiled quantile x slowdown of the chosen option
-    actual_ms: float  # measured model time (0 when skipped)
-    remaining_ms: float  # time left at decision (after preprocessing, minus margin)
-    deadline_met: bool  # result ready within capture_time + deadline_ms (False when skipped)
-    slowdown: float  # factor applied for ``threads``
-    queue_age_ms: float  # capture -> start of processing
-    selection_us: float = 0.0  # cost of the decision itself (factor lookup + selector)
-    end_to_end_ms: float = 0.0  # capture -> result ready
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    """Classification banks fill class_id/class_name/score; detection banks fill ``detections``
-    (every detection the model returned, score-sorted, boxes in the pixels of the image given
-    to ``Engine.process``, or of the full frame when the engine cropped a ``roi`` itself)."""
-
-    class_id: int | None
-    class_name: str | None
-    score: float | None  # softmax probability of class_id
-    skipped: bool
-    timing: TimingRecord = field(repr=True)
-    detections: tuple | None = None  # tuple[detection.detections.Detection, ...] for detection banks
-
-    def to_dict(self) -> dict:
-        return {
-            "class_id": self.class_id,
-            "class_name": self.class_name,
-            "score": self.score,
-            "skipped": self.skipped,
-            "timing": self.timing.to_dict(),
-            "detections": None if self.detections is None else [d.to_dict() for d in self.detections],
-        }
-
-
-@dataclass(frozen=True)
 class _State:
     bank: object
     config: EngineConfig
     selector: Selector
-
-
-def _bank_error(message: str) -> Exception:
-    from vip_perception.bank import BankError
-
-    return BankError(message)
 
 
 class Engine:
@@ -189,8 +145,6 @@ class Engine:
         serve the current config raises BankError too. In both cases the old bank keeps serving.
         """
         if isinstance(path_or_bank, (str, bytes)) or hasattr(path_or_bank, "__fspath__"):
-            from vip_perception.bank import load_bank
-
             # on the backend the engine serves now; outside every lock: frames keep flowing meanwhile
             bank = load_bank(path_or_bank, backend=getattr(self._state.bank, "backend", "torch"))
             _materialise(bank)
@@ -201,98 +155,94 @@ class Engine:
             try:
                 selector = self._make_selector(bank, config)
             except ValueError as exc:
-                raise _bank_error(f"bank {getattr(bank, 'path', bank)!s} rejected: {exc}") from exc
+                raise BankError(f"bank {getattr(bank, 'path', bank)!s} rejected: {exc}") from exc
             with _RUN_LOCK:  # the thread-count factors describe the machine and stay; the
                 self.estimator.forget_options()  # per-option records were about the old models
                 self._state = _State(bank, config, selector)
 
-    def process(self, image: np.ndarray, capture_time: float, roi: tuple | None = None) -> FrameResult:
-        """Classify one frame within its deadline (see the module docstring for the timing rules)."""
-        if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
-            raise ValueError(
-                f"image must be a non-empty HxW or HxWxC numpy array, got "
-                f"{type(image).__name__}{getattr(image, 'shape', '')}"
-            )
-        offset = (0, 0)
-        if roi is not None:
-            image = crop_roi(image, roi)
-            offset = (int(roi[0]), int(roi[1]))
+    def process(self, image: np.ndarray, capture_time: float, roi=None,
+                origin: tuple[int, int] = (0, 0)) -> FrameResult:
+        """Run one frame within its deadline (see the module docstring for the timing rules).
+
+        image: (H, W) or (H, W, C) uint8, RGB. Either the full frame with ``roi`` = (x, y, w, h)
+            (clipped to the frame with ``roi.clip_roi``; ValueError when nothing is left), or an
+            already-cropped region with ``origin`` = its top-left (x, y) in the frame.
+        capture_time: when the frame was captured, in the engine clock's timebase (seconds).
+        Returns the result in full-frame pixels: ``FrameResult.roi`` is the region the model saw.
+        Raises ValueError for a malformed image or roi (nothing is run).
+        """
+        image, region = _region(image, roi, origin)
         clock = self._clock
         with _RUN_LOCK:
             state = self._state  # one consistent bank + config for the whole frame
-            cfg, selector, est = state.config, state.selector, self.estimator
             start = clock()
             x = state.bank.preprocess(image)  # (1, C, H, W) float32
             now = clock()
+            cfg, selector, est = state.config, state.selector, self.estimator
             remaining_ms = (capture_time - now) * 1e3 + cfg.deadline_ms - cfg.margin_ms
             t0 = time.perf_counter()
             choice = selector.select(remaining_ms, est.factors())
             selection_us = (time.perf_counter() - t0) * 1e6
             queue_age_ms = (start - capture_time) * 1e3
             if choice.skipped:
-                return FrameResult(
-                    None, None, None, True,
-                    TimingRecord(None, choice.threads, choice.predicted_ms, 0.0, remaining_ms, False,
-                                 choice.factor, queue_age_ms, selection_us, (clock() - capture_time) * 1e3),
-                )
+                timing = TimingRecord(None, choice.threads, choice.predicted_ms, 0.0, remaining_ms, False,
+                                      choice.factor, queue_age_ms, selection_us, (clock() - capture_time) * 1e3)
+                return FrameResult(None, None, None, True, timing, roi=region)
             member = selector.members[choice.index]
-            names = getattr(state.bank, "class_names", None) or []
             r0 = clock()
-            out = _run(member, x, choice.threads)  # logits (1, num_classes) | one detector output
+            out = _run(member, x, choice.threads)  # the task's model output for this frame
             r1 = clock()
-            if getattr(state.bank, "task", "classification") == "detection":
-                from vip_perception.detection.detections import to_detections
-
-                s = state.bank.input_spec
-                dets = tuple(to_detections(out, names, (s.height, s.width), image.shape[:2], offset))
-                class_id = class_name = score = None
-            else:
-                dets = None
-                class_id, score = top_class(out)
-                class_name = names[class_id] if class_id < len(names) else str(class_id)
+            fields = _postprocess(state.bank, out, region)
             end = clock()
             actual_ms = (r1 - r0) * 1e3
             est.observe(choice.threads, actual_ms, choice.base_ms, option=choice.index)
             selector.set_option_factors(est.option_factors(), est.factors(), est.active_options())  # next frame
         e2e_ms = (end - capture_time) * 1e3
-        return FrameResult(
-            class_id, class_name, score, False,
-            TimingRecord(member.name, choice.threads, choice.predicted_ms, actual_ms, remaining_ms,
-                         e2e_ms <= cfg.deadline_ms, choice.factor, queue_age_ms, selection_us, e2e_ms),
-            dets,
+        timing = TimingRecord(member.name, choice.threads, choice.predicted_ms, actual_ms, remaining_ms,
+                              e2e_ms <= cfg.deadline_ms, choice.factor, queue_age_ms, selection_us, e2e_ms)
+        return FrameResult(skipped=False, timing=timing, roi=region, **fields)
+
+
+_NO_OUTPUT = {"class_id": None, "class_name": None, "score": None, "detections": None}
+
+
+def _region(image: np.ndarray, roi, origin) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """(the image the model sees, its region (x, y, w, h) in frame pixels); ValueError names a
+    malformed image, roi or origin."""
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
+        raise ValueError(
+            f"image must be a non-empty HxW or HxWxC numpy array, got "
+            f"{type(image).__name__}{getattr(image, 'shape', '')}"
         )
+    h, w = image.shape[:2]
+    clipped = clip_roi(roi, (h, w)) if roi is not None else None  # None for an empty roi too
+    if clipped is not None:
+        return crop(image, clipped), clipped
+    try:
+        ox, oy = (int(v) for v in origin)
+    except (TypeError, ValueError):
+        raise ValueError(f"origin must be (x, y) integers, got {origin!r}") from None
+    if ox < 0 or oy < 0:
+        raise ValueError(f"origin {origin!r} must be non-negative frame pixels")
+    return image, (ox, oy, w, h)
 
 
-def top_class(logits: torch.Tensor) -> tuple[int, float]:
-    """(argmax, its softmax probability) of (1, num_classes) logits, in NumPy: cheaper than
-    torch ops on the cold core a frame meets after the stream's idle gap."""
-    a = logits.detach().float().numpy()[0]  # (num_classes,)
-    k = int(a.argmax())
-    return k, float(1.0 / np.exp(a - a[k]).sum())
+def _postprocess(bank, out, region: tuple[int, int, int, int]) -> dict:
+    """The bank's task turns the model output into FrameResult fields in frame pixels."""
+    s = getattr(bank, "input_spec", None)
+    input_hw = (s.height, s.width) if s is not None else (region[3], region[2])
+    fields = get_task(getattr(bank, "task", "classification")).postprocess(
+        out, getattr(bank, "class_names", None) or [], input_hw, region)
+    return {**_NO_OUTPUT, **fields}
 
 
-def _run(member, x: torch.Tensor, threads: int):
+def _run(member, x, threads: int):
     """The member's own runner (``bank.Member.run``: the bank's backend at ``threads``); plain
     PyTorch for member-like objects without one."""
     run = getattr(member, "run", None)
     if run is not None:
         return run(x, threads)
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    with torch.inference_mode():
-        return member.module(x)
-
-
-def crop_roi(image: np.ndarray, roi) -> np.ndarray:
-    """Crop (x, y, w, h) in pixels; a view, no copy. ValueError names the bad roi."""
-    try:
-        x, y, w, h = (int(v) for v in roi)
-    except (TypeError, ValueError):
-        raise ValueError(f"roi must be (x, y, w, h) integers, got {roi!r}") from None
-    H, W = image.shape[:2]
-    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > W or y + h > H:
-        raise ValueError(f"roi {roi!r} is empty or outside the {W}x{H} image")
-    return image[y : y + h, x : x + w]
+    return run_torch(member.module, x, threads)
 
 
 def _materialise(bank) -> None:

@@ -1,10 +1,9 @@
 """Per-frame choice of (member, threads): the most accurate option predicted to fit the time left.
 
-Seed paper 2 (Chai & Kang 2021) picks, for each image, the most accurate model whose profiled
-time fits the time remaining, in constant time. We keep that lookup and add two things: the
-thread count is part of the option (on 2 shared cores a busy neighbour makes 2 intra-op threads
-catastrophically slow while 1 thread stays fast), and every prediction is the profiled quantile
-times a slowdown factor learned online per thread count (``slowdown.SlowdownEstimator``).
+For each frame, the most accurate option whose profiled time fits the time remaining. An
+option is a (member, thread count) pair: on shared cores a busy neighbour can make 2 intra-op
+threads far slower while 1 thread stays fast. Every prediction is the profiled quantile times a
+slowdown factor learned online per thread count (``slowdown.SlowdownEstimator``).
 
 Why the tables look the way they do: the slowdown factor is the same for every member at one
 thread count, so ``base_ms * factor <= remaining`` is ``base_ms <= remaining / factor``. For each
@@ -50,7 +49,7 @@ class Selector:
 
     The factor applied at a thread count is never below the factor of a smaller thread count:
     a busy neighbour slows a run that needs more cores at least as much as one that needs
-    fewer (measured here: 1 thread 1.9x, 2 threads 100x+). This keeps a thread count that has
+    fewer. This keeps a thread count that has
     not been observed lately (its own factor still at, or aged back toward, the profile) from
     looking like a way out of a load that the other thread count is seeing right now.
     """
@@ -130,17 +129,13 @@ class Selector:
         active_options``) is predicted from its own factor. Any other option gets the largest of
         its thread count's factor, its own (if it has run) and 1: a thread count's factor above
         1 is load, which slows every member; below 1 it says the profiles of the members that
-        ran were pessimistic, which does not carry over to the others (measured: the small
-        member at 0.75x its profile, the large ones at 1.0-1.1x; trusting it cost a miss per
-        untried member). The option's base is scaled by effective / thread factor, so one
-        bisect per thread count still finds the best fit. Why per option at all:
-        the thread count's factor is learned mostly on the member that runs most, and members
-        do not slow down alike (measured here under one busy neighbour at 1 thread: the small
-        member ran at 0.75x its paced profile while the large one missed a 2.5 ms budget on a
-        quarter of its runs, 6-7 ms when a scheduler slice hit it). The tables are replaced in
-        one assignment, so a concurrent ``select`` sees the old or the new ones. The engine calls
-        this after a frame's result is ready (observe + rebuild: 37 us p50, 63 us p99 for the
-        shipped bank's 12 options), so ``select`` itself stays one bisect per thread count.
+        ran were pessimistic, which does not carry over to the others. The option's base is
+        scaled by effective / thread factor, so one bisect per thread count still finds the best
+        fit. Why per option at all: the thread count's factor is learned mostly on the member
+        that runs most, and members do not slow down alike (a scheduler slice hits a long run
+        more often). The tables are replaced in one assignment, so a concurrent ``select`` sees
+        the old or the new ones. The engine calls this after a frame's result is ready, so
+        ``select`` itself stays one bisect per thread count.
         """
         scale = {}
         for (i, t) in self._base:

@@ -1,0 +1,489 @@
+#!/usr/bin/env python3
+"""Write benchmarks/README.md from the JSON records in benchmarks/.
+
+    python scripts/benchmarks_readme.py            # rewrite benchmarks/README.md
+    python scripts/benchmarks_readme.py --check    # exit 1 when the committed file differs
+
+Every figure in benchmarks/README.md comes from a JSON record beside it, so the text cannot
+drift from the measurements. Each record must belong to a section below (``SECTIONS``): a new
+JSON with no section is an error, not a silent omission. The command that produced a record is
+read from the record where it stores one (``command`` or ``scenario.command``), else from
+``COMMANDS``. Standard library only: this is a tool apart from the package.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERATOR = "scripts/benchmarks_readme.py"
+
+# Records that do not store the command line that produced them.
+COMMANDS = {
+    "vip_vgg16_paper.json": "vip-perception bench vip --arch vgg16 --input 224 --layers paper "
+                            "--threads 2 --repeats 20 --warmup 3 --json benchmarks/vip_vgg16_paper.json",
+    "vip_vgg16_all.json": "vip-perception bench vip --arch vgg16 --input 224 --layers all "
+                          "--threads 2 --repeats 20 --warmup 3 --json benchmarks/vip_vgg16_all.json",
+    "fused_vgg16.json": "vip-perception bench vip --arch vgg16 --input 224 --threads 2 --layers paper "
+                        "--layers all --backend torch,onnxruntime --impl reference,fused --repeats 15 "
+                        "--warmup 2 --json benchmarks/fused_vgg16.json",
+    "bank_fashion_mnist.json": "vip-perception bank show config/banks/fashion_mnist --json "
+                               "benchmarks/bank_fashion_mnist.json --plot benchmarks/bank_fashion_mnist.png",
+    "node_bench.json": "vip-perception bench node --json benchmarks/node_bench.json",
+    "detector_conveyor.json": "OMP_NUM_THREADS=1 vip-perception evaluate detector --bank "
+                              "config/banks/conveyor_detector --json benchmarks/detector_conveyor.json "
+                              "--plot benchmarks/detector_conveyor.png --runs 150 --rounds 10",
+    "detector_conveyor_run1.json": "OMP_NUM_THREADS=1 vip-perception evaluate detector --bank "
+                                   "config/banks/conveyor_detector --json "
+                                   "benchmarks/detector_conveyor_run1.json --runs 150 --rounds 10",
+    "detector_conveyor_sensitivity.json": "vip-perception bank build-detector --config "
+                                          "config/detector_conveyor.yaml --work WORK --out "
+                                          "config/banks/conveyor_detector  # copy of WORK/sensitivity.json",
+}
+
+
+# ---------------------------------------------------------------- formatting helpers
+
+def f(value, digits: int = 2) -> str:
+    """A number with ``digits`` decimals; '-' for None."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def pct(value, digits: int = 1) -> str:
+    return "-" if value is None else f"{100.0 * value:.{digits}f}%"
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table; cells are converted with str and '|' is escaped."""
+    def cells(row):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
+    return [cells(header), "|" + "---|" * len(header), *(cells(r) for r in rows)]
+
+
+def machine(d: dict) -> str:
+    """The machine a record names, from whichever fields it stores."""
+    m = d.get("machine") or (d.get("scenario") or {}).get("cpu") or {}
+    cpu = m.get("cpu") or m.get("model") or d.get("cpu")
+    cores = m.get("cores") or m.get("logical_cores") or m.get("cpu_count") or d.get("cpu_count")
+    torch = m.get("torch") or d.get("torch_version")
+    python = m.get("python") or d.get("python")
+    parts = [cpu, f"{cores} cores" if cores else None, f"torch {torch}" if torch else None,
+             f"Python {python}" if python else None]
+    if not cpu and m.get("platform"):
+        parts.append(m["platform"])
+    if d.get("onnxruntime_version"):
+        parts.append(f"onnxruntime {d['onnxruntime_version']}")
+    parts = [p for p in parts if p]
+    return ", ".join(parts) if parts else "not recorded in the JSON"
+
+
+def when(d: dict) -> str | None:
+    s = d.get("scenario") or {}
+    return d.get("timestamp_utc") or d.get("time") or s.get("started_utc")
+
+
+def command(name: str, d: dict) -> str:
+    cmd = d.get("command") or (d.get("scenario") or {}).get("command") or COMMANDS.get(name)
+    if not cmd:
+        raise SystemExit(f"{GENERATOR}: benchmarks/{name} stores no command and COMMANDS has "
+                         "none for it; add one")
+    return cmd
+
+
+def provenance(name: str, d: dict) -> list[str]:
+    """Command, machine and time of one record, as Markdown lines."""
+    stamp = when(d)
+    out = ["```", command(name, d), "```",
+           f"Record `{name}`; machine: {machine(d)}" + (f"; recorded {stamp}." if stamp else ".")]
+    return out
+
+
+def plot(records: Path, name: str) -> list[str]:
+    png = name[:-5] + ".png"
+    return ["", f"![{png}]({png})"] if (records / png).is_file() else []
+
+
+# ---------------------------------------------------------------- sections
+
+def vip_vgg16(records: Path, data: dict) -> list[str]:
+    out = [("Original torchvision VGG16 against its ViP version: batch 1, random weights, 224x224, "
+           "interleaved repetitions after warm-up, medians; the speedup is best against best over "
+           "NCHW and channels-last. Efficiency = speedup / MAC ratio."), ""]
+    rows = []
+    for name in ("vip_vgg16_paper.json", "vip_vgg16_all.json"):
+        d = data[name]
+        nchw, cl = d["per_format"]["nchw"], d["per_format"]["channels_last"]
+        rows.append([f"`{d['layers_spec']}` ({', '.join(d['layer_aliases'])})",
+                     f"{f(nchw['baseline_ms'], 1)} / {f(cl['baseline_ms'], 1)}",
+                     f"{f(nchw['vip_ms'], 1)} / {f(cl['vip_ms'], 1)}",
+                     f"**{f(d['speedup'])}x**", f(d["mac_ratio"], 3), f(d["efficiency"])])
+    out += table(["ViP layers", "original ms, NCHW / channels-last", "ViP ms, NCHW / channels-last",
+                  "speedup", "MAC ratio", "efficiency"], rows)
+    for name in ("vip_vgg16_paper.json", "vip_vgg16_all.json"):
+        d = data[name]
+        out += [""] + provenance(name, d)
+        out[-1] += f" {d['threads']} threads, {d['repeats']} repeats, {d['warmup']} warm-up."
+    return out
+
+
+def fused_vgg16(records: Path, data: dict) -> list[str]:
+    name = "fused_vgg16.json"
+    d = data[name]
+    out = [("Every VGG16 variant in one interleaved run (medians, batch 1): the original in five forms "
+           "(eager NCHW, eager channels-last, channels-last with pre-packed weights, `torch.compile`, "
+           "ONNX Runtime), and for each ViP layer set the reference ViP model and the fused form "
+           "(pooling read from the small map, the next convolution folded) on each backend. The "
+           "error column is the largest relative difference from the reference ViP model."), ""]
+    rows = [[f"`{v['key']}`", f(v["median_ms"], 1), f(v["min_ms"], 1),
+             "-" if v["max_rel_error"] is None else f"{v['max_rel_error']:.1e}"]
+            for v in d["variants"]]
+    out += table(["variant", "median ms", "min ms", "max rel. error"], rows)
+    rows = []
+    for key, s in d["layer_sets"].items():
+        sm = s["summary"]
+        rows.append([f"`{key}`", f(s["mac_ratio"]), (f"`{sm['fused_any_backend']['baseline']}` "
+                     f"{f(sm['fused_any_backend']['baseline_ms'], 1)}"),
+                     f"`{sm['fused_any_backend']['vip']}` {f(sm['fused_any_backend']['vip_ms'], 1)}",
+                     f"**{f(sm['fused_any_backend']['speedup'])}x**",
+                     f"{f(sm['reference_onnxruntime']['speedup'])}x",
+                     f"{f(sm['fused_efficiency'])}"])
+    out += [""] + table(["ViP set", "MAC ratio", "fastest original (ms)", "fastest ViP (ms)",
+                         "speedup", "ONNX Runtime: ViP export vs original", "fused efficiency"], rows)
+    out += ["", "Native kernel: " + d["native"].split(": ", 1)[-1] + "."]
+    out += [""] + provenance(name, d)
+    return out
+
+
+def bank_fashion_mnist(records: Path, data: dict) -> list[str]:
+    name = "bank_fashion_mnist.json"
+    d = data[name]
+    sel, summ = d["selection"], d["summary"]
+    kinds: dict[str, int] = {}
+    for c in d["candidates"]:
+        kinds[c["kind"]] = kinds.get(c["kind"], 0) + 1
+    hv = sel["hypervolume"]
+    out = [f"The shipped classifier bank: {summ['candidates']} candidates profiled ("
+           + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + "). Selection: Pareto "
+           f"frontier over ({sel['threads']}-thread {sel['quantile']} latency, validation accuracy), "
+           f"then the ε-Pareto compact set (ε = {sel['epsilon']}, additive on accuracy); candidates "
+           f"under {pct(sel['min_accuracy'], 0)} validation accuracy are never members. Latencies "
+           "are the build-time profile (back to back, batch 1); the shipped manifest has since been "
+           "re-profiled paced (`bank profile --gap-ms 10`), which the deadline records below list, "
+           "so re-running the command prints the paced profile.", ""]
+    rows = [[m["name"], m["kind"], f(m["latency_ms_p50"], 3), f(m["latency_ms_p95"], 3),
+             f(m["val_accuracy"], 4), f(m["test_accuracy"], 4), f(m["macs"] / 1e6)]
+            for m in d["members"]]
+    out += table(["member", "kind", "p50 ms", "p95 ms", "val accuracy", "test accuracy", "MMACs"], rows)
+    members = {m["name"] for m in d["members"]}
+    rows = [[c["name"], f(c["latency_ms_p50"], 3), f(c["latency_ms_p95"], 3), f(c["val_accuracy"], 4),
+             f(c["test_accuracy"], 4), f(c["macs"] / 1e6)]
+            for c in d["candidates"] if c["kind"] == "parent" and c["name"] not in members]
+    out += ["", "Trained parents that are not members:", ""]
+    out += table(["candidate", "p50 ms", "p95 ms", "val accuracy", "test accuracy", "MMACs"], rows)
+    ref = hv["reference"]
+    out += ["", f"{summ['members']} members ({summ['vip_members']} ViP), p50 span "
+            f"{f(summ['member_p50_span'], 1)}x, best test accuracy {pct(summ['best_member_test_accuracy'], 2)}, "
+            f"slowest member p95 {f(summ['slowest_member_p95_ms'])} ms. Frontier: "
+            + ", ".join(d["frontier"]) + f". Dominated hypervolume (reference {f(ref['latency_ms'], 2)} ms, "
+            f"accuracy {ref['val_accuracy']}): {f(hv['with_vip'], 4)} with ViP variants, "
+            f"{f(hv['without_vip'], 4)} without ({pct(hv['gain_fraction'])} gain)."]
+    out += plot(records, name) + [""] + provenance(name, d)
+    return out
+
+
+def bank_backends(records: Path, data: dict) -> list[str]:
+    name = "bank_backends.json"
+    d = data[name]
+    out = [("The shipped classifier bank on torch and on ONNX Runtime: predictions on the whole "
+           "Fashion-MNIST test split, batch 1, and p50 latency measured interleaved, back to back "
+           "and after a 10 ms idle gap (as between camera frames)."), ""]
+    rows = [[k, v["images"], v["predictions_differ"], f"{v['max_abs_logit_diff']:.1e}"]
+            for k, v in d["predictions"].items()]
+    out += table(["member", "images", "predictions that differ", "max logit difference"], rows)
+    header = ["member"]
+    cols = []
+    for gap, per in d["latency"].items():
+        for t in sorted(next(iter(per.values()))):
+            header.append(f"{gap.replace('gap_', 'gap ')}, {t} thread{'s' if t != '1' else ''}: torch / ORT ms")
+            cols.append((gap, t))
+    rows = []
+    for member in d["latency"][cols[0][0]]:
+        row = [member]
+        for gap, t in cols:
+            v = d["latency"][gap][member][t]
+            row.append(f"{f(v['torch_p50_ms'], 3)} / {f(v['onnxruntime_p50_ms'], 3)} "
+                       f"({f(v['p50_speedup'], 1)}x)")
+        rows.append(row)
+    out += [""] + table(header, rows) + [""] + provenance(name, d)
+    return out
+
+
+DEADLINE_RUNS = ("deadline_constant.json", "deadline_constant_seed1.json", "deadline_step.json",
+                 "deadline_step_scale2.json", "deadline_constant_onnxruntime.json")
+
+
+def _scenario_line(d: dict) -> str:
+    s = d["scenario"]
+    how = (f"{s['deadline_scale']}x the reference member's measured p95" if not s["deadline_fixed"]
+           else "fixed by --deadline-ms")
+    load = (f"{s['background_load']} busy background process, {s['load_pattern']}"
+            + (f" on frames {s['load_frames'][0]}-{s['load_frames'][1]}" if s["load_pattern"] != "constant" else ""))
+    return (f"{s['backend']}; deadline {f(s['deadline_ms'], 3)} ms ({how}); {s['frames']} frames at "
+            f"{f(s['fps'], 0)} fps, seed {s['seed']}; load: {load}; margin {s['margin_ms']} ms, "
+            f"selector quantile {s['latency_quantile']}, on_no_fit {s['on_no_fit']}.")
+
+
+def _policy_rows(d: dict) -> list[list]:
+    choices = d["scenario"]["static_choices"]
+    rows = []
+    for key, p in d["policies"].items():
+        what = ", ".join(f"{k} ({v})" for k, v in sorted(p["member_usage"].items(),
+                                                         key=lambda kv: (-kv[1], kv[0])))
+        rows.append([key, what, f(p["miss_ratio"], 3), f(p["accuracy_all_frames"], 3),
+                     f(p["selection_us_p99"], 1)])
+    b = d["best_fixed_in_hindsight"]
+    pick = choices[b["policy"]]
+    rows.append(["best fixed option in hindsight", f"{pick['member']}@{pick['threads']}",
+                 f(b["miss_ratio"], 3), f(b["accuracy_all_frames"], 3), "-"])
+    return rows
+
+
+def deadline_run(records: Path, data: dict, name: str) -> list[str]:
+    d = data[name]
+    out = [f"#### `{name}`", "", _scenario_line(d), ""]
+    out += table(["policy", "member @ threads (frames)", "miss ratio", "accuracy, all frames",
+                  "selection p99 us"], _policy_rows(d))
+    rec = d.get("adaptive_recovery")
+    if rec:
+        out += ["", (f"Adaptive around the load step (frames {rec['onset_frame']} and "
+                f"{rec['offset_frame']}): {rec['frames_to_settle_after_onset']} frames to settle and "
+                f"{rec['misses_in_10_after_onset']} misses in the 10 frames after onset; "
+                f"{rec['frames_to_settle_after_offset']} frames to settle and "
+                f"{rec['misses_in_10_after_offset']} misses in the 10 after the load stopped.")]
+    return out + plot(records, name) + [""] + provenance(name, d)
+
+
+def deadline(records: Path, data: dict) -> list[str]:
+    out = [("A timed stream of Fashion-MNIST test images replayed through the engine under real "
+           "CPU load on the same cores. `adaptive` is the runtime, live. After it, every (member, "
+           "threads) option is timed on the same frames, each after the same idle gap; the static "
+           "policies, the oracle (the most accurate option that met the deadline on each frame) "
+           "and the best fixed option in hindsight are scored from those measured times. A missed "
+           "frame counts as wrong in \"accuracy, all frames\"."), ""]
+    header = ["member"]
+    rows: dict[str, list] = {}
+    for name in ("deadline_constant.json", "deadline_constant_onnxruntime.json"):
+        d = data[name]
+        backend = d["scenario"]["backend"]
+        header += [f"{backend}, 1 thread", f"{backend}, 2 threads"]
+        for m in d["scenario"]["members"]:
+            rows.setdefault(m["name"], [m["name"], f(m["val_accuracy"], 4)])
+            rows[m["name"]] += [f(m["profile_ms"].get("1")), f(m["profile_ms"].get("2"))]
+    out += [("The members' profiled p95 (ms) the selector used, paced like the stream "
+            "(from the shipped manifest):"), ""]
+    out += table([header[0], "val accuracy", *header[1:]], list(rows.values()))
+    out += ["", "Every fixed (member, threads) option, miss ratio / accuracy over all frames:", ""]
+    keys = list(data[DEADLINE_RUNS[0]]["extra_policies"])
+    rows2 = []
+    for key in keys:
+        row = [key]
+        for name in DEADLINE_RUNS:
+            p = data[name]["extra_policies"].get(key)
+            row.append("-" if p is None else f"{f(p['miss_ratio'], 3)} / {f(p['accuracy_all_frames'], 3)}")
+        rows2.append(row)
+    out += table(["option", *(n[len("deadline_"):-5] for n in DEADLINE_RUNS)], rows2)
+    for name in DEADLINE_RUNS:
+        out += [""] + deadline_run(records, data, name)
+    return out
+
+
+def node_bench(records: Path, data: dict) -> list[str]:
+    name = "node_bench.json"
+    d = data[name]
+    ov, e2e, dl = d["overhead"], d["end_to_end"], d["delivery"]
+    img = d["image"]
+    out = [(f"The node's own cost per frame without inference, and stamp-to-result latency with "
+           f"the real engine: a camera process and the node over DDS, {img['width']}x{img['height']} "
+           f"{img['encoding']}; DDS: {d['dds']}; RMW: {d['rmw']}. Overhead = {ov['note'].split(' = ', 1)[-1]}."), ""]
+    rows = [[k, f(v["median"], 3), f(v["p99"], 3), v["n"]] for k, v in ov["stages_ms"].items()]
+    n = ov["node_overhead_ms"]
+    rows.append(["**node overhead**", f"**{f(n['median'], 2)}**", f(n["p99"], 2), n["n"]])
+    out += table(["stage", "median ms", "p99 ms", "frames"], rows)
+    lat, eng = e2e["latency_stamp_to_published_ms"], e2e["engine_ms"]
+    out += [""] + table(["end to end (real engine)", "value"], [
+        ["stamp to published result", f"median {f(lat['median'], 1)} ms, p99 {f(lat['p99'], 1)} ms ({lat['n']} frames)"],
+        ["engine", f"median {f(eng['median'], 2)} ms, p99 {f(eng['p99'], 2)} ms"],
+        ["deadline / misses", f"{e2e['deadline_ms']} ms / {e2e['deadline_misses']}"],
+        ["members used", ", ".join(f"{k} {v}" for k, v in e2e["member_usage"].items())],
+    ])
+    labels = {"fastdds_defaults": "Fast DDS defaults",
+              "fastdds_shm_profile": "Fast DDS with config/fastdds_shm_profile.xml"}
+    rows = [[labels.get(k, k), f"{v['received']} / {v['sent']}", f(v["rate_hz"], 0)]
+            for k, v in dl.items()]
+    out += ["", "Delivery of best-effort images between two processes:", ""]
+    out += table(["DDS configuration", "frames received / sent", "Hz"], rows)
+    return out + [""] + provenance(name, d)
+
+
+def detector(records: Path, data: dict) -> list[str]:
+    out = [("ViP Faster R-CNN members on the synthetic conveyor scenes (Fashion-MNIST garments "
+           "composited on a moving belt): COCO mAP from pycocotools on the test scenes; batch 1; "
+           "latency of the whole detector and of the backbone alone; \"rest\" = p50 minus "
+           "backbone p50 (region proposals, RoIAlign, box head, NMS). ViP members run fused, as "
+           "the bank serves them. Speedup and loss are against the parent."), ""]
+    for name in ("detector_conveyor.json", "detector_conveyor_run1.json"):
+        d = data[name]
+        rows = []
+        for m in sorted(d["members"], key=lambda m: -m["latency_ms_p50"]):
+            rows.append([m["name"], len(m["vip_layers"]), f(m["map50"], 4), f(m["map"], 4),
+                         f(m["latency_ms_p50"]), f(m["latency_ms_p95"]), f(m["backbone_latency_ms_p50"]),
+                         f(m["latency_ms_p50"] - m["backbone_latency_ms_p50"]),
+                         f"{f(m['speedup'])}x" if "speedup" in m else "-",
+                         f(m["map50_loss"], 4) if "map50_loss" in m else "-"])
+        threads = f"{d['threads']} thread" + ("s" if d["threads"] != 1 else "")
+        out += [f"#### `{name}`", "", (f"{d['scenes']} {d['split']} scenes, {threads}, "
+                f"{d['latency_runs']} timed runs per member."), ""]
+        out += table(["member", "ViP layers", "mAP@0.5", "mAP@[.5:.95]", "p50 ms", "p95 ms",
+                      "backbone p50 ms", "rest ms", "speedup", "mAP@0.5 loss"], rows)
+        out += plot(records, name) + [""] + provenance(name, d) + [""]
+    name = "detector_conveyor_sensitivity.json"
+    d = data[name]
+    out += [f"#### `{name}`", "", (f"The build's per-layer sensitivity pass: validation mAP@0.5 drop "
+            f"when ViP is applied to one backbone convolution alone (base {f(d['base_map50'], 4)}, "
+            f"{d['scenes']} scenes)."), ""]
+    rows = [[k, f(d["macs"][k] / 1e6, 1), f(v, 4)] for k, v in d["drop"].items()]
+    out += table(["layer", "MMACs", "mAP@0.5 drop"], rows) + [""] + provenance(name, d)
+    return out
+
+
+def fuzz(records: Path, data: dict) -> list[str]:
+    name = "fuzz.json"
+    d = data[name]
+    out = [(f"Generated Image and CompressedImage messages (encodings, sizes, steps, lengths, "
+           f"endianness; random, truncated, empty and oversized JPEG/PNG payloads) through "
+           f"conversion and preprocessing (image backend {d['backend']}, OpenCV {d['opencv']}, "
+           f"seed {d['seed']}). An escape is any exception other than a counted rejection."), ""]
+    out += table(["cases", "escapes", "converted and preprocessed", "rejected", "seconds"],
+                 [[d["cases"], f"**{d['escapes']}**", d["converted_ok"], d["rejected"], d["seconds"]]])
+    reasons = sorted(d["reasons"].items(), key=lambda kv: -kv[1])
+    out += [""] + table(["rejection reason", "cases"], reasons)
+    out += [""] + table(["case kind", "cases"], sorted(d["case_kinds"].items()))
+    return out + [""] + provenance(name, d)
+
+
+def _soak_rows(d: dict) -> list[tuple[str, str]]:
+    c, fr, pc, rss, fds = d["config"], d["frames"], d["parameter_changes"], d["rss"], d["fds"]
+    return [
+        ("run", (f"{f(d['run_s'] / 60, 1)} min, {c['width']}x{c['height']} at {f(c['fps'], 0)} Hz, "
+                f"deadline {c['deadline_ms']} ms")),
+        ("crashes", f"**{d['crashes']}**"),
+        ("frames published / received / processed", f"{fr['camera_published']} / {fr['node_received']} / {fr['processed']}"),
+        ("results received (every processed frame published)",
+         f"{fr['results_received_by_soak']} ({'yes' if d['every_processed_frame_published'] else 'no'})"),
+        ("deadline misses / dropped stale / replaced by newer",
+         f"{fr['deadline_misses']} / {fr['dropped_stale']} / {fr['replaced_by_newer']}"),
+        ("RSS growth after warm-up, final / peak", f"{pct(rss['growth_pct'] / 100)} / {pct(rss['peak_growth_pct'] / 100)}"),
+        ("open file descriptors first / last / max", f"{fds['first']} / {fds['last']} / {fds['max']}"),
+        ("parameter requests sent / answered", f"{pc['sent']} / {pc['answered']}"),
+        ("accepted / rejected as expected / unexpected",
+         f"{pc['accepted']} / {pc['rejected_as_expected']} / {len(pc['unexpected_outcomes'])}"),
+        ("answer ms p50 / p95 / max", f"{f(pc['answer_ms_p50'], 1)} / {f(pc['answer_ms_p95'], 1)} / {f(pc['answer_ms_max'], 1)}"),
+        ("bank swaps accepted / sent, answer p50 ms",
+         f"{pc['bank_swaps_accepted']} / {pc['bank_swaps_sent']}, {f(pc['bank_swap_answer_ms_p50'], 1)}"),
+    ]
+
+
+def soak(records: Path, data: dict) -> list[str]:
+    names = ("soak_30min.json", "soak_8min.json")
+    first = data[names[0]]["config"]
+    out = [(f"The camera source and the node as two processes over DDS for minutes, a parameter "
+           f"change every {f(first['change_s'], 0)} s and a bank swap every "
+           f"{first['swap_every']} changes (among them values that must be rejected); RSS growth "
+           f"is measured after a {f(first['warmup_s'], 0)} s warm-up."), ""]
+    rows = [list(t) for t in _soak_rows(data[names[0]])]
+    for row, (_, v) in zip(rows, _soak_rows(data[names[1]])):
+        row.append(v)
+    out += table(["figure", *(f"`{n}`" for n in names)], rows)
+    for name in names:
+        out += plot(records, name) + [""] + provenance(name, data[name])
+    return out
+
+
+# (title, records, render). Every benchmarks/*.json must appear in exactly one section.
+SECTIONS = (
+    ("ViP on VGG16", ("vip_vgg16_paper.json", "vip_vgg16_all.json"), vip_vgg16),
+    ("Fused ViP and ONNX Runtime on VGG16", ("fused_vgg16.json",), fused_vgg16),
+    ("The Fashion-MNIST model bank", ("bank_fashion_mnist.json",), bank_fashion_mnist),
+    ("Torch and ONNX Runtime on the shipped bank", ("bank_backends.json",), bank_backends),
+    ("Deadline runtime under CPU load", DEADLINE_RUNS, deadline),
+    ("Node overhead and DDS delivery", ("node_bench.json",), node_bench),
+    ("ViP Faster R-CNN on conveyor scenes", ("detector_conveyor.json", "detector_conveyor_run1.json",
+                                             "detector_conveyor_sensitivity.json"), detector),
+    ("Reliability: malformed messages", ("fuzz.json",), fuzz),
+    ("Reliability: soak", ("soak_30min.json", "soak_8min.json"), soak),
+)
+
+
+def load_records(records: Path) -> dict[str, dict]:
+    """Every *.json in ``records``; each must belong to a section, and each section's must exist."""
+    data = {}
+    for path in sorted(records.glob("*.json")):
+        try:
+            data[path.name] = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise SystemExit(f"{GENERATOR}: {path}: not valid JSON ({exc})") from exc
+    covered = {n for _, names, _ in SECTIONS for n in names}
+    stray = sorted(set(data) - covered)
+    if stray:
+        raise SystemExit(f"{GENERATOR}: no section for {', '.join(stray)}; add one to SECTIONS")
+    missing = sorted(covered - set(data))
+    if missing:
+        raise SystemExit(f"{GENERATOR}: records named in SECTIONS are missing: {', '.join(missing)}")
+    return data
+
+
+def render(records: Path) -> str:
+    """The full text of benchmarks/README.md for the records in ``records``."""
+    data = load_records(records)
+    out = ["# Measured figures", "",
+           f"<!-- Generated by {GENERATOR} from benchmarks/*.json: do not edit by hand. -->", "",
+           ("Every number below is read from a JSON record in this folder, produced by the command "
+           "shown with it, on the machine it names. Latencies belong to the machine that measured "
+           "them: re-run a command to measure yours. Why the runtime is built as it is: "
+           "[docs/design.md](../docs/design.md)."), ""]
+    out += [f"- [{title}](#{_anchor(title)})" for title, _, _ in SECTIONS]
+    for title, _, fn in SECTIONS:
+        out += ["", f"## {title}", ""] + fn(records, data)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _anchor(title: str) -> str:
+    keep = "".join(ch for ch in title.lower() if ch.isalnum() or ch in " -")
+    return keep.replace(" ", "-")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=Path, default=ROOT / "benchmarks",
+                        help="folder of JSON records (default: benchmarks/)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="README to write or check (default: RECORDS/README.md)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 when the README differs from what would be generated")
+    args = parser.parse_args(argv)
+    out = args.out or args.records / "README.md"
+    text = render(args.records)
+    if args.check:
+        current = out.read_text(encoding="utf-8") if out.is_file() else ""
+        if current != text:
+            print(f"{out} is out of date with the JSON records: run python {GENERATOR}", file=sys.stderr)
+            return 1
+        return 0
+    out.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

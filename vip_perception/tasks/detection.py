@@ -1,0 +1,140 @@
+"""Detection: a ViP Faster R-CNN from a ``DetectorSpec``, its output -> detections in frame
+pixels, and COCO mAP with pycocotools.
+
+Boxes: the bank's preprocessing resizes the frame's roi to the detector's input size, so boxes
+are scaled and shifted back before they mean anything to a subscriber, and labels lose Faster
+R-CNN's background offset (torchvision class 1 = our class 0).
+
+mAP: pycocotools is the reference COCO evaluator, so the numbers are the standard ones
+(mAP@[.5:.95] and mAP@0.5, 101-point interpolation, maxDets 100), comparable with any other
+tool reading the same COCO JSON.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..results import Detection
+from .base import Task
+
+
+def to_detections(output: dict, class_names: Sequence[str], input_hw: tuple[int, int], image_hw: tuple[int, int],
+                  offset_xy: tuple[int, int] = (0, 0), min_score: float = 0.0) -> list[Detection]:
+    """One torchvision detector output ({"boxes" (K, 4) x0 y0 x1 y1, "labels" (K,), "scores"
+    (K,)}) -> detections in frame pixels, highest score first.
+
+    ``input_hw``: the size the detector saw; ``image_hw``: the size of the frame region that was
+    resized to it; ``offset_xy``: that region's top-left corner in the frame. Labels outside
+    1..len(class_names) and scores below ``min_score`` are dropped.
+    """
+    sy, sx = image_hw[0] / input_hw[0], image_hw[1] / input_hw[1]
+    scale = np.array([sx, sy, sx, sy], np.float64)
+    shift = np.array([offset_xy[0], offset_xy[1]] * 2, np.float64)
+    boxes = np.asarray(output["boxes"].float().numpy(), np.float64).reshape(-1, 4) * scale + shift  # (K, 4)
+    out = []
+    for b, lab, s in zip(boxes.tolist(), output["labels"].tolist(), output["scores"].tolist()):
+        k = int(lab) - 1
+        if s < min_score or not 0 <= k < len(class_names):
+            continue
+        out.append(Detection(tuple(float(v) for v in b), k, class_names[k], float(s)))
+    return sorted(out, key=lambda d: -d.score)
+
+
+def scene_image(scene, channels: int):
+    """A conveyor ``Scene`` -> the detector's input image (C, H, W) float32 in [0, 1]."""
+    import torch
+
+    img = scene.image[..., :1] if channels == 1 else scene.image  # (H, W, C) uint8
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
+
+
+def predict(model, scenes, count: int, channels: int, batch: int = 4) -> list[dict]:
+    """COCO result records (image_id, category_id, bbox x y w h, score) of ``model`` on scenes
+    0..count-1 of ``scenes`` (a ``data.conveyor.ConveyorScenes``)."""
+    import torch
+
+    model.eval()
+    results = []
+    with torch.inference_mode():
+        for i0 in range(0, count, batch):
+            ids = list(range(i0, min(i0 + batch, count)))
+            for i, out in zip(ids, model([scene_image(scenes.scene(i), channels) for i in ids])):
+                boxes = out["boxes"].numpy()  # (K, 4) x0, y0, x1, y1
+                for b, lab, s in zip(boxes, out["labels"].tolist(), out["scores"].tolist()):
+                    results.append({"image_id": i, "category_id": int(lab), "score": float(s),
+                                    "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
+    return results
+
+
+def coco_map(gt: dict, results: list[dict]) -> dict:
+    """{"map": mAP@[.5:.95], "map50": mAP@0.5} of ``results`` against the COCO dict ``gt``
+    (0.0 for no results or no ground truth)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if not results:
+        return {"map": 0.0, "map50": 0.0}
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables
+        coco_gt = COCO()
+        coco_gt.dataset = gt
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(results)
+        ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    stats = np.maximum(ev.stats[:2], 0.0)  # -1 means "no ground truth"; report 0
+    return {"map": float(stats[0]), "map50": float(stats[1])}
+
+
+def evaluate_map(model, scenes, count: int, channels: int, gt: dict | None = None) -> dict:
+    """Predict on scenes 0..count-1 and score them with ``coco_map``; pass ``gt`` to reuse a
+    COCO dict (``data.conveyor.coco_dict``)."""
+    if gt is None:
+        from ..data.conveyor import coco_dict
+
+        gt = coco_dict(scenes, count)
+    return coco_map(gt, predict(model, scenes, count, channels))
+
+
+class DetectionTask(Task):
+    name = "detection"
+    output_kind = "detection"
+    backends = ("torch",)  # torchvision's detector (RPN, RoIAlign, NMS) runs on torch only
+    accuracy_name = "mAP@0.5"
+
+    def build_member(self, spec, vip_layers: Sequence[str]):
+        """``DetectorSpec`` (or its dict) -> torchvision Faster R-CNN in eval mode, ViP on the
+        listed backbone convolutions."""
+        from ..models.detector import DetectorSpec, build_detector
+        from ..vip import apply_vip
+
+        model = build_detector(spec if isinstance(spec, DetectorSpec) else DetectorSpec.from_dict(spec))
+        if vip_layers:
+            model = apply_vip(model, list(vip_layers))
+        return model.eval()
+
+    def batch1_call(self, module):
+        """(1, C, H, W) -> the detector's output dict for that one image."""
+        from ..models.detector import DetectorCall
+
+        call = DetectorCall(module)
+        return lambda x: call(x)[0]
+
+    def postprocess(self, output, class_names: Sequence[str], input_hw: tuple[int, int],
+                    roi: tuple[int, int, int, int]) -> dict:
+        """Detector output -> {"detections": tuple of ``results.Detection``}, every detection the
+        model returned, score-sorted, boxes in full-frame pixels."""
+        x, y, w, h = roi
+        return {"detections": tuple(to_detections(output, class_names, input_hw, (h, w), (x, y)))}
+
+    def evaluate_accuracy(self, model, scenes, count: int, channels: int, gt: dict | None = None) -> dict:
+        """COCO mAP of ``model`` on scenes 0..count-1 (see ``evaluate_map``); the manifest's
+        accuracy fields hold its "map50"."""
+        return evaluate_map(model, scenes, count, channels, gt)
+
+
+TASK = DetectionTask()
