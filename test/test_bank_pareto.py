@@ -1,14 +1,7 @@
 """Pareto front, ε-Pareto compact set and hypervolume on hand-made points (exact answers)."""
 import pytest
 
-from vip_perception.bank.pareto import (
-    Point,
-    dominates,
-    eps_dominates,
-    eps_pareto,
-    hypervolume,
-    pareto_front,
-)
+from vip_perception.bank.pareto import Point, dominates, eps_dominates, eps_pareto, hypervolume, pareto_front
 
 # latency (ms), accuracy
 PTS = [
