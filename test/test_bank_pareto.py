@@ -59,7 +59,7 @@ def test_hypervolume_exact():
 
 
 def test_selection_min_accuracy_and_vip_hypervolume():
-    from vip_perception.bank.builder import selection
+    from vip_perception.bank.build_classifier import selection
     from vip_perception.bank.records import CandidateRecord, LatencyProfile
 
     def rec(name, kind, lat, acc):

@@ -59,13 +59,13 @@ def test_preprocess_and_forward(quick_bank, shape):
 
 def test_loaded_member_reproduces_val_accuracy(quick_bank):
     """Weights + spec + ViP layers in the manifest rebuild the model that was evaluated."""
-    from vip_perception.bank.builder import load_splits
-    from vip_perception.bank.build import default_config_path
-    from vip_perception.bank.config import load_config
-    from vip_perception.bank.train import evaluate
+    from vip_perception.bank.build_classifier import load_splits
+    from vip_perception.bank.recipe import ClassifierRecipe, load_recipe
+    from vip_perception.bank.train_classifier import evaluate
+    from vip_perception.commands.bank_build import default_config_path
 
     bank = load_bank(str(quick_bank))
-    splits = load_splits(load_config(default_config_path(), quick=True))
+    splits = load_splits(load_recipe(default_config_path(), ClassifierRecipe, quick=True))
     for m in bank.members:
         assert evaluate(m.module, splits.x_val, splits.y_val) == pytest.approx(m.val_accuracy, abs=1e-9)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vip_perception.data import load_fashion_mnist, read_idx, train_val_split
-from vip_perception.data.fashion_mnist import DEFAULT_ROOT
+from vip_perception.data.fashion_mnist import default_root
 
 
 def _write_idx(path, arr, compress=False):
@@ -55,7 +55,8 @@ def test_split_is_seeded_and_disjoint():
         train_val_split(10, 10, 0)
 
 
-@pytest.mark.skipif(not os.path.isdir(DEFAULT_ROOT), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not os.path.isdir(default_root()),
+                    reason="Fashion-MNIST not installed (dataset-fashion-mnist or $VIP_FASHION_MNIST_DIR)")
 def test_fashion_mnist_shapes():
     test = load_fashion_mnist("test")
     assert test.images.shape == (10000, 28, 28, 1) and test.images.dtype == np.uint8

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from vip_perception.bank.recipe import DetectorTrainRecipe as TrainConfig
+from vip_perception.bank.train_detector import scene_order, train_detector
 from vip_perception.data.conveyor import ConveyorConfig, ConveyorScenes, coco_dict
-from vip_perception.tasks.detection import coco_map, to_detections
-from vip_perception.detection.train import TrainConfig, scene_order, train_detector
 from vip_perception.models.detector import DetectorSpec, backbone_layer_names, build_detector, fit_anchors
+from vip_perception.tasks.detection import coco_map, to_detections
 from vip_perception.vip import apply_vip, vip_layers_of
 
 TINY = dict(stages=[[4], [8], [8]], image_size=(64, 96), representation=16, rpn_post_nms_test=10,

@@ -1,26 +1,39 @@
-"""Quick detector bank: build (resumable), load with hash checks, evaluate to JSON."""
+"""Quick detector bank: build, resume after a lost candidate, load with hash checks, evaluate to JSON."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from vip_perception.bank import BankError
+from vip_perception.bank import (
+    load_bank as load_detector_bank,  # one loader for every task
+)
+from vip_perception.bank.build_detector import DetectorBankBuilder
+from vip_perception.bank.manifest import SCHEMA_VERSION, read_manifest
+from vip_perception.bank.recipe import DetectorRecipe, load_recipe
 from vip_perception.cli import main as cli
-from vip_perception.bank import load_bank as load_detector_bank  # one loader for every task
+from vip_perception.commands.bank_build_detector import default_config_path
 from vip_perception.tasks.detection import to_detections
 
 
 @pytest.fixture(scope="module")
-def quick_detector_bank(tmp_path_factory) -> str:
+def quick_build(tmp_path_factory) -> tuple[str, str]:
+    """(bank directory, work directory) of one quick detector build through the CLI."""
     base = tmp_path_factory.mktemp("det_bank")
     out, work = str(base / "bank"), str(base / "work")
     torch.set_num_threads(1)
     assert cli(["bank", "build-detector", "--quick", "--out", out, "--work", work, "--no-progress"]) == 0
-    return out
+    return out, work
+
+
+@pytest.fixture(scope="module")
+def quick_detector_bank(quick_build) -> str:
+    return quick_build[0]
 
 
 def test_quick_build_loads_with_checked_members(quick_detector_bank):
@@ -55,9 +68,36 @@ def test_evaluate_writes_per_member_metrics(quick_detector_bank, tmp_path):
     assert cli(["evaluate", "detector", "--bank", quick_detector_bank, "--runs", "0", "--no-progress"]) == 0
 
 
-def test_resume_is_a_no_op_and_tampering_is_caught(quick_detector_bank, tmp_path):
+def _comparable(manifest: dict) -> dict:
+    """The manifest less wall-clock training seconds and the command-line provenance."""
+    for m in manifest["members"]:
+        m["train"].pop("seconds")
+    for key in ("config", "command", "quick"):
+        manifest["build"].pop(key, None)
+    return manifest
+
+
+def test_rerun_retrains_only_the_missing_candidate(quick_build, tmp_path):
+    """A finished build with one candidate's output deleted: the re-run trains that candidate
+    alone, reuses every other step, and writes the same manifest."""
+    out, work = quick_build
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy)
+    vips = sorted(d for d in os.listdir(copy) if d.startswith("vip"))
+    assert len(vips) == 2
+    shutil.rmtree(copy / vips[-1])
+    cfg = load_recipe(default_config_path(), DetectorRecipe, quick=True)
+    builder = DetectorBankBuilder(cfg, str(copy), str(tmp_path / "bank"), progress=False)
+    builder.run()
+    assert builder.trained == [vips[-1]]
+    again = _comparable(read_manifest(str(tmp_path / "bank")))
+    assert again == _comparable(read_manifest(out))
+
+
+def test_tampering_and_a_wrong_task_are_caught(quick_detector_bank, tmp_path):
     with open(os.path.join(quick_detector_bank, "manifest.json")) as fh:
         manifest = json.load(fh)
+    assert manifest["schema_version"] == SCHEMA_VERSION
     bad = tmp_path / "bad"
     bad.mkdir()
     for name in os.listdir(quick_detector_bank):
@@ -75,7 +115,8 @@ def test_resume_is_a_no_op_and_tampering_is_caught(quick_detector_bank, tmp_path
 
 
 def test_shipped_bank_loads_and_records_its_figures():
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config", "banks", "conveyor_detector")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "config", "banks", "conveyor_detector")
     if not os.path.isfile(os.path.join(path, "manifest.json")):
         pytest.skip("shipped detector bank not built")
     bank = load_detector_bank(path)

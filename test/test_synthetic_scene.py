@@ -67,9 +67,11 @@ def test_bad_config_rejected():
 
 def test_real_fashion_mnist_when_installed():
     import os
-    if not os.path.exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz") \
-            and not os.environ.get("VIP_FASHION_MNIST_DIR"):
-        pytest.skip("Fashion-MNIST (dataset-fashion-mnist) not installed")
+
+    from vip_perception.data.fashion_mnist import default_root
+
+    if not os.path.isdir(default_root()):
+        pytest.skip("Fashion-MNIST not installed (dataset-fashion-mnist or $VIP_FASHION_MNIST_DIR)")
     s = ConveyorScene(SceneConfig(width=640, height=480))
     f = s.frame(0)
     assert f.image.shape == (480, 640, 3) and 0 <= f.label < 10 and f.class_name

@@ -1,12 +1,12 @@
-"""Base candidates: seeded samples from the YAML search space, as seed paper 2 generates CNNs
-by varying layers, filters and kernel sizes. Deduplicated by spec, capped by MACs so that a
-brief training budget is not wasted on models it cannot train."""
+"""Base candidates: seeded samples from the recipe's search space (CNNs varying in depth,
+widths and kernel sizes). Deduplicated by spec, capped by MACs so that a brief training budget
+is not wasted on models it cannot train."""
 from __future__ import annotations
 
 import random
 
 from ..models import ModelSpec, build_model
-from .config import SearchSpace
+from .recipe import SearchSpace
 
 
 def spec_macs(spec: ModelSpec) -> int:
@@ -22,7 +22,7 @@ def sample_specs(space: SearchSpace, seed: int, in_channels: int, input_size: tu
     rng = random.Random(seed)
     fams, weights = zip(*sorted(space.families.items()))
     seen, out, tries = set(), [], 0
-    common = dict(in_channels=in_channels, input_size=tuple(input_size), num_classes=num_classes)
+    common = {"in_channels": in_channels, "input_size": tuple(input_size), "num_classes": num_classes}
     for extra in space.extra:
         spec = ModelSpec.from_dict({**common, **extra})
         seen.add(spec.short_name())

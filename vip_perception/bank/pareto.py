@@ -1,7 +1,7 @@
 """Pareto and ε-Pareto selection over (latency, accuracy), and the dominated hypervolume.
 
-Seed paper 2 (Chai & Kang, "Adaptive soft real-time classification", Technologies 2021) keeps
-only Pareto-optimal models and then a compact ε-Pareto subset, so the bank's latency and
+The bank keeps only Pareto-optimal models and then a compact ε-Pareto subset (as Chai & Kang,
+"Adaptive soft real-time classification", Technologies 2021), so the members' latency and
 accuracy rise together and few models stay in memory. ε-dominance is that of Laumanns, Thiele,
 Deb and Zitzler (2002, "Combining convergence and diversity in evolutionary multiobjective
 optimization"), additive on accuracy: a ε-dominates b when a is no slower than b and at most ε

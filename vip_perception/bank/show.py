@@ -1,4 +1,5 @@
-"""`vip-perception bank show DIR`: a bank's members and candidates as a table, JSON and a plot.
+"""A bank's members and candidates as plain data, a text table and a trade-off plot
+(the library behind ``vip-perception bank show``).
 
 The plot puts every profiled candidate in (latency, validation accuracy) space with the Pareto
 front and the compact ε-Pareto members, ViP variants marked, so the trade-off is visible at a
@@ -6,23 +7,14 @@ glance; the JSON carries the same numbers plus the hypervolume with and without 
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 
 FIELDS = ("name", "kind", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "val_accuracy", "test_accuracy",
           "vip_layers", "parent", "macs", "param_bytes")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bank", help="bank directory (holding manifest.json)")
-    parser.add_argument("--json", dest="json_path", default=None, help="write members + candidates as JSON here")
-    parser.add_argument("--plot", default=None, help="write the latency/accuracy trade-off plot (PNG) here")
-    parser.add_argument("--threads", type=int, default=None, help="profile to show (default: the selection's)")
-    parser.add_argument("--all", action="store_true", help="also print every candidate")
-
-
 def _row(d: dict, threads: int) -> dict:
+    """A member or candidate record -> one report row at ``threads`` (latencies in ms)."""
     lat = d["latency"].get(str(threads)) or {}
     row = {"name": d["name"], "kind": d["kind"],
            "latency_ms_p50": lat.get("p50"), "latency_ms_p95": lat.get("p95"), "latency_ms_p99": lat.get("p99"),
@@ -57,17 +49,22 @@ def summarise(manifest: dict, candidates: list[dict], threads: int) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = f"{'name':<16} {'kind':<6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'val':>6} {'test':>6} {'MMACs':>7} {'kB':>6}  vip layers"
+    """Report rows as a fixed-width text table (one line per row)."""
+    head = (f"{'name':<16} {'kind':<6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'val':>6} {'test':>6} "
+            f"{'MMACs':>7} {'kB':>6}  vip layers")
     lines = [head, "-" * len(head)]
     for r in rows:
-        f = lambda v: f"{v:7.3f}" if v is not None else "      -"  # noqa: E731
-        lines.append(f"{r['name']:<16} {r['kind']:<6} {f(r['latency_ms_p50'])} {f(r['latency_ms_p95'])} {f(r['latency_ms_p99'])} "
-                     f"{r['val_accuracy']:6.4f} {r['test_accuracy']:6.4f} {r['macs'] / 1e6:7.2f} {r['param_bytes'] / 1024:6.0f}  "
+        lat = " ".join(f"{v:7.3f}" if v is not None else "      -"
+                       for v in (r["latency_ms_p50"], r["latency_ms_p95"], r["latency_ms_p99"]))
+        lines.append(f"{r['name']:<16} {r['kind']:<6} {lat} "
+                     f"{r['val_accuracy']:6.4f} {r['test_accuracy']:6.4f} {r['macs'] / 1e6:7.2f} "
+                     f"{r['param_bytes'] / 1024:6.0f}  "
                      f"{len(r['vip_layers'])}" + (f" ({r['parent']})" if r["parent"] else ""))
     return "\n".join(lines)
 
 
 def plot(report: dict, path: str) -> None:
+    """The (latency, val accuracy) trade-off of ``summarise``'s report as a PNG at ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,7 +83,8 @@ def plot(report: dict, path: str) -> None:
                        alpha=0.75, label=f"{label} ({len(pts)})")
     by = {c["name"]: c for c in cands}
     front = [by[n] for n in report["frontier"] if n in by]
-    ax.step([c[key] for c in front], [c["val_accuracy"] for c in front], where="post", color="k", lw=1, label="Pareto front")
+    ax.step([c[key] for c in front], [c["val_accuracy"] for c in front], where="post", color="k", lw=1,
+            label="Pareto front")
     members = report["members"]
     ax.scatter([m[key] for m in members], [m["val_accuracy"] for m in members], s=140, facecolors="none",
                edgecolors="#d62728", linewidths=1.8, label=f"compact ε-Pareto set ({len(members)})")
@@ -109,41 +107,3 @@ def plot(report: dict, path: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=130)
     plt.close(fig)
-
-
-def run(args) -> int:
-    from .manifest import CANDIDATES, read_manifest
-    from .records import BankError
-
-    try:
-        manifest = read_manifest(args.bank)
-    except BankError as exc:
-        print(f"error: {exc}")
-        return 1
-    candidates = []
-    if CANDIDATES in manifest["files"]:
-        with open(os.path.join(args.bank, CANDIDATES)) as fh:
-            candidates = json.load(fh)["candidates"]
-    threads = args.threads or manifest["selection"]["threads"]
-    report = summarise(manifest, candidates, threads)
-    print(f"bank {report['bank']} ({args.bank}); machine: {report['machine'].get('cpu')}; threads {threads}")
-    print(table(report["members"]))
-    s, hv = report["summary"], report["selection"].get("hypervolume", {})
-    print(f"\n{s['members']} members ({s['vip_members']} ViP), p50 span {s['member_p50_span'] or 0:.1f}x, "
-          f"best member test accuracy {s['best_member_test_accuracy']:.4f}; {s['candidates']} candidates "
-          f"({s['vip_candidates']} ViP), frontier {len(report['frontier'])}")
-    if hv:
-        print(f"hypervolume ({report['selection']['quantile']}, ref {hv['reference']}): with ViP {hv['with_vip']:.4f}, "
-              f"without {hv['without_vip']:.4f}")
-    if args.all:
-        print("\nall candidates:")
-        print(table(sorted(report["candidates"], key=lambda r: r["latency_ms_p95"] or 0)))
-    if args.json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
-        with open(args.json_path, "w") as fh:
-            json.dump(report, fh, indent=1)
-        print(f"wrote {args.json_path}")
-    if args.plot:
-        plot(report, args.plot)
-        print(f"wrote {args.plot}")
-    return 0

@@ -1,6 +1,6 @@
-"""ViP variants of a trained parent, following seed paper 1's procedure: measure each layer's
-accuracy loss alone (sensitivity, no fine-tuning), then apply ViP to groups of low-sensitivity
-layers and fine-tune each group briefly from the parent."""
+"""ViP variants of a trained parent: measure each layer's accuracy loss alone (sensitivity, no
+fine-tuning), then apply ViP to groups of low-sensitivity layers and fine-tune each group
+briefly from the parent (the procedure of the ViP authors)."""
 from __future__ import annotations
 
 import itertools

@@ -1,7 +1,7 @@
 """Conveyor-belt detection scenes: Fashion-MNIST garments composited on a belt, with tight boxes.
 
-Why: seed paper 1 measures ViP on Faster R-CNN, and no detection data set can be downloaded
-here. Garments of known class on a moving belt are a fair stand-in for a sorting station, and
+Why: ViP is measured on a Faster R-CNN, and no detection data set can be downloaded here.
+Garments of known class on a moving belt are a fair stand-in for a sorting station, and
 every box is known exactly. A scene is a pure function of (config, split, index), so training
 can render scenes on the fly and the PNG + COCO JSON copy on disk holds the same pixels.
 
@@ -11,7 +11,6 @@ Garments are light on a dark belt, as in Fashion-MNIST, with per-scene lighting 
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -19,7 +18,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from .fashion_mnist import CLASS_NAMES, DEFAULT_ROOT, load_fashion_mnist
+from ..jsonfile import write_json
+from .fashion_mnist import CLASS_NAMES, load_fashion_mnist
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 ALPHA_FULL = 48     # item grey level at which it fully hides the belt (soft edges below)
@@ -48,11 +48,13 @@ class ConveyorConfig:
         if self.width < 64 or self.height < 64:
             raise ValueError(f"ConveyorConfig: scene {self.width}x{self.height} must be at least 64x64")
         if not 0 <= self.min_items <= self.max_items:
-            raise ValueError(f"ConveyorConfig: need 0 <= min_items <= max_items, got {self.min_items}, {self.max_items}")
+            raise ValueError(f"ConveyorConfig: need 0 <= min_items <= max_items, "
+                             f"got {self.min_items}, {self.max_items}")
         if not 0 < self.min_scale <= self.max_scale:
             raise ValueError(f"ConveyorConfig: need 0 < min_scale <= max_scale, got {self.min_scale}, {self.max_scale}")
         if 28 * self.max_scale * 1.5 > min(self.width, self.height):
-            raise ValueError(f"ConveyorConfig: max_scale {self.max_scale} too large for a {self.width}x{self.height} scene")
+            raise ValueError(f"ConveyorConfig: max_scale {self.max_scale} too large for a "
+                             f"{self.width}x{self.height} scene")
         if not 0 <= self.max_overlap < 1:
             raise ValueError(f"ConveyorConfig: max_overlap must be in [0, 1), got {self.max_overlap}")
 
@@ -82,7 +84,7 @@ def _source_items(split: str, n: int, seed: int) -> np.ndarray:
 def _warp_item(img: np.ndarray, scale: float, angle: float) -> np.ndarray:
     """28x28 garment -> scaled and rotated patch on a black square big enough to hold it."""
     side = 28 * scale
-    canvas = int(math.ceil(side * (abs(math.cos(math.radians(angle))) + abs(math.sin(math.radians(angle)))))) + 4
+    canvas = math.ceil(side * (abs(math.cos(math.radians(angle))) + abs(math.sin(math.radians(angle))))) + 4
     m = cv2.getRotationMatrix2D((13.5, 13.5), angle, scale)
     m[:, 2] += round(canvas / 2.0 - 13.5)  # centre it; a whole-pixel shift keeps scale 1 exact
     return cv2.warpAffine(img, m, (canvas, canvas), flags=cv2.INTER_LINEAR, borderValue=0)  # (S, S) uint8
@@ -101,13 +103,13 @@ class ConveyorScenes:
 
     def __init__(self, split: str, config: ConveyorConfig = ConveyorConfig(), images: np.ndarray | None = None,
                  labels: np.ndarray | None = None, root: str | None = None):
-        """``images`` (N, 28, 28) uint8 / ``labels`` (N,) override the Fashion-MNIST split (tests)."""
+        """``images`` (N, 28, 28) uint8 / ``labels`` (N,) override the Fashion-MNIST split (tests);
+        otherwise it is read from ``root`` (None: ``fashion_mnist.default_root()``)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
         self.split, self.config = split, config
         if images is None or labels is None:
-            ds = load_fashion_mnist("train" if split == "train" else "test",
-                                    root or os.environ.get("VIP_FASHION_MNIST_DIR", DEFAULT_ROOT))
+            ds = load_fashion_mnist("train" if split == "train" else "test", root)
             images, labels = ds.images[..., 0], ds.labels
         self.images = np.asarray(images, np.uint8).reshape(len(labels), 28, 28)
         self.labels = np.asarray(labels, np.int64)
@@ -120,7 +122,8 @@ class ConveyorScenes:
         cols = (np.arange(c.width) + offset) % 40 < 3                      # slats every 40 px
         row = np.where(cols, c.belt_level + 10, c.belt_level).astype(np.float32)
         belt = np.repeat(row[None, :], c.height, axis=0)                  # (H, W)
-        belt += rng.normal(0, 3.0, (c.height // 8 + 1, c.width // 8 + 1)).repeat(8, 0).repeat(8, 1)[: c.height, : c.width]
+        blotches = rng.normal(0, 3.0, (c.height // 8 + 1, c.width // 8 + 1))               # 8x8-pixel belt texture
+        belt += blotches.repeat(8, 0).repeat(8, 1)[: c.height, : c.width]
         rail = max(c.height // 24, 2)
         belt[:rail] = belt[-rail:] = c.belt_level * 3                      # belt edges
         return belt
@@ -166,6 +169,17 @@ class ConveyorScenes:
                      np.array(labels, np.int64), np.array(items, np.int64))
 
 
+def scene_tensors(scene: Scene, channels: int) -> tuple:
+    """Scene -> (image (C, H, W) float32 in [0, 1], target {"boxes": (K, 4) x0, y0, x1, y1 pixels,
+    "labels": (K,) int64 1..10}): the torchvision detection input (label 0 is background)."""
+    import torch  # data/ imports without torch; only detector training and evaluation need this
+
+    img = scene.image[..., :1] if channels == 1 else scene.image
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)  # (C, H, W)
+    target = {"boxes": torch.from_numpy(scene.boxes).reshape(-1, 4), "labels": torch.from_numpy(scene.labels + 1)}
+    return x, target
+
+
 def coco_categories() -> list[dict]:
     """COCO category ids are 1..10 (0 is Faster R-CNN's background)."""
     return [{"id": i + 1, "name": n, "supercategory": "garment"} for i, n in enumerate(CLASS_NAMES)]
@@ -200,8 +214,7 @@ def write_split(out_dir: str, split: str, count: int, config: ConveyorConfig = C
         if not cv2.imwrite(os.path.join(out_dir, name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
             raise OSError(f"{os.path.join(out_dir, name)}: could not write PNG")
     path = os.path.join(out_dir, f"{split}.json")
-    with open(path, "w") as fh:
-        json.dump(coco_dict(scenes, count, names), fh)
+    write_json(path, coco_dict(scenes, count, names), indent=None)
     return path
 
 

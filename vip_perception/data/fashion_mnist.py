@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
+DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+ROOT_ENV = "VIP_FASHION_MNIST_DIR"
 CLASS_NAMES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -34,8 +35,17 @@ class ArrayDataset:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, index: np.ndarray) -> "ArrayDataset":
+    def subset(self, index: np.ndarray) -> ArrayDataset:
         return ArrayDataset(self.images[index], self.labels[index], self.class_names)
+
+
+def default_root() -> str:
+    """The Fashion-MNIST IDX directory: ``$VIP_FASHION_MNIST_DIR`` when set, else Debian's.
+
+    The one place the default is decided: recipes, builders, scenes and evaluations call this
+    (or pass ``root=None``) instead of naming a path, so the variable is honoured everywhere.
+    """
+    return os.environ.get(ROOT_ENV) or DEFAULT_ROOT
 
 
 def _open(path: str):
@@ -43,7 +53,7 @@ def _open(path: str):
         return open(path, "rb")
     if os.path.exists(path + ".gz"):
         return gzip.open(path + ".gz", "rb")
-    raise FileNotFoundError(f"IDX file not found: {path}[.gz] (install dataset-fashion-mnist)")
+    raise FileNotFoundError(f"IDX file not found: {path}[.gz] (install dataset-fashion-mnist or set {ROOT_ENV})")
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -65,8 +75,13 @@ def read_idx(path: str) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def load_fashion_mnist(split: str = "train", root: str = DEFAULT_ROOT) -> ArrayDataset:
-    """The 60k training or 10k test split as (N, 28, 28, 1) uint8 images and int64 labels."""
+def load_fashion_mnist(split: str = "train", root: str | None = None) -> ArrayDataset:
+    """The 60k training or 10k test split as (N, 28, 28, 1) uint8 images and int64 labels.
+
+    ``root`` None or "" means ``default_root()``. Raises FileNotFoundError naming the missing
+    file, ValueError for a malformed one.
+    """
+    root = root or default_root()
     if split not in _FILES:
         raise ValueError(f"split must be one of {sorted(_FILES)}, got {split!r}")
     img_name, lab_name = _FILES[split]

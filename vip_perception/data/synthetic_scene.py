@@ -10,14 +10,13 @@ ROI is the station. Frames are a pure function of (config, index): seeded and re
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
-from .fashion_mnist import CLASS_NAMES, DEFAULT_ROOT, load_fashion_mnist
+from .fashion_mnist import CLASS_NAMES, load_fashion_mnist
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class ConveyorScene:
         split (root from $VIP_FASHION_MNIST_DIR or Debian's dataset-fashion-mnist)."""
         self.config = config
         if images is None or labels is None:
-            ds = load_fashion_mnist("test", os.environ.get("VIP_FASHION_MNIST_DIR", DEFAULT_ROOT))
+            ds = load_fashion_mnist("test")
             images, labels = ds.images[..., 0], ds.labels
         self.images = np.asarray(images, np.uint8).reshape(len(labels), 28, 28)
         self.labels = np.asarray(labels, np.int64)

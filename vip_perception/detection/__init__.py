@@ -1,3 +1,4 @@
-"""ViP Faster R-CNN detectors on conveyor scenes: training and the detector bank build. ROS-free.
-The task itself (building a member, post-processing to frame pixels, COCO mAP) is
-``vip_perception.tasks.detection``; the architecture is ``vip_perception.models.detector``."""
+"""ViP Faster R-CNN detector evaluation (``evaluate detector``). ROS-free. The task itself
+(building a member, post-processing to frame pixels, COCO mAP) is ``vip_perception.tasks.detection``,
+the architecture ``vip_perception.models.detector``; training and the bank build are in ``bank/``
+(``train_detector``, ``build_detector``)."""

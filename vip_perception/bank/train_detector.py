@@ -13,49 +13,26 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..data.conveyor import ConveyorScenes, Scene
+from ..data.conveyor import ConveyorScenes, scene_tensors
+from .recipe import DetectorTrainRecipe
 
 
-@dataclass
-class TrainConfig:
-    """One training run's recipe (parents and ViP fine-tunes use different instances)."""
-
-    steps: int = 2000          # optimiser steps
-    batch: int = 4             # scenes per step
-    scenes: int = 4000         # distinct training scenes, cycled in a seeded order per epoch
-    lr: float = 2e-3           # AdamW peak learning rate
-    weight_decay: float = 1e-4
-    warmup: int = 100          # linear warm-up steps
-    clip: float = 10.0         # gradient-norm clip (early RPN losses spike)
-    threads: int = 1           # torch intra-op threads
-    seed: int = 0
-    ckpt_every: int = 100
-    log_every: int = 20
-
-
-def scene_tensors(scene: Scene, channels: int) -> tuple[torch.Tensor, dict]:
-    """Scene -> ((C, H, W) float in [0, 1], target with boxes (K, 4) and labels 1..10)."""
-    img = scene.image[..., :1] if channels == 1 else scene.image
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)  # (C, H, W)
-    target = {"boxes": torch.from_numpy(scene.boxes).reshape(-1, 4), "labels": torch.from_numpy(scene.labels + 1)}
-    return x, target
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: DetectorTrainRecipe) -> float:
+    """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then cosine to 0."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     t = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
 
 
-def scene_order(cfg: TrainConfig, step: int) -> list[int]:
+def scene_order(cfg: DetectorTrainRecipe, step: int) -> list[int]:
     """Scene indices of a step's batch: a seeded permutation per epoch, so resuming is exact."""
     out = []
     for k in range(step * cfg.batch, (step + 1) * cfg.batch):
@@ -64,7 +41,7 @@ def scene_order(cfg: TrainConfig, step: int) -> list[int]:
     return out
 
 
-def train_detector(model: nn.Module, scenes: ConveyorScenes, cfg: TrainConfig, work_dir: str, channels: int,
+def train_detector(model: nn.Module, scenes: ConveyorScenes, cfg: DetectorTrainRecipe, work_dir: str, channels: int,
                    progress: bool = True, log=print) -> dict:
     """Train ``model`` in place for cfg.steps; checkpoints and a JSON-lines log go to work_dir."""
     os.makedirs(work_dir, exist_ok=True)

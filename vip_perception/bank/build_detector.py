@@ -1,33 +1,58 @@
-"""The detector bank build, phase by phase (see build.py); every phase resumes from ``work``."""
+"""The detector bank builder: a ViP Faster R-CNN family on conveyor scenes -> a bank.
+
+Phases, each resumable from the work directory (a finished step leaves a file and is skipped):
+  spec         anchors fitted to training boxes -> spec.json
+  parent       Faster R-CNN trained from scratch -> parent/{ckpt.pt, model.safetensors, record.json}
+  sensitivity  val mAP@0.5 drop of ViP on each backbone conv alone -> sensitivity.json
+  vip          layer groups (least sensitive per MAC saving, as for classifiers), each fine-tuned
+               from the parent -> vipNN/...
+  evaluate     val and test mAP of every candidate (stored in its record.json)
+  profile      batch-1 latency of whole detector and backbone alone, interleaved -> profile.json
+  select       ε-Pareto on (p50 latency, val mAP@0.5) -> OUT/{manifest.json, *.safetensors}
+The manifest has the classifier bank's layout with task "detection"; val_accuracy and
+test_accuracy hold mAP@0.5 so the bank's selection and loading code applies unchanged.
+"""
 from __future__ import annotations
 
 import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
 from torch import nn
 
-from ..bank.manifest import MANIFEST, file_entry, write_json
-from ..bank.pareto import Point, eps_pareto, pareto_front
-from ..bank.profile import profile_models
-from ..bank.records import InputSpec
-from ..bank.vip_variants import choose_groups
 from ..data.conveyor import ConveyorScenes, box_statistics, coco_dict
+from ..jsonfile import write_json
 from ..machine import machine_info
-from ..models.detector import BackboneCall, DetectorCall, DetectorSpec, backbone_layer_names, build_detector, fit_anchors
+from ..models.detector import (
+    BackboneCall,
+    DetectorCall,
+    DetectorSpec,
+    backbone_layer_names,
+    build_detector,
+    fit_anchors,
+)
 from ..tasks.detection import evaluate_map
-from .config import DetectorBuildConfig
-from .train import train_detector
+from .bank import build_member_module
+from .manifest import file_entry
+from .pareto import Point, eps_pareto, pareto_front
+from .profile import profile_models
+from .provenance import save_manifest
+from .recipe import DetectorRecipe, to_dict
+from .records import InputSpec
+from .train_detector import train_detector
+from .vip_variants import choose_groups
 
-log = logging.getLogger("vip_perception.detection")
+log = logging.getLogger("vip_perception.bank")
 PHASES = ("spec", "parent", "sensitivity", "vip", "evaluate", "profile", "select")
 TASK = "detection"
 
 
 def save_weights(model: nn.Module, path: str) -> None:
+    """The model's state dict as safetensors at ``path``, written atomically."""
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
@@ -36,19 +61,10 @@ def save_weights(model: nn.Module, path: str) -> None:
 
 
 def load_weights(model: nn.Module, path: str) -> nn.Module:
+    """Load ``path`` into ``model`` (strict); returns it in eval mode."""
     from safetensors.torch import load_file
 
     model.load_state_dict(load_file(path), strict=True)
-    return model.eval()
-
-
-def build_member(spec: dict, vip_layers: list[str]) -> nn.Module:
-    """Detector architecture from a manifest spec, with ViP on the listed backbone convs."""
-    model = build_detector(DetectorSpec.from_dict(spec))
-    if vip_layers:
-        from ..vip import apply_vip
-
-        model = apply_vip(model, list(vip_layers))
     return model.eval()
 
 
@@ -57,11 +73,21 @@ def _read(path: str):
         return json.load(fh)
 
 
-class DetectorBuilder:
-    def __init__(self, cfg: DetectorBuildConfig, work: str, out: str, progress: bool = True,
-                 config_path: str = "", quick: bool = False):
+class DetectorBankBuilder:
+    """Runs ``bank build-detector``'s phases for one recipe over the work directory ``work``.
+
+    ``on_trained(name)`` is called after each candidate is trained and saved (a test hook);
+    ``trained`` lists the candidates this builder trained. ``profiler`` has
+    ``profile_models``'s signature. ``build`` is merged into the manifest's "build" record.
+    """
+
+    def __init__(self, cfg: DetectorRecipe, work: str, out: str, progress: bool = True,
+                 build: dict | None = None, on_trained: Callable[[str], None] | None = None,
+                 profiler: Callable[..., dict] = profile_models):
         self.cfg, self.work, self.out, self.progress = cfg, work, out, progress
-        self.config_path, self.quick = config_path, quick
+        self.build_info = dict(build or {})
+        self.on_trained, self.profiler = on_trained, profiler
+        self.trained: list[str] = []
         self.train_scenes = ConveyorScenes("train", cfg.scene)
         self.val_scenes = ConveyorScenes("val", cfg.scene)
         self.test_scenes = ConveyorScenes("test", cfg.scene)
@@ -92,10 +118,14 @@ class DetectorBuilder:
 
     def model(self, name: str) -> nn.Module:
         rec = self.record(name)
-        return load_weights(build_member(rec["spec"], rec["vip_layers"]), self._p(name, "model.safetensors"))
+        module = build_member_module(rec["spec"], rec["vip_layers"], TASK)
+        return load_weights(module, self._p(name, "model.safetensors"))
 
     # -- phases -------------------------------------------------------------------------
     def run(self, until: str = "select") -> None:
+        """Run the phases in PHASES order up to and including ``until``."""
+        if until not in PHASES:
+            raise ValueError(f"until must be one of {PHASES}, got {until!r}")
         for phase in PHASES:
             getattr(self, f"phase_{phase}")()
             if phase == until:
@@ -124,7 +154,10 @@ class DetectorBuilder:
         write_json(self._p(name, "record.json"), {"name": name, "kind": "vip" if vip_layers else "parent",
                                                    "spec": self.spec.to_dict(), "vip_layers": vip_layers,
                                                    "parent": parent, "train": info})
+        self.trained.append(name)
         log.info("%s trained in %.0f s", name, info["seconds"])
+        if self.on_trained is not None:
+            self.on_trained(name)
 
     def phase_parent(self) -> None:
         torch.manual_seed(self.cfg.seed)
@@ -187,9 +220,9 @@ class DetectorBuilder:
         p, h, w = self.cfg.profile, *self.spec.image_size
         models = {n: self.model(n) for n in names}
         shape = (1, self.spec.in_channels, h, w)
-        kw = dict(threads=p.threads, runs=p.runs, warmup=p.warmup, rounds=p.rounds, progress=self.progress)
-        whole = profile_models({n: DetectorCall(m) for n, m in models.items()}, shape, **kw)
-        backbone = profile_models({n: BackboneCall(m) for n, m in models.items()}, shape, **kw)
+        kw = {"threads": p.threads, "runs": p.runs, "warmup": p.warmup, "rounds": p.rounds, "progress": self.progress}
+        whole = self.profiler({n: DetectorCall(m) for n, m in models.items()}, shape, **kw)
+        backbone = self.profiler({n: BackboneCall(m) for n, m in models.items()}, shape, **kw)
         self.profiles = {
             "whole": {n: {str(t): v.to_dict() for t, v in d.items()} for n, d in whole.items()},
             "backbone": {n: {str(t): v.to_dict() for t, v in d.items()} for n, d in backbone.items()},
@@ -201,8 +234,7 @@ class DetectorBuilder:
         c = self.cfg
         names = self.candidates()
         recs = {n: self.record(n) for n in names}
-        t = c.profile.threads[0]
-        q = "p50"
+        t, q = c.profile.threads[0], "p50"
         pts = [Point(self.profiles["whole"][n][str(t)][q], recs[n]["val_map50"]) for n in names]
         frontier = [names[i] for i in pareto_front(pts)]
         chosen = [names[i] for i in eps_pareto(pts, c.epsilon, keep_best=True)]
@@ -211,35 +243,40 @@ class DetectorBuilder:
         os.makedirs(self.out, exist_ok=True)
         members, files = [], {}
         for n in chosen:
-            r = recs[n]
             fname = f"{n}.safetensors"
             shutil.copyfile(self._p(n, "model.safetensors"), os.path.join(self.out, fname))
             files[fname] = file_entry(os.path.join(self.out, fname))
-            members.append({
-                "name": n, "kind": r["kind"], "file": fname, "spec": r["spec"], "vip_layers": r["vip_layers"],
-                "parent": r["parent"], "val_accuracy": r["val_map50"], "test_accuracy": r["test_map50"],
-                "macs": r["backbone_macs"], "param_bytes": r["param_bytes"], "train": r["train"],
-                "latency": self.profiles["whole"][n],
-                "metrics": {"val_map50": r["val_map50"], "val_map": r["val_map"], "test_map50": r["test_map50"],
-                            "test_map": r["test_map"], "backbone_latency": self.profiles["backbone"][n]},
-            })
+            members.append(self._member_entry(n, recs[n], fname))
+        selection = {"threads": t, "quantile": q, "epsilon": c.epsilon, "frontier": frontier, "metric": "val_map50"}
+        save_manifest(self.out, self._manifest(recs, members, files, selection))
+        log.info("bank %s: members %s (frontier %s)", self.out, chosen, frontier)
+
+    def _member_entry(self, name: str, rec: dict, fname: str) -> dict:
+        """A manifest member: accuracy fields hold mAP@0.5, macs the backbone's."""
+        return {
+            "name": name, "kind": rec["kind"], "file": fname, "spec": rec["spec"], "vip_layers": rec["vip_layers"],
+            "parent": rec["parent"], "val_accuracy": rec["val_map50"], "test_accuracy": rec["test_map50"],
+            "macs": rec["backbone_macs"], "param_bytes": rec["param_bytes"], "train": rec["train"],
+            "latency": self.profiles["whole"][name],
+            "metrics": {"val_map50": rec["val_map50"], "val_map": rec["val_map"], "test_map50": rec["test_map50"],
+                        "test_map": rec["test_map"], "backbone_latency": self.profiles["backbone"][name]},
+        }
+
+    def _manifest(self, recs: dict, members: list[dict], files: dict, selection: dict) -> dict:
         h, w = self.spec.image_size
-        manifest = {
-            "schema_version": 1, "name": c.name, "task": TASK, "class_names": list(self.train_scenes.class_names),
+        keys = ("vip_layers", "val_map50", "val_map", "test_map50", "test_map", "backbone_macs")
+        candidates = {n: {k: r[k] for k in keys} | {"latency": self.profiles["whole"][n],
+                                                   "backbone_latency": self.profiles["backbone"][n]}
+                      for n, r in recs.items()}
+        return {
+            "name": self.cfg.name, "task": TASK, "class_names": list(self.train_scenes.class_names),
             # mean 0 / std 1: preprocess yields [0, 1] pixels; the detector normalises inside (spec.image_mean/std)
             "input": InputSpec(h, w, self.spec.in_channels, (0.0,) * self.spec.in_channels,
                                (1.0,) * self.spec.in_channels, False).to_dict(),
             "machine": self.profiles["machine"],
-            "selection": {"threads": t, "quantile": q, "epsilon": c.epsilon, "frontier": frontier,
-                          "metric": "val_map50"},
-            "build": {"config": os.path.basename(self.config_path), "quick": self.quick, "recipe": c.to_dict(),
-                      "sensitivity": self.sensitivity,
-                      "candidates": {n: {k: recs[n][k] for k in ("vip_layers", "val_map50", "val_map", "test_map50",
-                                                                   "test_map", "backbone_macs")} |
-                                     {"latency": self.profiles["whole"][n], "backbone_latency": self.profiles["backbone"][n]}
-                                     for n in names}},
+            "selection": selection,
+            "build": {**self.build_info, "recipe": to_dict(self.cfg), "sensitivity": self.sensitivity,
+                      "candidates": candidates},
             "members": members,
             "files": files,
         }
-        write_json(os.path.join(self.out, MANIFEST), manifest)
-        log.info("bank %s: members %s (frontier %s)", self.out, chosen, frontier)

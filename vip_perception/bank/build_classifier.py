@@ -1,4 +1,13 @@
-"""The bank builder: runs the phases of ``bank build`` over a resumable work directory."""
+"""The classifier bank builder: the phases of ``bank build`` over a resumable work directory.
+
+Phases (each resumable: a finished candidate is a sub-directory of WORK/candidates with its
+record.json and float16 safetensors weights, and is skipped on a re-run):
+  base     seeded samples of the recipe's search space, trained briefly
+  parents  a few models trained properly (the sources of ViP variants)
+  vip      per-layer sensitivity of each parent, then ViP layer groups fine-tuned from it
+  profile  batch-1 latency of every candidate, interleaved, at each thread count
+  select   Pareto front and ε-Pareto compact set -> OUT/{manifest.json, *.safetensors, candidates.json}
+"""
 from __future__ import annotations
 
 import json
@@ -8,24 +17,28 @@ import os
 import shutil
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..jsonfile import write_json
+from ..machine import machine_info
 from ..models import ModelSpec, build_model
 from .bank import build_member_module, inference_module
 from .candidates import sample_specs
-from .config import BankConfig, TrainRecipe, to_dict
-from .manifest import CANDIDATES, MANIFEST, SCHEMA_VERSION, file_entry, validate_manifest, write_json
+from .manifest import CANDIDATES, SCHEMA_VERSION, file_entry
 from .pareto import Point, eps_pareto, hypervolume, pareto_front
-from ..machine import machine_info
 from .profile import profile_models
+from .provenance import portable_path, save_manifest
+from .recipe import ClassifierRecipe, TrainRecipe, to_dict
 from .records import CandidateRecord, InputSpec
-from .train import TrainConfig, cpu_has_bf16, evaluate, normalise, train
+from .train_classifier import TrainConfig, cpu_has_bf16, evaluate, normalise, train
 
 log = logging.getLogger("vip_perception.bank")
+PHASES = ("base", "parents", "vip", "profile", "select")
 
 
 @dataclass
@@ -41,14 +54,18 @@ class Splits:
     class_names: list[str]
 
 
-def load_splits(cfg: BankConfig) -> Splits:
-    """Train/val from the training split (seeded), test only for reporting."""
+def load_splits(cfg: ClassifierRecipe) -> Splits:
+    """Train/val from the training split (seeded), test only for reporting.
+
+    Fashion-MNIST comes from ``cfg.data.root`` ("" = ``fashion_mnist.default_root()``). Raises
+    ValueError naming the recipe field when the data do not match the recipe.
+    """
     from ..data import load_fashion_mnist, load_image_folder, train_val_split
 
     d = cfg.data
     rng = np.random.default_rng(cfg.seed)
     if d.kind == "fashion_mnist":
-        full, test = load_fashion_mnist("train", d.root), load_fashion_mnist("test", d.root)
+        full, test = load_fashion_mnist("train", d.root or None), load_fashion_mnist("test", d.root or None)
     elif d.kind == "image_folder":
         full = load_image_folder(d.root, d.height, d.width, d.channels)
         if d.test_root:
@@ -57,7 +74,8 @@ def load_splits(cfg: BankConfig) -> Splits:
                 raise ValueError(f"{d.test_root}: classes {test.class_names} differ from {d.root}: {full.class_names}")
         else:
             if not 0 < d.test_size < len(full):
-                raise ValueError(f"data.test_size must be in (0, {len(full)}) without data.test_root, got {d.test_size}")
+                raise ValueError(f"data.test_size must be in (0, {len(full)}) without data.test_root, "
+                                 f"got {d.test_size}")
             rest, held = train_val_split(len(full), d.test_size, cfg.seed + 1)
             full, test = full.subset(rest), full.subset(held)
     else:
@@ -69,12 +87,16 @@ def load_splits(cfg: BankConfig) -> Splits:
     tr, va = train_val_split(len(full), d.val_size, cfg.seed)
     if full.images.shape[1:] != (d.height, d.width, d.channels):
         raise ValueError(f"data images are {full.images.shape[1:]}, config says {(d.height, d.width, d.channels)}")
-    norm = lambda a: normalise(a, d.mean, d.std, d.invert)  # noqa: E731
+
+    def norm(images):
+        return normalise(images, d.mean, d.std, d.invert)
+
     return Splits(norm(full.images[tr]), torch.as_tensor(full.labels[tr]), norm(full.images[va]),
                   torch.as_tensor(full.labels[va]), norm(test.images), torch.as_tensor(test.labels), full.class_names)
 
 
 def _seed_of(base: int, name: str) -> int:
+    """A per-candidate seed: the same name trains the same way in any order or process."""
     return (base * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
 
 
@@ -86,11 +108,22 @@ def round_to_storage(model: nn.Module) -> None:
                 t.copy_(t.half().float())
 
 
-class Builder:
-    def __init__(self, cfg: BankConfig, work: str, out: str, progress: bool = True, command: str = "",
-                 config_path: str = "", quick: bool = False):
+class ClassifierBankBuilder:
+    """Runs ``bank build``'s phases for one recipe over the work directory ``work``.
+
+    ``on_trained(name)`` is called after each candidate is trained and saved (a test hook: a
+    build interrupted there resumes without retraining it); ``trained`` lists the candidates
+    this builder trained. ``profiler`` has ``profile_models``'s signature (tests pass a
+    deterministic one). ``build`` is merged into the manifest's "build" record.
+    """
+
+    def __init__(self, cfg: ClassifierRecipe, work: str, out: str, progress: bool = True,
+                 build: dict | None = None, on_trained: Callable[[str], None] | None = None,
+                 profiler: Callable[..., dict] = profile_models):
         self.cfg, self.work, self.out, self.progress = cfg, work, out, progress
-        self.command, self.config_path, self.quick = command, config_path, quick
+        self.build_info = dict(build or {})
+        self.on_trained, self.profiler = on_trained, profiler
+        self.trained: list[str] = []
         self.cand_dir = os.path.join(work, "candidates")
         os.makedirs(self.cand_dir, exist_ok=True)
         self.bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16())
@@ -104,7 +137,10 @@ class Builder:
         return os.path.join(self.cand_dir, name)
 
     def claim(self, name: str) -> bool:
-        """Take a candidate for this process (parallel builds share a work dir); False if another live process has it."""
+        """Take a candidate for this process (parallel builds share a work dir).
+
+        False when another live process holds it; a claim of a dead process is taken over.
+        """
         d = self._dir(name)
         os.makedirs(d, exist_ok=True)
         lock = os.path.join(d, "claim.pid")
@@ -112,7 +148,8 @@ class Builder:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             try:
-                pid = int(open(lock).read().strip() or 0)
+                with open(lock) as fh:
+                    pid = int(fh.read().strip() or 0)
                 if pid and pid != os.getpid():
                     os.kill(pid, 0)
                     return False  # alive: someone else trains it
@@ -126,10 +163,12 @@ class Builder:
         return True
 
     def done(self, name: str) -> bool:
+        """The candidate's record and weights are both in the work directory."""
         d = self._dir(name)
         return os.path.isfile(os.path.join(d, "record.json")) and os.path.isfile(os.path.join(d, "weights.safetensors"))
 
     def save(self, rec: CandidateRecord, model: nn.Module) -> None:
+        """Weights (float16, atomically) then the record, then release the claim."""
         from safetensors.torch import save_file
 
         d = self._dir(rec.name)
@@ -164,7 +203,8 @@ class Builder:
             t0 = time.time()
             self._splits = load_splits(self.cfg)
             s = self._splits
-            log.info("data: train %d, val %d, test %d (%.1f s)", len(s.y_train), len(s.y_val), len(s.y_test), time.time() - t0)
+            log.info("data: train %d, val %d, test %d (%.1f s)", len(s.y_train), len(s.y_val), len(s.y_test),
+                     time.time() - t0)
         return self._splits
 
     def _train_config(self, recipe: TrainRecipe, macs: int, seed: int) -> TrainConfig:
@@ -196,17 +236,22 @@ class Builder:
             val_accuracy=evaluate(model, s.x_val, s.y_val), test_accuracy=evaluate(model, s.x_test, s.y_test),
             macs=macs, param_bytes=int(sum(p.numel() * p.element_size() for p in model.parameters())),
             train={"samples": tc.samples, "seconds": round(seconds, 1), "final_loss": round(loss, 4),
-                   "optimizer": tc.optimizer, "lr": tc.lr, "schedule": tc.schedule, "augment": tc.augment, "bf16": tc.bf16},
+                   "optimizer": tc.optimizer, "lr": tc.lr, "schedule": tc.schedule, "augment": tc.augment,
+                   "bf16": tc.bf16},
         )
         self.save(rec, model)
+        self.trained.append(name)
+        if self.on_trained is not None:
+            self.on_trained(name)
         log.info("%-40s %-6s macs %7.2fM val %.4f test %.4f (%d samples, %.0f s)", name, kind, macs / 1e6,
                  rec.val_accuracy, rec.test_accuracy, tc.samples, seconds)
         return rec
 
     # ---- phases ------------------------------------------------------------------------------
     def run(self, phases: list[str], reprofile: bool = False) -> None:
+        """Run the named phases in PHASES order (``reprofile``: profile even if already profiled)."""
         torch.set_num_threads(max(1, self.cfg.threads))
-        for phase in ("base", "parents", "vip", "profile", "select"):
+        for phase in PHASES:
             if phase in phases:
                 t0 = time.time()
                 log.info("phase %s ...", phase)
@@ -260,8 +305,8 @@ class Builder:
                 with open(sens_path) as fh:
                     sens = json.load(fh)
             else:
-                acc = lambda m: evaluate(m, s.x_val[:n_sens], s.y_val[:n_sens])  # noqa: E731
-                sens = layer_sensitivity(parent, vip_layer_names(parent), acc)
+                sens = layer_sensitivity(parent, vip_layer_names(parent),
+                                         lambda m: evaluate(m, s.x_val[:n_sens], s.y_val[:n_sens]))
                 write_json(sens_path, sens)
             log.info("vip: %s sensitivity (val drop, %d images): %s", p.name, n_sens,
                      ", ".join(f"{k}={v:+.4f}" for k, v in sens.items()))
@@ -287,8 +332,9 @@ class Builder:
             log.info("profile: all %d candidates already profiled (use --reprofile to redo)", len(recs))
             return
         models = {r.name: inference_module(self.load_model(r)) for r in recs}  # as members run
-        log.info("profile: %d candidates x threads %s x %d runs (warm-up %d)", len(recs), pc.threads, pc.runs, pc.warmup)
-        prof = profile_models(models, self.input_shape, pc.threads, pc.runs, pc.warmup, pc.rounds,
+        log.info("profile: %d candidates x threads %s x %d runs (warm-up %d)", len(recs), pc.threads, pc.runs,
+                 pc.warmup)
+        prof = self.profiler(models, self.input_shape, pc.threads, pc.runs, pc.warmup, pc.rounds,
                               seed=self.cfg.seed, progress=self.progress)
         for r in recs:
             r.latency = prof[r.name]
@@ -300,11 +346,16 @@ class Builder:
         if not recs:
             raise RuntimeError(f"{self.cand_dir}: no profiled candidates (run the profile phase)")
         machine_path = os.path.join(self.work, "machine.json")
-        machine = json.load(open(machine_path)) if os.path.isfile(machine_path) else machine_info()
+        if os.path.isfile(machine_path):
+            with open(machine_path) as fh:
+                machine = json.load(fh)
+        else:
+            machine = machine_info()
+        build = {**self.build_info, "seed": self.cfg.seed, "recipe": to_dict(self.cfg)}
+        build["recipe"]["data"]["root"] = portable_path(self.cfg.data.root)
+        build["recipe"]["data"]["test_root"] = portable_path(self.cfg.data.test_root)
         write_bank(self.out, recs, self.cfg, self.splits.class_names, machine,
-                   weights_of=lambda r: os.path.join(self._dir(r.name), "weights.safetensors"),
-                   build={"config": self.config_path, "command": self.command, "quick": self.quick,
-                          "seed": self.cfg.seed, "recipe": to_dict(self.cfg)})
+                   weights_of=lambda r: os.path.join(self._dir(r.name), "weights.safetensors"), build=build)
 
 
 def _load_half(model: nn.Module, path: str) -> nn.Module:
@@ -320,8 +371,8 @@ def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon:
               hv_accuracy_ref: float, min_accuracy: float = 0.0) -> dict:
     """Frontier, compact set and hypervolumes (with and without ViP variants) of ``recs``.
 
-    Only candidates with validation accuracy >= ``min_accuracy`` are eligible (seed paper 2
-    starts from the lightest model that meets a minimum accuracy).
+    Only candidates with validation accuracy >= ``min_accuracy`` are eligible. Raises
+    ValueError when none is.
     """
     recs = [r for r in recs if r.val_accuracy >= min_accuracy]
     if not recs:
@@ -334,7 +385,10 @@ def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon:
     hv_all, hv_no = hypervolume(pts, ref), hypervolume(no_vip, ref)
     # The same in log10(latency): latencies span orders of magnitude, and in linear ms the slow
     # end's outliers dominate the area; in log space every doubling of speed counts the same.
-    lg = lambda ps: [Point(math.log10(p.latency), p.accuracy) for p in ps if p.latency > 0]  # noqa: E731
+
+    def lg(ps: list[Point]) -> list[Point]:
+        return [Point(math.log10(p.latency), p.accuracy) for p in ps if p.latency > 0]
+
     lref = Point(math.log10(ref.latency), ref.accuracy)
     lhv_all, lhv_no = hypervolume(lg(pts), lref), hypervolume(lg(no_vip), lref)
     return {
@@ -354,9 +408,13 @@ def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon:
     }
 
 
-def write_bank(out: str, recs: list[CandidateRecord], cfg: BankConfig, class_names: list[str], machine: dict,
+def write_bank(out: str, recs: list[CandidateRecord], cfg: ClassifierRecipe, class_names: list[str], machine: dict,
                weights_of, build: dict) -> dict:
-    """Select members and write OUT: <member>.safetensors, candidates.json, manifest.json (last)."""
+    """Select members and write OUT: <member>.safetensors, candidates.json, manifest.json (last).
+
+    ``weights_of(record)`` is the path of a candidate's weights. Returns the manifest; raises
+    BankError when it fails the schema.
+    """
     sc = cfg.select
     sel = selection(recs, sc.threads, sc.quantile, sc.epsilon, sc.keep_best, sc.hv_accuracy_ref, sc.min_accuracy)
     by_name = {r.name: r for r in recs}
@@ -376,14 +434,13 @@ def write_bank(out: str, recs: list[CandidateRecord], cfg: BankConfig, class_nam
     files[CANDIDATES] = file_entry(os.path.join(out, CANDIDATES))
     d = cfg.data
     manifest = {
-        "schema_version": SCHEMA_VERSION, "name": cfg.name, "task": "classification", "class_names": class_names,
+        "name": cfg.name, "task": "classification", "class_names": class_names,
         "input": InputSpec(d.height, d.width, d.channels, tuple(d.mean), tuple(d.std), d.invert).to_dict(),
         "machine": machine, "selection": sel, "build": build,
         "members": [{**m.to_dict(), "file": f"{m.name}.safetensors"} for m in members],
         "files": files,
     }
-    validate_manifest(manifest, os.path.join(out, MANIFEST))
-    write_json(os.path.join(out, MANIFEST), manifest)
+    manifest = save_manifest(out, manifest)
     log.info("select: %d candidates, frontier %d, compact %d (ε=%.4f): %s", len(recs), len(sel["frontier"]),
              len(members), sc.epsilon, ", ".join(sel["compact"]))
     return manifest

@@ -1,9 +1,9 @@
 """Training, fine-tuning and evaluation of bank candidates on in-memory uint8 image arrays.
 
-Data stay uint8 in memory and are normalised per batch, so 55k Fashion-MNIST images cost 43 MB
-and every candidate shares them. bf16 autocast is used for training where the CPU has native
-bf16 (AVX512-BF16/AMX): 2-3x faster on this project's machines; evaluation stays float32 so the
-reported accuracy is that of the deployed float32 module.
+Data stay uint8 in memory and are normalised per batch, so every candidate shares one copy.
+bf16 autocast is used for training only where the CPU has native bf16 (AVX512-BF16/AMX), where
+it is a speed-up rather than a slowdown; evaluation stays float32 so the reported accuracy is
+that of the deployed float32 module.
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def normalise(images: np.ndarray | torch.Tensor, mean, std, invert: bool = False
 
 def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
     """Random crop with zero padding (in normalised units: the background value) + h-flip."""
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     bg = x.amin()  # background of a normalised image: the darkest value
     xp = torch.nn.functional.pad(x, (pad, pad, pad, pad), value=float(bg))  # (N, C, H+2p, W+2p)
     off = torch.randint(0, 2 * pad + 1, (n, 2), generator=gen)
