@@ -16,7 +16,6 @@ _EXPORTS = {
     "Choice": "selector",
     "SlowdownEstimator": "slowdown",
     "RuntimeStats": "stats",
-    "BackgroundLoad": "load",
 }
 
 __all__ = sorted(_EXPORTS)

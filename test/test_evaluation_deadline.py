@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from test_runtime_fakes import FakeBank, FakeMember
-from vip_perception.runtime.evaluate import POLICIES, EvalConfig, evaluate
-from vip_perception.runtime.report import plot
-from vip_perception.runtime.load import BackgroundLoad
+from vip_perception.evaluation.deadline import POLICIES, EvalConfig, evaluate
+from vip_perception.evaluation.load import BackgroundLoad
+from vip_perception.evaluation.report import plot
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLICY_FIELDS = {"miss_ratio", "accuracy_all_frames", "accuracy_processed", "selection_us_p50",
@@ -56,7 +56,7 @@ def check_report(rep, frames):
                 "background_load", "load_pattern", "load_frames", "frames", "fps", "members"):
         assert key in s, key
     assert s["deadline_ms"] == pytest.approx(s["deadline_scale"] * s["reference_p95_ms_measured"])
-    assert s["cpu"]["model"] and s["cpu"]["logical_cores"] >= 1
+    assert s["cpu"]["cpu"] and s["cpu"]["cores"] >= 1
     assert len(rep["frames_trace"]) == frames
 
 
