@@ -175,7 +175,7 @@ def test_malformed_flood_from_another_process_valid_frames_keep_flowing(rig):
     """A second process publishes malformed images back to back on the camera's topic while
     valid frames arrive at 20 Hz; parameter changes are answered throughout."""
     before = rig.cam.snapshot(0)
-    flood = subprocess.Popen([sys.executable, "-m", "vip_perception.ros.flood", "--topic",
+    flood = subprocess.Popen([sys.executable, "-m", "vip_perception.ros.tools.flood", "--topic",
                               "rel_cam", "--seconds", "6"], env=_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
@@ -322,7 +322,7 @@ def test_cpu_hog_misses_reported_parameter_services_answer(rig):
     """Three busy processes on this (shared, 2-core) machine; a 1 ms deadline so frames
     are late whatever the load. The 200 ms target for parameter answers is measured and
     printed; the assertion is a generous 5 s so a busy box cannot make it flaky."""
-    from vip_perception.runtime.load import BackgroundLoad
+    from vip_perception.evaluation.load import BackgroundLoad
     before = rig.cam.snapshot(0)
     answers = []
     with BackgroundLoad(3):

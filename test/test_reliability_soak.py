@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("psutil")
 
-from vip_perception.ros import soak  # noqa: E402
+from vip_perception.ros.tools import soak  # noqa: E402
 from vip_perception.ros.transport import dds_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,9 +24,9 @@ def evaluate_bank(bank, scenes: int, threads: int, runs: int, rounds: int, progr
 
     from vip_perception.bank.profile import profile_models
     from vip_perception.data.conveyor import ConveyorConfig, ConveyorScenes, coco_dict
-    from vip_perception.fused import fused_stages
     from vip_perception.detection.coco_eval import evaluate_map
     from vip_perception.detection.latency import BackboneCall, DetectorCall
+    from vip_perception.fused import fused_stages
 
     recipe = bank.manifest.get("build", {}).get("recipe", {})
     scene_cfg = dict(recipe.get("scene", {}))

@@ -1,4 +1,4 @@
-"""`vip-perception soak`: camera source + node over DDS for minutes, with parameter changes and
+"""The soak (`vip-perception soak`): camera source + node over DDS for minutes, with parameter changes and
 bank swaps every few seconds; reports crashes, frame accounting, RSS/fd growth and latency.
 
 Why as processes: a leak, a stuck worker or a crash shows up in the process a user runs
@@ -10,10 +10,8 @@ compares the node's own final summary with what it saw ("every processed frame p
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -23,35 +21,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .demo import CONFIG_REL, _stop, child_env, resolve_bank
+from vip_perception.machine import machine_info
+from vip_perception.quantiles import percentile
+from vip_perception.share import share_path
+
+from .processes import CONFIG_REL, child_env, resolve_bank, stop_process
 
 NODE_NAME = "vip_perception"
+# The per-camera line of the node's final summary (``ros.perception.format_summary``).
 SUMMARY_RE = re.compile(
     r"^\s+(?P<topic>\S+): received (?P<received>\d+), processed (?P<processed>\d+), deadline "
     r"misses (?P<misses>\d+), dropped stale (?P<dropped_stale>\d+), replaced (?P<replaced>\d+), "
     r"malformed (?P<malformed>\d+), skipped (?P<skipped>\d+), errors (?P<errors>\d+)")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--minutes", type=float, default=30.0, help="run length (default 30)")
-    parser.add_argument("--json", default=None, metavar="PATH", help="write the report here")
-    parser.add_argument("--plot", default=None, metavar="PNG", help="RSS and latency over time")
-    parser.add_argument("--bank", default=None, help="bank directory (default: the shipped one)")
-    parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--deadline-ms", type=float, default=50.0)
-    parser.add_argument("--change-s", type=float, default=5.0,
-                        help="seconds between parameter changes (default 5)")
-    parser.add_argument("--swap-every", type=int, default=3,
-                        help="every Nth change is a bank swap (default 3)")
-    parser.add_argument("--sample-s", type=float, default=10.0,
-                        help="seconds between RSS / fd samples (default 10)")
-    parser.add_argument("--warmup-s", type=float, default=None,
-                        help="RSS growth is measured from here (default: 120 s, at most a "
-                             "quarter of the run)")
-    parser.add_argument("--logs", default=None, help="directory for the processes' logs")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 @dataclass
@@ -134,6 +115,7 @@ def collect_answers(pending: list, give_up_s: float = 30.0) -> None:
 
 
 def sample_process(pid: int) -> dict:
+    """RSS (MB), open fds, threads and CPU seconds of process ``pid`` (psutil)."""
     import psutil
     p = psutil.Process(pid)
     with p.oneshot():
@@ -165,252 +147,345 @@ def rss_growth(samples: list[dict], warmup_s: float) -> dict:
             "samples_after_warmup": len(after)}
 
 
-def _quantile(values, q):
-    import numpy as np
-    return float(np.percentile(values, q)) if len(values) else None
+# ----------------------------------------------------------------------------- set-up
 
 
-def run(args) -> int:
-    report = soak(args)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
-    if args.plot:
-        plot(report, args.plot)
-    print(format_report(report))
-    return 0 if report["passed"] else 1
+@dataclass
+class SoakOptions:
+    """A soak run: ``minutes`` after the first result; camera ``fps`` and size; the node's
+    ``deadline_ms``; a parameter change every ``change_s`` (every ``swap_every``-th a bank
+    swap); RSS / fd samples every ``sample_s``; RSS growth measured after ``warmup_s`` (None:
+    120 s, at most a quarter of the run)."""
+
+    minutes: float = 30.0
+    bank: str | None = None
+    fps: float = 30.0
+    width: int = 640
+    height: int = 480
+    deadline_ms: float = 50.0
+    change_s: float = 5.0
+    swap_every: int = 3
+    sample_s: float = 10.0
+    warmup_s: float | None = None
+    logs: str | None = None
+    quiet: bool = False
 
 
-def soak(args) -> dict:
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-    from rclpy.parameter_client import AsyncParameterClient
-    from std_msgs.msg import String
+@dataclass
+class Setup:
+    """Resolved run: bank copies A and B, logs, environment and both commands."""
 
-    from vip_perception.share import share_path
+    duration: float
+    warmup: float
+    source_bank: str
+    bank_a: str
+    bank_b: str
+    logs: Path
+    env: dict
+    dds_note: str
+    node_cmd: list
+    cam_cmd: list
 
-    say = (lambda *_: None) if args.quiet else (lambda s: print(s, flush=True))
-    duration = args.minutes * 60.0
-    warmup = args.warmup_s if args.warmup_s is not None else min(120.0, duration / 4)
+
+@dataclass
+class Run:
+    """What the loop accumulates."""
+
+    changes: list = field(default_factory=list)
+    pending: list = field(default_factory=list)  # (Change, future, sent monotonic time)
+    samples: list = field(default_factory=list)
+    crashes: list = field(default_factory=list)
+    gaps: list = field(default_factory=list)  # seconds this observer did not run (machine busy)
+    first_result: float | None = None
+    start_run: float | None = None
+    stopped_early: str | None = None
+    final_sample: dict | None = None
+
+    @property
+    def run_s(self) -> float:
+        return (time.monotonic() - self.start_run) if self.start_run is not None else 0.0
+
+
+def prepare(opts: SoakOptions, say) -> Setup:
+    """Copy the bank twice (a swap A <-> B is a full load each time, and a rebuild of the
+    source bank during the run cannot turn a swap into a rejection); build both commands."""
+    duration = opts.minutes * 60.0
+    warmup = opts.warmup_s if opts.warmup_s is not None else min(120.0, duration / 4)
     config = share_path(CONFIG_REL)
-    source_bank = str(Path(resolve_bank(args.bank, say)).resolve())
-    logs = Path(args.logs or tempfile.mkdtemp(prefix="vip_soak_"))
+    source_bank = str(Path(resolve_bank(opts.bank, say)).resolve())
+    logs = Path(opts.logs or tempfile.mkdtemp(prefix="vip_soak_"))
     logs.mkdir(parents=True, exist_ok=True)
-    # Two private copies: swapping A <-> B is a full load each time, and a rebuild of the
-    # source bank during the run cannot turn a swap into a rejection.
     bank_a, bank_b = str(logs / "bank_a"), str(logs / "bank_b")
     for copy in (bank_a, bank_b):
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(source_bank, copy)
     env, dds_note = child_env()
     env["OMP_NUM_THREADS"] = env.get("OMP_NUM_THREADS", "1")
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("ROS_", "FAST"))})
-
-    side = min(args.width, args.height)
-    roi = f"[{(args.width - side) // 2}, {(args.height - side) // 2}, {side}, {side}]"
+    side = min(opts.width, opts.height)
+    roi = f"[{(opts.width - side) // 2}, {(opts.height - side) // 2}, {side}, {side}]"
     node_cmd = [sys.executable, "-m", "vip_perception.ros.node", "--ros-args", "--params-file",
                 str(config), "-p", f"bank:={bank_a}", "-p", f"roi:={roi}",
-                "-p", f"deadline_ms:={float(args.deadline_ms)}"]
+                "-p", f"deadline_ms:={float(opts.deadline_ms)}"]
     cam_cmd = [sys.executable, "-m", "vip_perception.ros.camera_source", "--ros-args",
-               "--params-file", str(config), "-p", f"rate_hz:={float(args.fps)}",
-               "-p", f"width:={args.width}", "-p", f"height:={args.height}",
+               "--params-file", str(config), "-p", f"rate_hz:={float(opts.fps)}",
+               "-p", f"width:={opts.width}", "-p", f"height:={opts.height}",
                "-p", "wait_for_subscribers:=1"]
-    say(f"vip-perception soak: {args.minutes:g} min, {args.width}x{args.height} at {args.fps:g} "
-        f"Hz, a parameter change every {args.change_s:g} s (a bank swap every "
-        f"{args.swap_every} changes), RSS/fds every {args.sample_s:g} s, warm-up {warmup:g} s")
+    say(f"vip-perception soak: {opts.minutes:g} min, {opts.width}x{opts.height} at {opts.fps:g} "
+        f"Hz, a parameter change every {opts.change_s:g} s (a bank swap every "
+        f"{opts.swap_every} changes), RSS/fds every {opts.sample_s:g} s, warm-up {warmup:g} s")
     say(f"  bank {source_bank} (copies A and B under the logs); DDS domain "
         f"{env['ROS_DOMAIN_ID']}, {dds_note}; logs {logs}")
+    return Setup(duration, warmup, source_bank, bank_a, bank_b, logs, env, dds_note, node_cmd, cam_cmd)
 
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    mon = rclpy.create_node("vip_perception_soak", context=ctx)
-    obs = Observer()
-    mon.create_subscription(String, "classifications", obs.on_result, 100)
-    mon.create_subscription(String, "timing", obs.on_timing, 100)
-    mon.create_subscription(DiagnosticArray, "/diagnostics", obs.on_diag, 10)
-    client = AsyncParameterClient(mon, NODE_NAME)
-    executor = SingleThreadedExecutor(context=ctx)
-    executor.add_node(mon)
 
-    node_log, cam_log = open(logs / "node.log", "w"), open(logs / "camera.log", "w")
-    node = subprocess.Popen(node_cmd, env=env, stdout=node_log, stderr=subprocess.STDOUT)
-    # The camera starts once the node's result publisher is in the graph, so the first result
-    # is not lost to discovery (the accounting below compares counts exactly).
+class Monitor:
+    """This process's ROS side: result, timing and diagnostics subscriptions and a parameter
+    client of the node, spun by ``spin(timeout_s)``."""
+
+    def __init__(self, env: dict, obs: Observer) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.parameter_client import AsyncParameterClient
+        from std_msgs.msg import String
+
+        os.environ.update({k: v for k, v in env.items() if k.startswith(("ROS_", "FAST"))})
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        self.node = rclpy.create_node("vip_perception_soak", context=self.ctx)
+        self.node.create_subscription(String, "classifications", obs.on_result, 100)
+        self.node.create_subscription(String, "timing", obs.on_timing, 100)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", obs.on_diag, 10)
+        self.client = AsyncParameterClient(self.node, NODE_NAME)
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+
+    def spin(self, timeout_s: float) -> None:
+        self.executor.spin_once(timeout_sec=timeout_s)
+
+    def spin_for(self, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            self.spin(0.05)
+
+    def set_parameters(self, params: dict):
+        from rclpy.parameter import Parameter
+
+        return self.client.set_parameters([Parameter(k, value=v) for k, v in params.items()])
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.ctx.try_shutdown()
+
+
+def start_processes(setup: Setup, mon: Monitor, logs: dict) -> dict:
+    """Start the node, then the camera once the node's result publisher is in the graph (so
+    the first result is not lost to discovery: the accounting compares counts exactly)."""
+    node = subprocess.Popen(setup.node_cmd, env=setup.env, stdout=logs["node"], stderr=subprocess.STDOUT)
     until = time.monotonic() + 120.0
-    while (mon.count_publishers("/classifications") == 0 and node.poll() is None
+    while (mon.node.count_publishers("/classifications") == 0 and node.poll() is None
            and time.monotonic() < until):
-        executor.spin_once(timeout_sec=0.1)
+        mon.spin(0.1)
     for _ in range(10):
-        executor.spin_once(timeout_sec=0.1)
-    camera = subprocess.Popen(cam_cmd, env=env, stdout=cam_log, stderr=subprocess.STDOUT)
-    plan = change_plan(bank_a, bank_b, args.swap_every, args.width, args.height)
-    changes: list[Change] = []
-    pending: list[tuple[Change, object, float]] = []
-    samples: list[dict] = []
-    crashes: list[str] = []
-    start = time.monotonic()
-    first_result = None
-    next_change = next_sample = None
-    stopped_early = None
-    last_loop, gaps = time.monotonic(), []  # a long gap = this whole machine stalled
+        mon.spin(0.1)
+    camera = subprocess.Popen(setup.cam_cmd, env=setup.env, stdout=logs["camera"], stderr=subprocess.STDOUT)
+    return {"node": node, "camera": camera}
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+def _take_sample(run: Run, procs: dict, obs: Observer, t: float) -> dict:
+    s = {"t": round(t, 2), **sample_process(procs["node"].pid),
+         "camera_rss_mb": sample_process(procs["camera"].pid)["rss_mb"],
+         "results": obs.results,
+         "latency_ms_p50": percentile(obs.window, 50),
+         "latency_ms_p95": percentile(obs.window, 95),
+         "latency_n": len(obs.window), **obs.diag_counters()}
+    obs.window = []
+    run.samples.append(s)
+    return s
+
+
+def _step(opts: SoakOptions, setup: Setup, run: Run, mon: Monitor, procs: dict, obs: Observer,
+          plan, clock: dict, say) -> bool:
+    """One pass of the loop after the first result; False when the run is over."""
+    now = time.monotonic()
+    t = now - run.start_run
+    collect_answers(run.pending)
+    if now >= clock["change"] and t < setup.duration - 1.0 and mon.client.services_are_ready():
+        params, expect = next(plan)
+        change = Change(round(t, 3), params, expect)
+        run.changes.append(change)
+        run.pending.append((change, mon.set_parameters(params), time.monotonic()))
+        while clock["change"] <= now:  # after a stall: resume the cadence, no burst
+            clock["change"] += opts.change_s
+    if now >= clock["sample"]:
+        s = _take_sample(run, procs, obs, t)
+        say(f"[{t:6.1f} s] node RSS {s['rss_mb']:.1f} MB, fds {s['fds']}, threads "
+            f"{s['threads']}, results {obs.results}, latency p50 "
+            f"{s['latency_ms_p50'] or float('nan'):.1f} ms, changes {len(run.changes)}")
+        while clock["sample"] <= now:
+            clock["sample"] += opts.sample_s
+    return t < setup.duration
+
+
+def loop(opts: SoakOptions, setup: Setup, run: Run, mon: Monitor, procs: dict, obs: Observer, say) -> None:
+    """Spin until ``duration`` after the first result, a process exits, or nothing arrives in
+    120 s; parameter changes and samples on their cadences. Fills ``run``."""
+    plan = change_plan(setup.bank_a, setup.bank_b, opts.swap_every, opts.width, opts.height)
+    start = last_loop = time.monotonic()
+    clock: dict = {}
+    while True:
+        mon.spin(0.02)
+        now = time.monotonic()
+        if now - last_loop > 2.0:
+            run.gaps.append({"t": round(now - start, 1), "seconds": round(now - last_loop, 1)})
+        last_loop = now
+        for name, proc in procs.items():
+            if proc.poll() is not None and run.stopped_early is None:
+                run.crashes.append(f"{name} exited with rc {proc.returncode} at {now - start:.1f} s")
+                run.stopped_early = name
+        if run.stopped_early:
+            return
+        if run.first_result is None:
+            if obs.results:
+                run.first_result, run.start_run = now - start, now  # the soak clock starts here
+                clock = {"change": now + opts.change_s, "sample": now}
+                say(f"[{now - start:6.1f} s] first result; soak clock starts")
+            elif now - start > 120:
+                run.crashes.append("no result within 120 s of start")
+                return
+            continue
+        if not _step(opts, setup, run, mon, procs, obs, plan, clock, say):
+            return
+
+
+def finish(run: Run, mon: Monitor, procs: dict) -> float:
+    """Collect answers still in flight, stop camera then node (with results in flight
+    received); returns the run's seconds after the first result."""
+    run_s = run.run_s
+    until = time.monotonic() + 10.0
+    while run.pending and time.monotonic() < until and not run.stopped_early:
+        mon.spin(0.05)
+        collect_answers(run.pending)
+    stop_process(procs["camera"])
+    mon.spin_for(2.0)
+    run.final_sample = sample_process(procs["node"].pid) if procs["node"].poll() is None else None
+    stop_process(procs["node"], timeout=30.0)
+    mon.spin_for(0.5)
+    return run_s
+
+
+def soak(opts: SoakOptions) -> dict:
+    """Run the soak and return its report (see ``build_report``); ``report["passed"]`` says
+    whether every criterion held."""
+    say = (lambda *_: None) if opts.quiet else (lambda s: print(s, flush=True))
+    setup = prepare(opts, say)
+    obs, run = Observer(), Run()
+    mon = Monitor(setup.env, obs)
+    logs = {name: open(setup.logs / f"{name}.log", "w") for name in ("node", "camera")}  # noqa: SIM115
+    procs = start_processes(setup, mon, logs)
     try:
-        while True:
-            executor.spin_once(timeout_sec=0.02)
-            now = time.monotonic()
-            if now - last_loop > 2.0:
-                gaps.append({"t": round(now - start, 1), "seconds": round(now - last_loop, 1)})
-            last_loop = now
-            t = now - start
-            for proc, name in ((node, "node"), (camera, "camera")):
-                if proc.poll() is not None and stopped_early is None:
-                    crashes.append(f"{name} exited with rc {proc.returncode} at {t:.1f} s")
-                    stopped_early = name
-            if stopped_early:
-                break
-            if first_result is None:
-                if obs.results:
-                    first_result = t
-                    start_run = now  # the clock of the run starts at the first result
-                    next_change, next_sample = now + args.change_s, now
-                    say(f"[{t:6.1f} s] first result; soak clock starts")
-                elif t > 120:
-                    crashes.append("no result within 120 s of start")
-                    break
-                continue
-            t = now - start_run
-            collect_answers(pending)
-            if now >= next_change and t < duration - 1.0 and client.services_are_ready():
-                params, expect = next(plan)
-                change = Change(round(t, 3), params, expect)
-                fut = client.set_parameters([Parameter(k, value=v) for k, v in params.items()])
-                changes.append(change)
-                pending.append((change, fut, time.monotonic()))
-                while next_change <= now:  # after a stall: resume the cadence, no burst
-                    next_change += args.change_s
-            if now >= next_sample:
-                s = {"t": round(t, 2), **sample_process(node.pid),
-                     "camera_rss_mb": sample_process(camera.pid)["rss_mb"],
-                     "results": obs.results,
-                     "latency_ms_p50": _quantile(obs.window, 50),
-                     "latency_ms_p95": _quantile(obs.window, 95),
-                     "latency_n": len(obs.window), **obs.diag_counters()}
-                obs.window = []
-                samples.append(s)
-                say(f"[{t:6.1f} s] node RSS {s['rss_mb']:.1f} MB, fds {s['fds']}, threads "
-                    f"{s['threads']}, results {obs.results}, latency p50 "
-                    f"{s['latency_ms_p50'] or float('nan'):.1f} ms, changes {len(changes)}")
-                while next_sample <= now:
-                    next_sample += args.sample_s
-            if t >= duration:
-                break
+        loop(opts, setup, run, mon, procs, obs, say)
     except KeyboardInterrupt:
-        crashes.append("interrupted by the user")
+        run.crashes.append("interrupted by the user")
     finally:
-        run_s = (time.monotonic() - start_run) if first_result is not None else 0.0
-        until = time.monotonic() + 10.0  # answers still in flight
-        while pending and time.monotonic() < until and not stopped_early:
-            executor.spin_once(timeout_sec=0.05)
-            collect_answers(pending)
-        _stop(camera)
-        quiet_until = time.monotonic() + 2.0  # results still in flight
-        while time.monotonic() < quiet_until:
-            executor.spin_once(timeout_sec=0.05)
-        final_sample = sample_process(node.pid) if node.poll() is None else None
-        _stop(node, timeout=30.0)
-        quiet_until = time.monotonic() + 0.5
-        while time.monotonic() < quiet_until:
-            executor.spin_once(timeout_sec=0.05)
-        executor.shutdown()
-        mon.destroy_node()
-        ctx.try_shutdown()
-        node_log.close()
-        cam_log.close()
-    report = build_report(args, logs, bank_a, bank_b, warmup, run_s, first_result, obs, changes,
-                          samples, crashes, node, camera, final_sample)
-    report["observer_stalls"] = gaps  # seconds this process did not run (machine busy)
+        run_s = finish(run, mon, procs)
+        mon.close()
+        for fh in logs.values():
+            fh.close()
+    report = build_report(opts, setup, run, run_s, obs, procs)
+    report["observer_stalls"] = run.gaps
     return report
 
 
-def build_report(args, logs, bank_a, bank_b, warmup, run_s, first_result, obs, changes,
-                 samples, crashes, node, camera, final_sample) -> dict:
-    node_text = (logs / "node.log").read_text(errors="replace")
-    cam_text = (logs / "camera.log").read_text(errors="replace")
+# ----------------------------------------------------------------------------- report
+
+
+def _frames(summary: dict | None, published: list, obs: Observer) -> dict:
+    def node(key):
+        return summary and summary[key]
+
+    return {"camera_published": int(published[-1]) if published else None,
+            "node_received": node("received"), "processed": node("processed"),
+            "results_received_by_soak": obs.results, "deadline_misses": node("misses"),
+            "dropped_stale": node("dropped_stale"), "replaced_by_newer": node("replaced"),
+            "malformed": node("malformed"), "skipped": node("skipped"), "errors": node("errors")}
+
+
+def _parameter_changes(changes: list, run_s: float) -> tuple[dict, list, list]:
+    """(section, wrong outcomes, unanswered requests that are no longer in flight)."""
+    answered = [c for c in changes if c.answered]
+    answer_ms = [c.answer_ms for c in answered]
+    swaps = [c for c in changes if "bank" in c.params and c.expect_ok]
+    wrong = [c for c in answered if c.ok != c.expect_ok]
+    unanswered = [c for c in changes if not c.answered and c.t < run_s - 30.0]
+    return {
+        "sent": len(changes), "answered": len(answered), "unanswered": len(unanswered),
+        "accepted": sum(1 for c in answered if c.ok),
+        "rejected_as_expected": sum(1 for c in answered if not c.ok and not c.expect_ok),
+        "unexpected_outcomes": [asdict(c) for c in wrong][:20],
+        "answer_ms_p50": percentile(answer_ms, 50), "answer_ms_p95": percentile(answer_ms, 95),
+        "answer_ms_max": max(answer_ms) if answer_ms else None,
+        "bank_swaps_sent": len(swaps),
+        "bank_swaps_accepted": sum(1 for c in swaps if c.ok),
+        "bank_swap_answer_ms_p50": percentile([c.answer_ms for c in swaps if c.answered], 50),
+        "other_answer_ms_p50": percentile([c.answer_ms for c in answered if "bank" not in c.params], 50),
+    }, wrong, unanswered
+
+
+def build_report(opts: SoakOptions, setup: Setup, run: Run, run_s: float, obs: Observer, procs: dict) -> dict:
+    """The JSON-ready report. Passed: no crash or traceback, every processed frame published
+    (the node's count equals the results seen), RSS growth after warm-up <= 5%, every
+    parameter change answered with the expected outcome."""
+    node_text = (setup.logs / "node.log").read_text(errors="replace")
+    cam_text = (setup.logs / "camera.log").read_text(errors="replace")
     summary = parse_summary(node_text)
     published = re.findall(r"vip_perception_camera: published (\d+) frames", cam_text)
     tracebacks = node_text.count("Traceback") + cam_text.count("Traceback")
+    crashes, node, samples = run.crashes, procs["node"], run.samples
     if node.returncode not in (0, None) and not any(c.startswith("node") for c in crashes):
         crashes.append(f"node exited with rc {node.returncode} on SIGINT")
     if tracebacks:
         crashes.append(f"{tracebacks} traceback(s) in the logs")
     if summary is None:
         crashes.append("node printed no final summary")
-    answered = [c for c in changes if c.answered]
-    answer_ms = [c.answer_ms for c in answered]
-    swaps = [c for c in changes if "bank" in c.params and c.expect_ok]
-    wrong = [c for c in answered if c.ok != c.expect_ok]
-    growth = rss_growth(samples, warmup)
-    unanswered = [c for c in changes if not c.answered and c.t < run_s - 30.0]  # not in flight
-    processed = summary["processed"] if summary else None
-    every_published = processed is not None and processed == obs.results
+    changes, wrong, unanswered = _parameter_changes(run.changes, run_s)
+    growth = rss_growth(samples, setup.warmup)
+    every_published = summary is not None and summary["processed"] == obs.results
     passed = (not crashes and every_published and growth["growth_pct"] is not None
               and growth["growth_pct"] <= 5.0 and not wrong and not unanswered)
     return {
-        "command": "vip-perception soak " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["soak"]
-                                                    else sys.argv[1:]),
-        "config": {"minutes": args.minutes, "fps": args.fps, "width": args.width,
-                   "height": args.height, "deadline_ms": args.deadline_ms,
-                   "change_s": args.change_s, "swap_every": args.swap_every,
-                   "sample_s": args.sample_s, "warmup_s": warmup, "bank": args.bank or "shipped",
-                   "bank_a": bank_a,
-                   "bank_b": bank_b, "logs": str(logs)},
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "config": {"minutes": opts.minutes, "fps": opts.fps, "width": opts.width,
+                   "height": opts.height, "deadline_ms": opts.deadline_ms,
+                   "change_s": opts.change_s, "swap_every": opts.swap_every,
+                   "sample_s": opts.sample_s, "warmup_s": setup.warmup, "bank": opts.bank or "shipped",
+                   "bank_a": setup.bank_a, "bank_b": setup.bank_b, "logs": str(setup.logs)},
+        "machine": machine_info(),
         "run_s": round(run_s, 1),
-        "first_result_after_s": first_result,
+        "first_result_after_s": run.first_result,
         "crashes": len(crashes),
         "crash_details": crashes,
-        "exit_codes": {"node": node.returncode, "camera": camera.returncode},
-        "frames": {
-            "camera_published": int(published[-1]) if published else None,
-            "node_received": summary and summary["received"],
-            "processed": processed,
-            "results_received_by_soak": obs.results,
-            "deadline_misses": summary and summary["misses"],
-            "dropped_stale": summary and summary["dropped_stale"],
-            "replaced_by_newer": summary and summary["replaced"],
-            "malformed": summary and summary["malformed"],
-            "skipped": summary and summary["skipped"],
-            "errors": summary and summary["errors"],
-        },
+        "exit_codes": {"node": node.returncode, "camera": procs["camera"].returncode},
+        "frames": _frames(summary, published, obs),
         "every_processed_frame_published": every_published,
-        "parameter_changes": {
-            "sent": len(changes), "answered": len(answered), "unanswered": len(unanswered),
-            "accepted": sum(1 for c in answered if c.ok),
-            "rejected_as_expected": sum(1 for c in answered if not c.ok and not c.expect_ok),
-            "unexpected_outcomes": [asdict(c) for c in wrong][:20],
-            "answer_ms_p50": _quantile(answer_ms, 50), "answer_ms_p95": _quantile(answer_ms, 95),
-            "answer_ms_max": max(answer_ms) if answer_ms else None,
-            "bank_swaps_sent": len(swaps),
-            "bank_swaps_accepted": sum(1 for c in swaps if c.ok),
-            "bank_swap_answer_ms_p50": _quantile([c.answer_ms for c in swaps if c.answered], 50),
-            "other_answer_ms_p50": _quantile([c.answer_ms for c in answered
-                                              if "bank" not in c.params], 50),
-        },
+        "parameter_changes": changes,
         "rss": growth,
         "fds": {"first": samples[0]["fds"] if samples else None,
                 "last": samples[-1]["fds"] if samples else None,
                 "max": max((s["fds"] for s in samples), default=None)},
-        "final_sample": final_sample,
+        "final_sample": run.final_sample,
         "samples": samples,
         "change_log": [{"t": c.t, "params": c.params, "ok": c.ok, "answer_ms": c.answer_ms}
-                       for c in changes],
+                       for c in run.changes],
         "passed": bool(passed),
     }
 
 
 def plot(report: dict, path: str) -> None:
+    """RSS and open fds over time (top), stamp -> result latency with bank swaps (bottom)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -452,6 +527,7 @@ def plot(report: dict, path: str) -> None:
 
 
 def format_report(r: dict) -> str:
+    """The one-screen summary printed at the end."""
     f, p, g = r["frames"], r["parameter_changes"], r["rss"]
     pct = lambda v: "n/a" if v is None else f"{v:+.2f}%"  # noqa: E731
     ms = lambda v: "n/a" if v is None else f"{v:.0f} ms"  # noqa: E731
