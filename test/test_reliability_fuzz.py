@@ -13,8 +13,8 @@ pytest.importorskip("hypothesis")
 cv2 = pytest.importorskip("cv2")
 
 from vip_perception import cli  # noqa: E402
-from vip_perception.ros.tools import fuzz  # noqa: E402
 from vip_perception.ros import convert  # noqa: E402
+from vip_perception.ros.tools import fuzz  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
