@@ -25,6 +25,7 @@ torch = pytest.importorskip("torch")
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.duration import Duration  # noqa: E402
+from rclpy.exceptions import ParameterUninitializedException  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
@@ -175,12 +176,21 @@ def rig(_module_rig):
     pairs such as margin_ms < deadline_ms are checked together)."""
     from vip_perception.ros.parameters import SPECS
 
-    names = [spec.name for spec in SPECS if not spec.read_only]
-    before = {p.name: p.value for p in _module_rig.node.get_parameters(names)}
+    def values():  # the writable parameters that hold a value (an unset roi holds none)
+        node, out = _module_rig.node, {}
+        for spec in SPECS:
+            if not spec.read_only:
+                try:
+                    out[spec.name] = node.get_parameter(spec.name).value
+                except ParameterUninitializedException:
+                    pass
+        return out
+
+    before = values()
     yield _module_rig
     _module_rig.stop_feed()
-    now = {p.name: p.value for p in _module_rig.node.get_parameters(names)}
-    changed = {k: v for k, v in before.items() if now[k] != v}
+    now = values()
+    changed = {k: v for k, v in before.items() if now.get(k) != v}
     if changed:
         res, _ = _module_rig.set(**changed)
         assert all(r.successful for r in res), [r.reason for r in res]

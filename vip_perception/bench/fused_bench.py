@@ -150,6 +150,23 @@ def _ratio(a: Variant | None, b: Variant | None) -> dict | None:
             "speedup": a.median_ms / b.median_ms}
 
 
+def _summary(variants: list, spec: str, impls, mac_ratio: float) -> dict:
+    """Best-vs-best speed-ups of layer set ``spec``'s ViP variants against the original, per
+    backend and across backends, and the efficiency (speed-up / MAC ratio)."""
+    base_torch = _best(variants, role="original", backend="torch")
+    base_ort = _best(variants, role="original", backend="onnxruntime")
+    base_all = _best(variants, role="original")
+    summary = {}
+    for impl in impls:
+        summary[f"{impl}_torch"] = _ratio(base_torch, _best(variants, impl=impl, layers=spec, backend="torch"))
+        summary[f"{impl}_onnxruntime"] = _ratio(
+            base_ort, _best(variants, impl=impl, layers=spec, backend="onnxruntime"))
+        summary[f"{impl}_any_backend"] = _ratio(base_all, _best(variants, impl=impl, layers=spec))
+        best = summary[f"{impl}_any_backend"]
+        summary[f"{impl}_efficiency"] = None if best is None else best["speedup"] / mac_ratio
+    return summary
+
+
 def run_matrix(arch: str = "vgg16", input: int = 224, layers="paper", threads: int = 2,  # noqa: A002
                repeats: int = 10, **options) -> dict:
     """Time original / ViP reference / ViP fused on torch and ONNX Runtime; JSON-ready record.
@@ -206,19 +223,8 @@ def run_matrix(arch: str = "vgg16", input: int = 224, layers="paper", threads: i
     _time([(v, fn) for v, fn in pairs if v.error is None], x, cfg)
     variants = [v for v, _ in pairs]
 
-    base_torch = _best(variants, role="original", backend="torch")
-    base_ort = _best(variants, role="original", backend="onnxruntime")
-    base_all = _best(variants, role="original")
     for spec, info in sets.items():
-        summary = {}
-        for impl in cfg.impls:
-            summary[f"{impl}_torch"] = _ratio(base_torch, _best(variants, impl=impl, layers=spec, backend="torch"))
-            summary[f"{impl}_onnxruntime"] = _ratio(
-                base_ort, _best(variants, impl=impl, layers=spec, backend="onnxruntime"))
-            summary[f"{impl}_any_backend"] = _ratio(base_all, _best(variants, impl=impl, layers=spec))
-            best = summary[f"{impl}_any_backend"]
-            summary[f"{impl}_efficiency"] = None if best is None else best["speedup"] / info["mac_ratio"]
-        info["summary"] = summary
+        info["summary"] = _summary(variants, spec, cfg.impls, info["mac_ratio"])
     return {
         "arch": cfg.arch,
         "input": [cfg.in_channels, cfg.input, cfg.input],
