@@ -39,7 +39,8 @@ def tiny_bank():
     for k, c in enumerate((2, 4)):
         m = FakeMember(f"cnn{c}", 0.8 + 0.05 * k, {1: 0.05 * (k + 1), 2: 0.04 * (k + 1)})
         torch.manual_seed(k)
-        m.module = torch.nn.Sequential(torch.nn.Conv2d(1, c, 3), torch.nn.Flatten(), torch.nn.Linear(c * 26 * 26, 10)).eval()
+        m.module = torch.nn.Sequential(torch.nn.Conv2d(1, c, 3), torch.nn.Flatten(),
+                                       torch.nn.Linear(c * 26 * 26, 10)).eval()
         members.append(m)
     return FakeBank(members, name="tiny")
 

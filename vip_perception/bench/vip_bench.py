@@ -112,7 +112,8 @@ def benchmark(cfg: BenchConfig) -> dict:
     for fmt in FORMATS:
         b, v = samples[("original", fmt)], samples[("vip", fmt)]
         mb, mv = statistics.median(b), statistics.median(v)
-        per_format[fmt] = FormatResult(mb, mv, mb / mv, min(b), min(v), [round(s, 3) for s in b], [round(s, 3) for s in v])
+        per_format[fmt] = FormatResult(mb, mv, mb / mv, min(b), min(v), [round(s, 3) for s in b],
+                                       [round(s, 3) for s in v])
     best_base = min(FORMATS, key=lambda f: per_format[f].baseline_ms)
     best_vip = min(FORMATS, key=lambda f: per_format[f].vip_ms)
     baseline_ms, vip_ms = per_format[best_base].baseline_ms, per_format[best_vip].vip_ms
@@ -132,7 +133,8 @@ def benchmark(cfg: BenchConfig) -> dict:
         "mac_ratio": macs.ratio,
         "efficiency": speedup / macs.ratio,
         # Best against best over the fastest single runs: a cross-check when the machine is busy.
-        "speedup_of_minima": min(r.baseline_min_ms for r in per_format.values()) / min(r.vip_min_ms for r in per_format.values()),
+        "speedup_of_minima": (min(r.baseline_min_ms for r in per_format.values())
+                              / min(r.vip_min_ms for r in per_format.values())),
         "macs_original": macs.original.total,
         "macs_vip": macs.vip.total,
         "per_layer_macs": {n: [r.original, r.vip] for n, r in macs.per_layer.items()},
@@ -170,7 +172,8 @@ def format_table(rec: dict) -> str:
         f"{'MACs (G)':<16}{rec['macs_original'] / 1e9:>13.2f}{rec['macs_vip'] / 1e9:>10.2f}{rec['mac_ratio']:>9.2f}x"
         f"   efficiency (speedup / mac_ratio) {rec['efficiency']:.2f}"
     )
-    load = f"1-min load average before/after: {rec['loadavg_before']} / {rec['loadavg_after']} on {rec['cpu_count']} CPUs"
+    load = (f"1-min load average before/after: {rec['loadavg_before']} / {rec['loadavg_after']} "
+            f"on {rec['cpu_count']} CPUs")
     if max(rec["loadavg_before"] or 0, rec["loadavg_after"] or 0) > (rec["cpu_count"] or 1):
         load += " -- busy machine: other processes competed, expect noisy times (see per-run samples)"
     lines.append(load)

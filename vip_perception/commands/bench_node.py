@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from vip_perception.ros.tools.node_bench import NodeBenchOptions, format_result, node_benchmark
 from vip_perception.jsonfile import write_json
+from vip_perception.ros.tools.node_bench import NodeBenchOptions, format_result, node_benchmark
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,8 @@ from vip_perception.ros.tools.demo import DEMO_SCORE_THRESHOLD, TASKS, DemoOptio
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=float, default=20.0, help="how long to run, from the node's first result (default 20)")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="how long to run, from the node's first result (default 20)")
     parser.add_argument("--fps", type=float, default=15.0, help="camera rate, Hz (default 15)")
     parser.add_argument("--bank", default=None,
                         help="bank directory (default: the shipped config/banks/fashion_mnist, or "

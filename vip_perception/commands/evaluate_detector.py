@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", default=None, help="write the per-member results here")
     parser.add_argument("--scenes", type=int, default=0, help="test scenes to score (default: the build's test_scenes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for inference and latency")
-    parser.add_argument("--runs", type=int, default=60, help="timed batch-1 runs per member (0 = use the manifest's profile)")
+    parser.add_argument("--runs", type=int, default=60,
+                        help="timed batch-1 runs per member (0 = use the manifest's profile)")
     parser.add_argument("--rounds", type=int, default=6, help="interleaving rounds for the latency runs")
     parser.add_argument("--plot", default=None, help="also write a latency vs mAP@0.5 plot (PNG) here")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
@@ -35,7 +36,8 @@ def run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result = evaluate_bank(bank, args.scenes, args.threads, args.runs, args.rounds, not args.no_progress)
-    print(f"{'member':10s} {'mAP@.5':>7s} {'mAP':>7s} {'p50 ms':>8s} {'bb ms':>8s} {'speedup':>8s} {'loss@.5':>8s}  vip layers")
+    print(f"{'member':10s} {'mAP@.5':>7s} {'mAP':>7s} {'p50 ms':>8s} {'bb ms':>8s} {'speedup':>8s} "
+          f"{'loss@.5':>8s}  vip layers")
     for r in result["members"]:
         sp = f"{r['speedup']:.2f}x" if "speedup" in r else "-"
         loss = f"{r['map50_loss']:+.4f}" if "map50_loss" in r else "-"

@@ -50,7 +50,8 @@ def evaluate_bank(bank, scenes: int, threads: int, runs: int, rounds: int, progr
 
         cands = bank.manifest["build"]["candidates"]
         lat = {m.name: (LatencyProfile.from_dict(cands[m.name]["latency"][str(threads)]),
-                        LatencyProfile.from_dict(cands[m.name]["backbone_latency"][str(threads)])) for m in bank.members}
+                        LatencyProfile.from_dict(cands[m.name]["backbone_latency"][str(threads)]))
+               for m in bank.members}
         source = "manifest"
     rows = {}
     for m in bank.members:
@@ -84,7 +85,8 @@ def plot(result: dict, path: str) -> None:
 
     rows = {r["name"]: r for r in result["members"]}
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for key, marker, label in (("latency_ms_p50", "o", "whole detector"), ("backbone_latency_ms_p50", "s", "backbone only")):
+    series = (("latency_ms_p50", "o", "whole detector"), ("backbone_latency_ms_p50", "s", "backbone only"))
+    for key, marker, label in series:
         ax.scatter([r[key] for r in rows.values()], [r["map50"] for r in rows.values()], marker=marker, label=label)
         for r in rows.values():
             ax.annotate(r["name"], (r[key], r["map50"]), fontsize=7, xytext=(3, 3), textcoords="offset points")

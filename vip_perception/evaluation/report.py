@@ -22,11 +22,12 @@ def _cpu(s: dict) -> tuple[str, int]:
 def summary(report: dict) -> str:
     """A few lines: the scenario, one row per policy, the best fixed option, recovery."""
     s = report["scenario"]
+    fixed = s.get("deadline_fixed")
+    ref = f"{s['reference_p95_ms_measured']:.3f} ms @{s['reference_threads']}t"
     lines = [
-        (f"deadline {s['deadline_ms']:.3f} ms (fixed; {s['reference_member']} p95 "
-         if s.get("deadline_fixed") else f"deadline {s['deadline_ms']:.3f} ms = {s['deadline_scale']} x {s['reference_member']} p95 ")
-        + f"{s['reference_p95_ms_measured']:.3f} ms @{s['reference_threads']}t{')' if s.get('deadline_fixed') else ''}; "
-        f"backend {s.get('backend', 'torch')}; load {s['background_load']} "
+        (f"deadline {s['deadline_ms']:.3f} ms (fixed; {s['reference_member']} p95 {ref}); " if fixed else
+         f"deadline {s['deadline_ms']:.3f} ms = {s['deadline_scale']} x {s['reference_member']} p95 {ref}; ")
+        + f"backend {s.get('backend', 'torch')}; load {s['background_load']} "
         f"({s['load_pattern']}, frames {s['load_frames'][0]}-{s['load_frames'][1]}); {s['frames']} frames; "
         "cpu {} x{}".format(*_cpu(s)),
         f"{'policy':<28} {'miss':>6} {'acc_all':>8} {'acc_proc':>8} {'sel_p50us':>9} {'sel_p99us':>9}  usage",

@@ -33,7 +33,6 @@ from vip_perception.evaluation.load import BackgroundLoad
 from vip_perception.quantiles import percentile
 from vip_perception.share import share_candidates, share_path
 
-from .detection_score import DetectionScore
 from .processes import CONFIG_REL, child_env, resolve_bank, stop_process
 
 DETECTOR_REL = "config/banks/conveyor_detector"
@@ -106,6 +105,8 @@ class Scoreboard:
         self.processed = 0
         self.station_total = 0
         self.station_correct = 0
+        from .detection_score import DetectionScore  # torch: imported when a demo runs
+
         self.det = DetectionScore()  # belt scene: detections against the truth boxes
         self.members: Counter = Counter()
         self.misses = 0
