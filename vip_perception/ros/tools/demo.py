@@ -334,6 +334,10 @@ def _loop(opts: DemoOptions, launch: Launch, board: Scoreboard, executor, procs:
                 out.note(f"error: the {name} process exited early (rc {proc.returncode}); its log:\n"
                          + (launch.logs / f"{name}.log").read_text()[-3000:])
                 return first, 1
+        if now >= next_line:
+            out.line(_live_line(board, now - start, now, launch.task))
+            while next_line <= now:  # after a stall: the next line on the cadence, no burst
+                next_line += 1.0 if out.tty else 2.0
         if first is None:
             if now - start > NO_RESULT_S:
                 out.note(f"error: no result in {NO_RESULT_S:.0f} s; node log:\n"
@@ -341,9 +345,6 @@ def _loop(opts: DemoOptions, launch: Launch, board: Scoreboard, executor, procs:
                 return first, 1
             continue
         window = now - start - first
-        if now >= next_line:
-            out.line(_live_line(board, now - start, now, launch.task))
-            next_line += 1.0 if out.tty else 2.0
         if window >= opts.seconds:
             return first, None
         if opts.load and not load.running and window >= opts.seconds / 2:
