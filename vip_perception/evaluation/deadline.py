@@ -260,8 +260,9 @@ def _frame(s: Setup, i: int, capture: float, shuffle: random.Random, gap_s: floa
                       adaptive=Pick(a_idx, tm.threads, tm.deadline_met, tm.deadline_met and a_right, a_right),
                       selection_us={"adaptive": tm.selection_us})
     scoring.decide(rec, s.options, s.accuracy, s.lookup, s.deadline_ms)
-    for p in (*s.static, *s.extra):
-        rec.selection_us[p] = scoring.fixed_selection_us(time.perf_counter, {**s.static, **s.extra}, p)
+    fixed = {**s.static, **s.extra}
+    for p in fixed:
+        rec.selection_us[p] = scoring.fixed_selection_us(time.perf_counter, fixed, p)
     row = {"frame": i, "load": s.load_on[0] <= i < s.load_on[1],
            "remaining_ms": round(tm.remaining_ms, 4), "member": a_idx, "threads": tm.threads,
            "predicted_ms": round(tm.predicted_ms, 4), "actual_ms": round(tm.actual_ms, 4),
