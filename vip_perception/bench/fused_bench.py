@@ -179,6 +179,7 @@ def run_matrix(arch: str = "vgg16", input: int = 224, layers="paper", threads: i
     import torch
     import torchvision
 
+    from vip_perception.backends.torch_backend import run_torch
     from vip_perception.fused import fuse_vip, fused_stages, native_status
     from vip_perception.vip import apply_vip, compare_macs, resolve_layers, vgg_aliases
 
@@ -198,8 +199,7 @@ def run_matrix(arch: str = "vgg16", input: int = 224, layers="paper", threads: i
         names = resolve_layers(original, spec)  # ValueError lists the valid names
         vip = _tied(original, apply_vip(original, names).eval())
         fused = _tied(original, fuse_vip(vip).eval())
-        with torch.inference_mode():
-            ref_out = vip(x)
+        ref_out = run_torch(vip, x, cfg.threads)  # (1, classes)
         scale = max(ref_out.abs().max().item(), 1e-30)
         new = []
         for impl, model in (("reference", vip), ("fused", fused)):

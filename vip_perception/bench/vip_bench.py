@@ -60,21 +60,21 @@ def validate(cfg: BenchConfig) -> None:
 
 
 def _time_interleaved(variants: dict, x_by_format: dict, cfg: BenchConfig) -> dict[str, list[float]]:
-    """Run every variant `warmup` times, then `repeats` rounds timing each once per round."""
-    import torch
+    """Run every variant `warmup` times, then `repeats` rounds timing each once per round
+    (each call through the torch runner at ``cfg.threads``)."""
+    from vip_perception.backends.torch_backend import run_torch
 
     keys = list(variants)
     samples: dict[str, list[float]] = {k: [] for k in keys}
-    with torch.inference_mode():
-        for _ in range(cfg.warmup):
-            for k in keys:
-                variants[k](x_by_format[k[1]])
-        for r in range(cfg.repeats):
-            for k in keys[r % len(keys) :] + keys[: r % len(keys)]:  # rotate the order each round
-                x = x_by_format[k[1]]
-                t0 = time.perf_counter()
-                variants[k](x)
-                samples[k].append((time.perf_counter() - t0) * 1e3)
+    for _ in range(cfg.warmup):
+        for k in keys:
+            run_torch(variants[k], x_by_format[k[1]], cfg.threads)
+    for r in range(cfg.repeats):
+        for k in keys[r % len(keys) :] + keys[: r % len(keys)]:  # rotate the order each round
+            x = x_by_format[k[1]]
+            t0 = time.perf_counter()
+            run_torch(variants[k], x, cfg.threads)
+            samples[k].append((time.perf_counter() - t0) * 1e3)
     return samples
 
 
