@@ -1,7 +1,8 @@
-"""The node benchmark (`vip-perception bench node`): what the ROS node costs beyond inference, and what DDS delivers.
+"""The node benchmark (`vip-perception bench node`): what the ROS node costs beyond
+inference, and what DDS delivers.
 
 Three measurements, all with the synthetic camera as a separate process publishing 640x480
-bgr8 frames (the setting the issue fixes):
+bgr8 frames (by default):
   overhead     the node in this process with a preprocess-only engine (bank.preprocess, no
                model), so per-frame stage times are receive (deserialisation, timed apart with
                rclpy.serialization, + the callback), convert, preprocess and publish;
