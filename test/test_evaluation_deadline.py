@@ -82,6 +82,15 @@ def test_bad_scenarios_rejected():
             EvalConfig(bank="x", **kw).validate()
 
 
+def test_engine_settings_checked_by_the_engine_config():
+    """Quantile, on_no_fit and margin against the deadline follow EngineConfig.validate."""
+    with pytest.raises(ValueError, match="margin_ms"):
+        evaluate(EvalConfig(bank="", background_load=0, frames=2, reference_runs=5, deadline_ms=0.1,
+                            margin_ms=0.2), bank=tiny_bank(), data=Data())
+    with pytest.raises(ValueError, match="latency_quantile"):
+        EvalConfig(bank="x", quantile="p42").engine_config(10.0)
+
+
 def test_background_load_starts_and_stops():
     load = BackgroundLoad(1)
     try:
