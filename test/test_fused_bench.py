@@ -1,9 +1,10 @@
 """run_matrix: every variant present, ViP variants checked against the reference, JSON-ready."""
-import argparse
 import json
 
+import pytest
 import torch
 
+from vip_perception import cli
 from vip_perception.bench import fused_bench
 from vip_perception.models import ModelSpec, build_model
 
@@ -33,10 +34,8 @@ def test_run_matrix_records_every_variant():
 
 
 def test_cli_flags_are_validated(capsys):
-    parser = argparse.ArgumentParser()
-    fused_bench.add_arguments(parser)
-    args = parser.parse_args(["--backend", "tensorrt"])
-    assert fused_bench.run(args) == 2
+    assert cli.main(["bench", "vip", "--backend", "tensorrt"]) == 2
     assert "--backend 'tensorrt': choose from torch, onnxruntime" in capsys.readouterr().err
-    args = parser.parse_args(["--impl", "fastest"])
-    assert fused_bench.run(args) == 2
+    assert cli.main(["bench", "vip", "--impl", "fastest"]) == 2
+    with pytest.raises(ValueError, match="--impl"):
+        fused_bench.parse_choices("", fused_bench.IMPLS, "--impl")

@@ -24,6 +24,8 @@ rclpy = pytest.importorskip("rclpy")
 torch = pytest.importorskip("torch")
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from rclpy.duration import Duration  # noqa: E402
+from rclpy.exceptions import ParameterUninitializedException  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
@@ -111,19 +113,23 @@ class Rig:
                     raise AssertionError(f"timed out waiting for {what}")
                 self.cond.wait(0.05)
 
-    def frame(self, frame_id: str):
+    def frame(self, frame_id: str, age_ms: float = 0.0):
+        """A valid frame stamped ``age_ms`` before now."""
         msg = convert.array_to_image(np.full((48, 64, 3), 120, np.uint8), "bgr8")
         msg.header.frame_id = frame_id
-        msg.header.stamp = self.probe.get_clock().now().to_msg()
+        stamp = self.probe.get_clock().now() - Duration(nanoseconds=int(age_ms * 1e6))
+        msg.header.stamp = stamp.to_msg()
         return msg
 
-    def feed(self, hz: float = 20.0, prefix: str = "valid"):
-        """Valid frames in the background until stop_feed()."""
+    def feed(self, hz: float = 20.0, prefix: str = "valid", late_every: int = 0, late_ms: float = 0.0):
+        """Valid frames in the background until stop_feed(); every ``late_every``-th one
+        stamped ``late_ms`` in the past."""
         self._stop.clear()
 
         def loop():
             while not self._stop.is_set():
-                self.pub.publish(self.frame(f"{prefix}_{self.sent}"))
+                late = late_every and self.sent % late_every == 0
+                self.pub.publish(self.frame(f"{prefix}_{self.sent}", late_ms if late else 0.0))
                 self.sent += 1
                 time.sleep(1.0 / hz)
         self._feeder = threading.Thread(target=loop, daemon=True)
@@ -158,10 +164,36 @@ class Rig:
 
 
 @pytest.fixture(scope="module")
-def rig(ctx, bank_dir):
+def _module_rig(ctx, bank_dir):
     r = Rig(ctx, bank_dir, "rel_cam", "vip_rel", diagnostics_period_s=0.2, stale_after_s=0.6)
     yield r
     r.close()
+
+
+@pytest.fixture
+def rig(_module_rig):
+    """The module's rig, its writable parameters put back after each test (one request, so
+    pairs such as margin_ms < deadline_ms are checked together)."""
+    from vip_perception.ros.parameters import SPECS
+
+    def values():  # the writable parameters that hold a value (an unset roi holds none)
+        node, out = _module_rig.node, {}
+        for spec in SPECS:
+            if not spec.read_only:
+                try:
+                    out[spec.name] = node.get_parameter(spec.name).value
+                except ParameterUninitializedException:
+                    pass
+        return out
+
+    before = values()
+    yield _module_rig
+    _module_rig.stop_feed()
+    now = values()
+    changed = {k: v for k, v in before.items() if now.get(k) != v}
+    if changed:
+        res, _ = _module_rig.set(**changed)
+        assert all(r.successful for r in res), [r.reason for r in res]
 
 
 def _env():
@@ -175,7 +207,7 @@ def test_malformed_flood_from_another_process_valid_frames_keep_flowing(rig):
     """A second process publishes malformed images back to back on the camera's topic while
     valid frames arrive at 20 Hz; parameter changes are answered throughout."""
     before = rig.cam.snapshot(0)
-    flood = subprocess.Popen([sys.executable, "-m", "vip_perception.ros.flood", "--topic",
+    flood = subprocess.Popen([sys.executable, "-m", "vip_perception.ros.tools.flood", "--topic",
                               "rel_cam", "--seconds", "6"], env=_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
@@ -318,17 +350,29 @@ def test_camera_stops_and_comes_back_diagnostics_go_stale_and_back_to_ok(rig):
 
 
 # ---- CPU hog ---------------------------------------------------------------------------
+def _late(st) -> int:
+    """Frames a diagnostic status reports as late for their deadline: processed after it
+    (deadline_misses) or already older than it when the worker got to them (dropped_stale)."""
+    values = {kv.key: kv.value for kv in st.values}
+    return int(values.get("deadline_misses", "0")) + int(values.get("dropped_stale", "0"))
+
+
 def test_cpu_hog_misses_reported_parameter_services_answer(rig):
-    """Three busy processes on this (shared, 2-core) machine; a 1 ms deadline so frames
-    are late whatever the load. The 200 ms target for parameter answers is measured and
-    printed; the assertion is a generous 5 s so a busy box cannot make it flaky."""
-    from vip_perception.runtime.load import BackgroundLoad
+    """Three busy processes on this (shared) machine and a 1 ms deadline. First frames stamped
+    when sent (late or not, depending on the load) while parameters change: every request is
+    answered (the 200 ms target is printed, the assertion is a generous 5 s). Then frames
+    stamped 1 ms before they are sent: each is past its deadline before it can reach the node,
+    so late frames are guaranteed on any machine, however fast, and the node must report them
+    in /diagnostics (waited for with a generous bound) with a WARN or ERROR level."""
+    from vip_perception.evaluation.load import BackgroundLoad
     before = rig.cam.snapshot(0)
     answers = []
     with BackgroundLoad(3):
         for change in ({"margin_ms": 0.5}, {"deadline_ms": 1.0}):  # one at a time: margin < deadline
             res, _ = rig.set(**change)
             assert res[0].successful, res[0].reason
+        t0 = time.monotonic()
+        late_before = max((_late(st) for t, st in rig.diags), default=0)
         rig.feed(hz=20.0, prefix="hog")
         try:
             for i in range(10):
@@ -336,23 +380,22 @@ def test_cpu_hog_misses_reported_parameter_services_answer(rig):
                 res, dt = rig.set(margin_ms=0.5 if i % 2 else 0.4)
                 assert res[0].successful, res[0].reason
                 answers.append(dt * 1e3)
-            t0 = time.monotonic()
-            rig.wait(lambda: any(t > t0 and int(dict((kv.key, kv.value) for kv in st.values)
-                                                  .get("deadline_misses", "0")) > 0
-                                 for t, st in rig.diags), "deadline misses in /diagnostics")
+            rig.stop_feed()
+            rig.feed(hz=20.0, prefix="hog_late", late_every=1, late_ms=1.0)
+            rig.wait(lambda: any(t > t0 and _late(st) > late_before for t, st in rig.diags),
+                     "late frames (deadline misses or stale drops) in /diagnostics", timeout=90.0)
+            rig.wait(lambda: any(t > t0 and st.level in (DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
+                                 for t, st in rig.diags), "a WARN or ERROR diagnostic", timeout=90.0)
         finally:
             rig.stop_feed()
     cur = rig.cam.snapshot(0)
     late = (cur.misses - before.misses) + (cur.dropped_stale - before.dropped_stale)
-    levels = {st.level for t, st in rig.diags if t > t0}
     answers.sort()
     print(f"\nCPU hog (3 processes): parameter answers p50 {answers[len(answers) // 2]:.0f} ms, "
           f"max {answers[-1]:.0f} ms (target 200 ms); late frames {late} (misses "
           f"{cur.misses - before.misses}, dropped stale {cur.dropped_stale - before.dropped_stale})")
     assert late > 0
-    assert levels & {DiagnosticStatus.WARN, DiagnosticStatus.ERROR}
     assert max(answers) < 5000.0
-    rig.set(deadline_ms=2000.0, margin_ms=1.0)
 
 
 # ---- SIGTERM during inference ----------------------------------------------------------

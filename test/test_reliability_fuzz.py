@@ -3,7 +3,6 @@ every image it returns is one preprocessing accepts. A short Hypothesis run here
 `vip-perception fuzz --cases 10000` is the long one (benchmarks/fuzz.json)."""
 from __future__ import annotations
 
-import argparse
 import array
 import json
 
@@ -13,8 +12,9 @@ import pytest
 pytest.importorskip("hypothesis")
 cv2 = pytest.importorskip("cv2")
 
-from vip_perception.reliability import fuzz  # noqa: E402
+from vip_perception import cli  # noqa: E402
 from vip_perception.ros import convert  # noqa: E402
+from vip_perception.ros.tools import fuzz  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -81,11 +81,8 @@ def test_real_sensor_msgs_messages_when_importable():
 
 
 def test_cli_writes_the_report(tmp_path):
-    parser = argparse.ArgumentParser()
-    fuzz.add_arguments(parser)
     path = tmp_path / "fuzz.json"
-    args = parser.parse_args(["--cases", "60", "--json", str(path), "--bank", "none"])
-    assert fuzz.run(args) == 0
+    assert cli.main(["fuzz", "--cases", "60", "--json", str(path), "--bank", "none"]) == 0
     report = json.loads(path.read_text())
     assert report["cases"] == 60 and report["escapes"] == 0
     assert sum(report["reasons"].values()) + report["converted_ok"] == 60

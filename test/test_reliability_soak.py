@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("psutil")
 
-from vip_perception.ros import soak  # noqa: E402
+from vip_perception.ros.tools import soak  # noqa: E402
 from vip_perception.ros.transport import dds_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,13 +23,28 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def test_summary_line_is_parsed():
-    text = ("[INFO] noise\nvip_perception: final summary after 32.8 s, bank x (/b)\n"
-            "  image_raw: received 894, processed 861, deadline misses 8, dropped stale 7, "
-            "replaced 26, malformed 0, skipped 0, errors 0, latency p50 8.6 ms, node overhead "
-            "p50 0.7 ms, members {'vgg_m': 859}\n")
+    """The node's own final summary (counted by CameraStats, printed by format_summary) is
+    what the soak parses: the counts come back exactly."""
+    from vip_perception.ros.perception import format_summary
+    from vip_perception.ros.stats import CameraStats
+
+    st = CameraStats("image_raw")
+    for k in range(9):
+        st.on_received(float(k))
+    for k in range(5):
+        st.on_processed("vgg_m", met=k != 0, latency_ms=8.0 + k, overhead_ms=0.7, skipped=False)
+    st.on_processed(None, met=False, latency_ms=0.0, overhead_ms=None, skipped=True)
+    st.on_malformed("bad_step")
+    st.count("dropped_stale", 2)
+    st.count("replaced", 3)
+    st.count("errors")
+    summary = {"node": "vip_perception", "bank": {"name": "x", "path": "/b"}, "uptime_s": 32.8,
+               "cameras": [st.summary()]}
+    text = "[INFO] noise\n" + format_summary(summary) + "\n"
     assert soak.parse_summary(text) == {
-        "topic": "image_raw", "received": 894, "processed": 861, "misses": 8,
-        "dropped_stale": 7, "replaced": 26, "malformed": 0, "skipped": 0, "errors": 0}
+        "topic": "image_raw", "received": 9, "processed": 5, "misses": 1,
+        "dropped_stale": 2, "replaced": 3, "malformed": 1, "skipped": 1, "errors": 1}
+    assert soak.parse_summary(text.replace("image_raw: received", "image_raw: got")) is None
     assert soak.parse_summary("no summary") is None
 
 

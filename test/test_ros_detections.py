@@ -206,7 +206,7 @@ def test_backend_onnxruntime_on_the_shipped_classifier_bank(ctx):
 
 
 def test_detection_score_matches_by_class_and_iou():
-    from vip_perception.ros.detection_score import DetectionScore, match_frame
+    from vip_perception.ros.tools.detection_score import DetectionScore, match_frame
     truth = [[0, 0, 10, 10], [20, 20, 30, 30]]
     m = match_frame([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], [1, 1, 2], truth, [1, 3])
     assert (m.true_positives, m.false_positives, m.false_negatives) == (1, 2, 1)  # duplicate, wrong class

@@ -8,8 +8,7 @@ convolutions (the same PackedConv2d the fused model uses) and with ``torch.compi
 interleaved rounds (order rotated every round) so drifting load on a shared machine hits all
 alike, and every ViP variant's output is checked against the reference ViP model first.
 Speedups are best against best: the original's fastest variant against the ViP model's
-fastest, per backend and across backends. The CLI (``bench vip --backend ... --impl ...``)
-is meant to call run_matrix.
+fastest, per backend and across backends. ``vip-perception bench vip --backend ... --impl ...`` runs it.
 """
 from __future__ import annotations
 
@@ -17,6 +16,8 @@ import copy
 import statistics
 import time
 from dataclasses import asdict, dataclass
+
+from vip_perception.machine import machine_info
 
 __all__ = ["MatrixConfig", "Variant", "format_matrix", "run_matrix"]
 
@@ -149,6 +150,23 @@ def _ratio(a: Variant | None, b: Variant | None) -> dict | None:
             "speedup": a.median_ms / b.median_ms}
 
 
+def _summary(variants: list, spec: str, impls, mac_ratio: float) -> dict:
+    """Best-vs-best speed-ups of layer set ``spec``'s ViP variants against the original, per
+    backend and across backends, and the efficiency (speed-up / MAC ratio)."""
+    base_torch = _best(variants, role="original", backend="torch")
+    base_ort = _best(variants, role="original", backend="onnxruntime")
+    base_all = _best(variants, role="original")
+    summary = {}
+    for impl in impls:
+        summary[f"{impl}_torch"] = _ratio(base_torch, _best(variants, impl=impl, layers=spec, backend="torch"))
+        summary[f"{impl}_onnxruntime"] = _ratio(
+            base_ort, _best(variants, impl=impl, layers=spec, backend="onnxruntime"))
+        summary[f"{impl}_any_backend"] = _ratio(base_all, _best(variants, impl=impl, layers=spec))
+        best = summary[f"{impl}_any_backend"]
+        summary[f"{impl}_efficiency"] = None if best is None else best["speedup"] / mac_ratio
+    return summary
+
+
 def run_matrix(arch: str = "vgg16", input: int = 224, layers="paper", threads: int = 2,  # noqa: A002
                repeats: int = 10, **options) -> dict:
     """Time original / ViP reference / ViP fused on torch and ONNX Runtime; JSON-ready record.
@@ -161,7 +179,7 @@ def run_matrix(arch: str = "vgg16", input: int = 224, layers="paper", threads: i
     import torch
     import torchvision
 
-    from vip_perception.bench.vip_bench import cpu_name
+    from vip_perception.backends.torch_backend import run_torch
     from vip_perception.fused import fuse_vip, fused_stages, native_status
     from vip_perception.vip import apply_vip, compare_macs, resolve_layers, vgg_aliases
 
@@ -181,8 +199,7 @@ def run_matrix(arch: str = "vgg16", input: int = 224, layers="paper", threads: i
         names = resolve_layers(original, spec)  # ValueError lists the valid names
         vip = _tied(original, apply_vip(original, names).eval())
         fused = _tied(original, fuse_vip(vip).eval())
-        with torch.inference_mode():
-            ref_out = vip(x)
+        ref_out = run_torch(vip, x, cfg.threads)  # (1, classes)
         scale = max(ref_out.abs().max().item(), 1e-30)
         new = []
         for impl, model in (("reference", vip), ("fused", fused)):
@@ -206,19 +223,8 @@ def run_matrix(arch: str = "vgg16", input: int = 224, layers="paper", threads: i
     _time([(v, fn) for v, fn in pairs if v.error is None], x, cfg)
     variants = [v for v, _ in pairs]
 
-    base_torch = _best(variants, role="original", backend="torch")
-    base_ort = _best(variants, role="original", backend="onnxruntime")
-    base_all = _best(variants, role="original")
     for spec, info in sets.items():
-        summary = {}
-        for impl in cfg.impls:
-            summary[f"{impl}_torch"] = _ratio(base_torch, _best(variants, impl=impl, layers=spec, backend="torch"))
-            summary[f"{impl}_onnxruntime"] = _ratio(
-                base_ort, _best(variants, impl=impl, layers=spec, backend="onnxruntime"))
-            summary[f"{impl}_any_backend"] = _ratio(base_all, _best(variants, impl=impl, layers=spec))
-            best = summary[f"{impl}_any_backend"]
-            summary[f"{impl}_efficiency"] = None if best is None else best["speedup"] / info["mac_ratio"]
-        info["summary"] = summary
+        info["summary"] = _summary(variants, spec, cfg.impls, info["mac_ratio"])
     return {
         "arch": cfg.arch,
         "input": [cfg.in_channels, cfg.input, cfg.input],
@@ -232,7 +238,7 @@ def run_matrix(arch: str = "vgg16", input: int = 224, layers="paper", threads: i
         "torch_version": torch.__version__,
         "torchvision_version": torchvision.__version__,
         "onnxruntime_version": _ort_version(),
-        "cpu": cpu_name(),
+        "cpu": machine_info()["cpu"],
         "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -271,57 +277,10 @@ def format_matrix(rec: dict) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser) -> None:
-    """Flags for a CLI command running run_matrix (the lead may fold these into `bench vip`)."""
-    parser.add_argument("--arch", default="vgg16", help="torchvision architecture (random weights)")
-    parser.add_argument("--input", type=int, default=224, help="square input size (default 224)")
-    parser.add_argument("--layers", action="append",
-                        help="ViP layers: paper | all | none | comma list; repeat for several sets (default paper)")
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every backend (default 2)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed interleaved rounds (default 10)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs per variant (default 2)")
-    parser.add_argument("--backend", default="torch,onnxruntime", help="comma list of: torch, onnxruntime")
-    parser.add_argument("--impl", default="reference,fused", help="comma list of: reference, fused")
-    parser.add_argument("--compile", default="original,fused",
-                        help="models also run with torch.compile (freezing): comma list of original, reference, fused")
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile entirely")
-    parser.add_argument("--json", metavar="PATH", help="write the record as JSON to PATH")
-
-
-def _choices(text: str, allowed: tuple[str, ...], flag: str) -> tuple[str, ...]:
+def parse_choices(text: str, allowed: tuple[str, ...], flag: str) -> tuple[str, ...]:
+    """The comma list ``text`` as a tuple; ValueError naming ``flag`` when empty or not in ``allowed``."""
     items = tuple(s.strip() for s in text.split(",") if s.strip())
     bad = [s for s in items if s not in allowed]
     if bad or not items:
         raise ValueError(f"{flag} {text!r}: choose from {', '.join(allowed)} (comma-separated)")
     return items
-
-
-def run(args) -> int:
-    import json
-    import sys
-    from pathlib import Path
-
-    try:
-        rec = run_matrix(args.arch, args.input, args.layers or ["paper"], args.threads, args.repeats,
-                         warmup=args.warmup, backends=_choices(args.backend, BACKEND_KINDS, "--backend"),
-                         impls=_choices(args.impl, IMPLS, "--impl"),
-                         compile=() if args.no_compile else _choices(args.compile, ("original",) + IMPLS, "--compile"))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(format_matrix(rec))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rec, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 0
-
-
-if __name__ == "__main__":  # python -m vip_perception.bench.fused_bench --layers paper --layers all ...
-    import argparse
-    import sys
-
-    _parser = argparse.ArgumentParser(prog="python -m vip_perception.bench.fused_bench",
-                                      description=__doc__.split("\n")[0])
-    add_arguments(_parser)
-    sys.exit(run(_parser.parse_args()))

@@ -9,16 +9,13 @@ on them.
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import os
-import platform
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+
+from vip_perception.machine import machine_info
 
 ARCHS = ("vgg11", "vgg11_bn", "vgg13", "vgg16", "vgg16_bn", "vgg19", "resnet18", "resnet34", "resnet50")
 FORMATS = ("nchw", "channels_last")
@@ -46,43 +43,6 @@ class FormatResult:
     vip_samples_ms: list[float] = field(default_factory=list)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", default="vgg16", choices=ARCHS, help="torchvision architecture (random weights)")
-    parser.add_argument("--input", type=int, default=224, help="square input size in pixels (default 224)")
-    parser.add_argument(
-        "--layers", action="append",
-        help="ViP layers: paper (VGG16's first round), all, none, or a comma list of module names "
-        "or VGG aliases like conv1_2 (default paper); repeat to time several sets in one run "
-        "(with --backend/--impl)",
-    )
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
-    parser.add_argument("--repeats", type=int, default=15, help="timed interleaved rounds (default 15)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs per variant (default 3)")
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
-    matrix = parser.add_argument_group(
-        "backends and implementations",
-        "Giving --backend or --impl times every combination side by side in one run "
-        "(vip_perception.bench.fused_bench): the original (eager NCHW, channels-last, packed, "
-        "torch.compile, ONNX Runtime) against the reference and the fused ViP model on each backend.")
-    matrix.add_argument("--backend", help="comma list of: torch, onnxruntime")
-    matrix.add_argument("--impl", help="comma list of: reference, fused")
-    matrix.add_argument("--compile", default="original,fused",
-                        help="models also run with torch.compile: comma list of original, reference, fused "
-                             "(default original,fused)")
-    matrix.add_argument("--no-compile", action="store_true", help="skip torch.compile entirely")
-
-
-def cpu_name() -> str:
-    """CPU model from /proc/cpuinfo (the machine matters for every figure)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _loadavg() -> float | None:
     try:
         return round(os.getloadavg()[0], 2)
@@ -90,7 +50,7 @@ def _loadavg() -> float | None:
         return None
 
 
-def _validate(cfg: BenchConfig) -> None:
+def validate(cfg: BenchConfig) -> None:
     if cfg.input < 32:
         raise ValueError(f"--input {cfg.input} is too small: use 32 or more pixels")
     if cfg.threads < 1:
@@ -100,21 +60,21 @@ def _validate(cfg: BenchConfig) -> None:
 
 
 def _time_interleaved(variants: dict, x_by_format: dict, cfg: BenchConfig) -> dict[str, list[float]]:
-    """Run every variant `warmup` times, then `repeats` rounds timing each once per round."""
-    import torch
+    """Run every variant `warmup` times, then `repeats` rounds timing each once per round
+    (each call through the torch runner at ``cfg.threads``)."""
+    from vip_perception.backends.torch_backend import run_torch
 
     keys = list(variants)
     samples: dict[str, list[float]] = {k: [] for k in keys}
-    with torch.inference_mode():
-        for _ in range(cfg.warmup):
-            for k in keys:
-                variants[k](x_by_format[k[1]])
-        for r in range(cfg.repeats):
-            for k in keys[r % len(keys) :] + keys[: r % len(keys)]:  # rotate the order each round
-                x = x_by_format[k[1]]
-                t0 = time.perf_counter()
-                variants[k](x)
-                samples[k].append((time.perf_counter() - t0) * 1e3)
+    for _ in range(cfg.warmup):
+        for k in keys:
+            run_torch(variants[k], x_by_format[k[1]], cfg.threads)
+    for r in range(cfg.repeats):
+        for k in keys[r % len(keys) :] + keys[: r % len(keys)]:  # rotate the order each round
+            x = x_by_format[k[1]]
+            t0 = time.perf_counter()
+            run_torch(variants[k], x, cfg.threads)
+            samples[k].append((time.perf_counter() - t0) * 1e3)
     return samples
 
 
@@ -125,7 +85,7 @@ def benchmark(cfg: BenchConfig) -> dict:
 
     from vip_perception.vip import apply_vip, compare_macs, resolve_layers, vgg_aliases
 
-    _validate(cfg)
+    validate(cfg)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(0)
     original = getattr(torchvision.models, cfg.arch)(weights=None).eval()
@@ -152,7 +112,8 @@ def benchmark(cfg: BenchConfig) -> dict:
     for fmt in FORMATS:
         b, v = samples[("original", fmt)], samples[("vip", fmt)]
         mb, mv = statistics.median(b), statistics.median(v)
-        per_format[fmt] = FormatResult(mb, mv, mb / mv, min(b), min(v), [round(s, 3) for s in b], [round(s, 3) for s in v])
+        per_format[fmt] = FormatResult(mb, mv, mb / mv, min(b), min(v), [round(s, 3) for s in b],
+                                       [round(s, 3) for s in v])
     best_base = min(FORMATS, key=lambda f: per_format[f].baseline_ms)
     best_vip = min(FORMATS, key=lambda f: per_format[f].vip_ms)
     baseline_ms, vip_ms = per_format[best_base].baseline_ms, per_format[best_vip].vip_ms
@@ -172,7 +133,8 @@ def benchmark(cfg: BenchConfig) -> dict:
         "mac_ratio": macs.ratio,
         "efficiency": speedup / macs.ratio,
         # Best against best over the fastest single runs: a cross-check when the machine is busy.
-        "speedup_of_minima": min(r.baseline_min_ms for r in per_format.values()) / min(r.vip_min_ms for r in per_format.values()),
+        "speedup_of_minima": (min(r.baseline_min_ms for r in per_format.values())
+                              / min(r.vip_min_ms for r in per_format.values())),
         "macs_original": macs.original.total,
         "macs_vip": macs.vip.total,
         "per_layer_macs": {n: [r.original, r.vip] for n, r in macs.per_layer.items()},
@@ -182,7 +144,7 @@ def benchmark(cfg: BenchConfig) -> dict:
         "warmup": cfg.warmup,
         "torch_version": torch.__version__,
         "torchvision_version": torchvision.__version__,
-        "cpu": cpu_name(),
+        "cpu": machine_info()["cpu"],
         "cpu_count": os.cpu_count(),
         "loadavg_before": load_before,  # 1-minute load average: above the core count means contention
         "loadavg_after": load_after,
@@ -210,39 +172,9 @@ def format_table(rec: dict) -> str:
         f"{'MACs (G)':<16}{rec['macs_original'] / 1e9:>13.2f}{rec['macs_vip'] / 1e9:>10.2f}{rec['mac_ratio']:>9.2f}x"
         f"   efficiency (speedup / mac_ratio) {rec['efficiency']:.2f}"
     )
-    load = f"1-min load average before/after: {rec['loadavg_before']} / {rec['loadavg_after']} on {rec['cpu_count']} CPUs"
+    load = (f"1-min load average before/after: {rec['loadavg_before']} / {rec['loadavg_after']} "
+            f"on {rec['cpu_count']} CPUs")
     if max(rec["loadavg_before"] or 0, rec["loadavg_after"] or 0) > (rec["cpu_count"] or 1):
         load += " -- busy machine: other processes competed, expect noisy times (see per-run samples)"
     lines.append(load)
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    layers = args.layers or ["paper"]
-    if args.backend or args.impl:  # every backend x implementation, side by side
-        from . import fused_bench
-
-        args.layers = layers
-        args.backend = args.backend or "torch,onnxruntime"
-        args.impl = args.impl or "reference,fused"
-        return fused_bench.run(args)
-    if len(layers) > 1:
-        print("error: several --layers need --backend/--impl (the side-by-side matrix)", file=sys.stderr)
-        return 2
-    cfg = BenchConfig(args.arch, args.input, layers[0], args.threads, args.repeats, args.warmup, args.json)
-    try:
-        rec = benchmark(cfg)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(format_table(rec))
-    if cfg.json:
-        path = Path(cfg.json)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(rec, indent=2) + "\n")
-        except OSError as exc:
-            print(f"error: cannot write --json {path}: {exc}", file=sys.stderr)
-            return 1
-        print(f"wrote {path}")
-    return 0

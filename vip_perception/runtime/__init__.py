@@ -1,9 +1,9 @@
-"""Deadline runtime: per-frame choice of (member, threads), online slowdown, engine, evaluation.
+"""Deadline runtime: what the node runs per frame, nothing else.
 
-ROS-free. Exports are resolved lazily (PEP 562) so that light submodules, such as ``load``
-whose worker processes only need numpy, can be imported without pulling in torch.
-``FrameResult`` and ``TimingRecord`` live in ``vip_perception.results`` (import them from
-there); they are re-exported here for existing callers.
+``engine`` (one frame in, a FrameResult out), ``selector`` (pure choice of (member, threads)
+from the time left) and ``slowdown`` (observed / predicted time -> factors). ROS-free. Exports
+are resolved lazily (PEP 562) so that importing the package does not pull in torch. Results
+(``FrameResult``, ``TimingRecord``) live in ``vip_perception.results``.
 """
 from __future__ import annotations
 
@@ -12,12 +12,9 @@ import importlib
 _EXPORTS = {
     "Engine": ".engine",
     "EngineConfig": ".engine",
-    "FrameResult": "vip_perception.results",
-    "TimingRecord": "vip_perception.results",
     "Selector": ".selector",
     "Choice": ".selector",
     "SlowdownEstimator": ".slowdown",
-    "BackgroundLoad": ".load",
 }
 
 __all__ = sorted(_EXPORTS)

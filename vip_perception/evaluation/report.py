@@ -1,4 +1,5 @@
-"""Output of the deadline evaluation: JSON file, a one-screen text summary, and the plot.
+"""Output of the deadline evaluation: a one-screen text summary and the plot (the JSON file is
+written with ``vip_perception.jsonfile.write_json``).
 
 The plot is for a person checking adaptation at the moment load changes: over frames, the
 time left and the model time (log scale, with the deadline), the chosen member and thread
@@ -7,40 +8,28 @@ with the load window shaded in every panel.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 
-def write_json(path: str, report: dict) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(report, fh, indent=1, default=_jsonable)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
-def _jsonable(v):
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+def _cpu(s: dict) -> tuple[str, int]:
+    """(cpu model, logical cores) of a scenario (older reports used "model" / "logical_cores")."""
+    cpu = s["cpu"]
+    return cpu.get("cpu", cpu.get("model")), cpu.get("cores", cpu.get("logical_cores"))
 
 
 def summary(report: dict) -> str:
+    """A few lines: the scenario, one row per policy, the best fixed option, recovery."""
     s = report["scenario"]
+    fixed = s.get("deadline_fixed")
+    ref = f"{s['reference_p95_ms_measured']:.3f} ms @{s['reference_threads']}t"
     lines = [
-        (f"deadline {s['deadline_ms']:.3f} ms (fixed; {s['reference_member']} p95 "
-         if s.get("deadline_fixed") else f"deadline {s['deadline_ms']:.3f} ms = {s['deadline_scale']} x {s['reference_member']} p95 ")
-        + f"{s['reference_p95_ms_measured']:.3f} ms @{s['reference_threads']}t{')' if s.get('deadline_fixed') else ''}; "
-        f"backend {s.get('backend', 'torch')}; load {s['background_load']} "
+        (f"deadline {s['deadline_ms']:.3f} ms (fixed; {s['reference_member']} p95 {ref}); " if fixed else
+         f"deadline {s['deadline_ms']:.3f} ms = {s['deadline_scale']} x {s['reference_member']} p95 {ref}; ")
+        + f"backend {s.get('backend', 'torch')}; load {s['background_load']} "
         f"({s['load_pattern']}, frames {s['load_frames'][0]}-{s['load_frames'][1]}); {s['frames']} frames; "
-        f"cpu {s['cpu']['model']} x{s['cpu']['logical_cores']}",
+        "cpu {} x{}".format(*_cpu(s)),
         f"{'policy':<28} {'miss':>6} {'acc_all':>8} {'acc_proc':>8} {'sel_p50us':>9} {'sel_p99us':>9}  usage",
     ]
     rows = list(report["policies"].items()) + [(f"({k})", v) for k, v in report.get("extra_policies", {}).items()]
@@ -91,7 +80,7 @@ def plot(report: dict, path: str) -> None:
     what = (f"{s['deadline_ms']:.2f} ms fixed" if s.get("deadline_fixed")
             else f"{s['deadline_scale']}x {s['reference_member']} p95")
     ax[0].set_title(f"adaptive deadline runtime: {s['bank_name']} on {s.get('backend', 'torch')}, deadline {what}, "
-                    f"{s['load_pattern']} load, {s['cpu']['model']}", fontsize=9)
+                    f"{s['load_pattern']} load, {_cpu(s)[0]}", fontsize=9)
     # 2: chosen member
     names = [m["name"] for m in s["members"]]
     mem = np.array([t["member"] for t in trace])

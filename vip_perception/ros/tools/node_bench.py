@@ -1,62 +1,38 @@
-"""`vip-perception bench node`: what the ROS node costs beyond inference, and what DDS delivers.
+"""The node benchmark (`vip-perception bench node`): what the ROS node costs beyond
+inference, and what DDS delivers.
 
 Three measurements, all with the synthetic camera as a separate process publishing 640x480
-bgr8 frames (the setting the issue fixes):
+bgr8 frames (by default):
   overhead     the node in this process with a preprocess-only engine (bank.preprocess, no
                model), so per-frame stage times are receive (deserialisation, timed apart with
                rclpy.serialization, + the callback), convert, preprocess and publish;
   end_to_end   the same with the real engine and bank: image stamp -> result published;
   delivery     frames sent vs received between two processes, with Fast DDS defaults and with
                the shipped shared-memory profile (config/fastdds_shm_profile.xml).
-Only the node bench imports rclpy (it is the ROS layer's benchmark).
+It lives with the ROS tools because it starts and subscribes to nodes (rclpy).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
+
+from vip_perception.machine import machine_info
+from vip_perception.quantiles import percentile
 
 OVERHEAD_TARGET_MS = 2.0
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
-    parser.add_argument("--bank", default=None, help="bank directory (default: the shipped one)")
-    parser.add_argument("--frames", type=int, default=300, help="frames for the overhead run (default 300)")
-    parser.add_argument("--rate", type=float, default=30.0, help="camera rate for the overhead run, Hz (default 30)")
-    parser.add_argument("--e2e-frames", type=int, default=150, help="frames for the end-to-end run (default 150)")
-    parser.add_argument("--e2e-rate", type=float, default=15.0, help="camera rate for the end-to-end run (default 15)")
-    parser.add_argument("--delivery-frames", type=int, default=90, help="frames per delivery run (default 90)")
-    parser.add_argument("--delivery-rate", type=float, default=30.0, help="rate of the delivery runs (default 30)")
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=480)
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def q(values, p) -> float | None:
-    return float(np.percentile(values, p)) if len(values) else None
-
-
 def stats(values) -> dict:
-    return {"median": q(values, 50), "p99": q(values, 99), "n": len(values)}
+    """{"median", "p99", "n"} of ``values`` (ms); None quantiles when empty."""
+    return {"median": percentile(values, 50), "p99": percentile(values, 99), "n": len(values)}
 
 
 class PreprocessOnlyEngine:
@@ -74,8 +50,8 @@ class PreprocessOnlyEngine:
     def swap_bank(self, bank):
         self.bank = bank
 
-    def process(self, image, capture_time, roi=None):
-        from vip_perception.runtime import FrameResult, TimingRecord
+    def process(self, image, capture_time, roi=None, origin=(0, 0)):
+        from vip_perception.results import FrameResult, TimingRecord
         start = self.clock()
         self.bank.preprocess(image)  # (1, C, H, W) float32, discarded
         now = self.clock()
@@ -169,7 +145,7 @@ def count_frames(seconds: float, expected: int, topic: str = "image_raw") -> int
 def delivery(frames: int, rate: float, width: int, height: int, env: dict) -> dict:
     """Two fresh processes (camera, counting subscriber) with the given environment."""
     seconds = 8.0 + frames / rate
-    counter = subprocess.Popen([sys.executable, "-m", "vip_perception.bench.node_bench",
+    counter = subprocess.Popen([sys.executable, "-m", "vip_perception.ros.tools.node_bench",
                                 "count", str(seconds), str(frames)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cam = subprocess.run(camera_cmd(frames, rate, width, height), env=env, capture_output=True,
@@ -181,89 +157,110 @@ def delivery(frames: int, rate: float, width: int, height: int, env: dict) -> di
     return {"sent": frames, "received": received, "rate_hz": rate}
 
 
-def run(args) -> int:
-    from vip_perception.ros.demo import resolve_bank
+@dataclass
+class NodeBenchOptions:
+    """Frames and camera rates of the three runs, the frame size and the bank (None: shipped)."""
+
+    bank: str | None = None
+    frames: int = 300
+    rate: float = 30.0
+    e2e_frames: int = 150
+    e2e_rate: float = 15.0
+    delivery_frames: int = 90
+    delivery_rate: float = 30.0
+    width: int = 640
+    height: int = 480
+
+
+def _environments() -> tuple[dict, dict, str]:
+    """(environment with the Fast DDS profile, the same without it, note). This process's
+    own participant uses the profile too."""
     from vip_perception.ros.transport import PROFILE_VARS, dds_env
 
-    bank = resolve_bank(args.bank)
     base_env = dict(os.environ)
     base_env.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 200)))
     base_env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     base_env["OMP_NUM_THREADS"] = base_env.get("OMP_NUM_THREADS", "1")
     extra, dds_note = dds_env(base_env)
     env = dict(base_env, **extra)
-    default_env = {k: v for k, v in base_env.items() if k not in PROFILE_VARS}
-    os.environ.update(env)  # this process's participant uses the profile too
+    os.environ.update(env)
+    return env, {k: v for k, v in base_env.items() if k not in PROFILE_VARS}, dds_note
 
+
+def _overhead_run(ctx, bank: str, o: NodeBenchOptions, env: dict, deser: dict) -> dict:
+    """The node with a preprocess-only engine: per-stage cost of everything but inference."""
+    sent, cam, stages = run_node_against_camera(
+        ctx, bank, PreprocessOnlyEngine, o.frames, o.rate, o.width, o.height, env)
+    stage_stats = {k: stats([s[k] for s in stages]) for k in
+                   ("callback_ms", "convert_ms", "engine_ms", "publish_ms")}
+    total = [s["callback_ms"] + s["convert_ms"] + s["engine_ms"] + s["publish_ms"] + deser["median"]
+             for s in stages]
+    return {
+        "frames_sent": sent, "frames_received": cam["received"], "frames_processed": cam["processed"],
+        "stages_ms": {"deserialize": deser, "callback": stage_stats["callback_ms"],
+                      "convert": stage_stats["convert_ms"], "preprocess": stage_stats["engine_ms"],
+                      "publish": stage_stats["publish_ms"]},
+        "node_overhead_ms": stats(total),
+        "note": "node_overhead = deserialize (median, timed apart) + callback + convert + "
+                "preprocess + publish (classification + timing JSON), per frame",
+    }
+
+
+def _e2e_run(ctx, bank: str, o: NodeBenchOptions, env: dict) -> dict:
+    """The node with the real engine on the station square: image stamp -> result published."""
+    side = min(o.width, o.height)
+    roi = ((o.width - side) // 2, (o.height - side) // 2, side, side)
+    sent, cam, stages = run_node_against_camera(
+        ctx, bank, None, o.e2e_frames, o.e2e_rate, o.width, o.height, env, roi=roi, name="vip_perception_e2e")
+    return {"frames_sent": sent, "frames_received": cam["received"],
+            "frames_processed": cam["processed"], "roi": list(roi),
+            "latency_stamp_to_published_ms": stats([s["latency_ms"] for s in stages]),
+            "engine_ms": stats([s["engine_ms"] for s in stages]),
+            "deadline_ms": 50.0, "deadline_misses": cam["deadline_misses"],
+            "member_usage": cam["member_usage"]}
+
+
+def node_benchmark(o: NodeBenchOptions, say=print) -> dict:
+    """Overhead run, end-to-end run, delivery runs (Fast DDS defaults vs the profile); the
+    JSON-ready result."""
+    from vip_perception.ros.tools.processes import resolve_bank
+
+    bank = resolve_bank(o.bank)
+    env, default_env, dds_note = _environments()
     import rclpy
     import torch
-    torch.set_num_threads(1)
-    print(f"node bench: {args.width}x{args.height} bgr8, bank {bank}\n  {dds_note}\n  CPU: {cpu_name()}")
-    deser = deserialize_cost(args.width, args.height)
 
+    torch.set_num_threads(1)
+    say(f"node bench: {o.width}x{o.height} bgr8, bank {bank}\n  {dds_note}\n  CPU: {machine_info()['cpu']}")
+    deser = deserialize_cost(o.width, o.height)
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     try:
-        print(f"overhead run: {args.frames} frames at {args.rate:g} Hz, preprocess-only engine ...")
-        sent, cam, stages = run_node_against_camera(
-            ctx, bank, PreprocessOnlyEngine, args.frames, args.rate, args.width, args.height, env)
-        stage_stats = {k: stats([s[k] for s in stages]) for k in
-                       ("callback_ms", "convert_ms", "engine_ms", "publish_ms")}
-        per_frame = [s["callback_ms"] + s["convert_ms"] + s["engine_ms"] + s["publish_ms"]
-                     for s in stages]
-        total = [v + deser["median"] for v in per_frame]
-        overhead = {
-            "frames_sent": sent, "frames_received": cam["received"],
-            "frames_processed": cam["processed"],
-            "stages_ms": {"deserialize": deser, "callback": stage_stats["callback_ms"],
-                          "convert": stage_stats["convert_ms"],
-                          "preprocess": stage_stats["engine_ms"],
-                          "publish": stage_stats["publish_ms"]},
-            "node_overhead_ms": stats(total),
-            "note": "node_overhead = deserialize (median, timed apart) + callback + convert + "
-                    "preprocess + publish (classification + timing JSON), per frame",
-        }
-        print(f"e2e run: {args.e2e_frames} frames at {args.e2e_rate:g} Hz, real engine ...")
-        side = min(args.width, args.height)
-        roi = ((args.width - side) // 2, (args.height - side) // 2, side, side)
-        sent2, cam2, stages2 = run_node_against_camera(
-            ctx, bank, None, args.e2e_frames, args.e2e_rate, args.width, args.height, env,
-            roi=roi, name="vip_perception_e2e")
-        e2e = {"frames_sent": sent2, "frames_received": cam2["received"],
-               "frames_processed": cam2["processed"], "roi": list(roi),
-               "latency_stamp_to_published_ms": stats([s["latency_ms"] for s in stages2]),
-               "engine_ms": stats([s["engine_ms"] for s in stages2]),
-               "deadline_ms": 50.0, "deadline_misses": cam2["deadline_misses"],
-               "member_usage": cam2["member_usage"]}
+        say(f"overhead run: {o.frames} frames at {o.rate:g} Hz, preprocess-only engine ...")
+        overhead = _overhead_run(ctx, bank, o, env, deser)
+        say(f"e2e run: {o.e2e_frames} frames at {o.e2e_rate:g} Hz, real engine ...")
+        e2e = _e2e_run(ctx, bank, o, env)
     finally:
         rclpy.try_shutdown(context=ctx)
-
-    print(f"delivery runs: {args.delivery_frames} frames at {args.delivery_rate:g} Hz, "
-          "Fast DDS defaults vs profile ...")
-    deliv = {"fastdds_defaults": delivery(args.delivery_frames, args.delivery_rate, args.width,
-                                          args.height, dict(default_env)),
-             "fastdds_shm_profile": delivery(args.delivery_frames, args.delivery_rate,
-                                             args.width, args.height, env)}
+    say(f"delivery runs: {o.delivery_frames} frames at {o.delivery_rate:g} Hz, Fast DDS defaults vs profile ...")
+    deliv = {"fastdds_defaults": delivery(o.delivery_frames, o.delivery_rate, o.width, o.height, dict(default_env)),
+             "fastdds_shm_profile": delivery(o.delivery_frames, o.delivery_rate, o.width, o.height, env)}
     med = overhead["node_overhead_ms"]["median"]
-    result = {
-        "benchmark": "node", "cpu": cpu_name(), "python": platform.python_version(),
+    info = machine_info(threads=1)
+    return {
+        "benchmark": "node", "cpu": info["cpu"], "python": info["python"],
         "torch_threads": 1, "load_average": os.getloadavg(), "bank": bank,
-        "image": {"width": args.width, "height": args.height, "encoding": "bgr8"},
+        "image": {"width": o.width, "height": o.height, "encoding": "bgr8"},
         "dds": dds_note, "rmw": os.environ.get("RMW_IMPLEMENTATION", "default (rmw_fastrtps_cpp)"),
         "overhead": overhead, "end_to_end": e2e, "delivery": deliv,
         "target": {"node_overhead_median_ms_max": OVERHEAD_TARGET_MS,
                    "met": med is not None and med <= OVERHEAD_TARGET_MS},
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    print(format_result(result))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 0
 
 
 def format_result(r: dict) -> str:
+    """The printed summary of a ``node_benchmark`` result."""
     o, e, d = r["overhead"], r["end_to_end"], r["delivery"]
     s = o["stages_ms"]
     f = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
@@ -284,7 +281,7 @@ def format_result(r: dict) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # `python -m vip_perception.bench.node_bench count SECONDS N`
+if __name__ == "__main__":  # `python -m vip_perception.ros.tools.node_bench count SECONDS N`
     if len(sys.argv) == 4 and sys.argv[1] == "count":
         print(json.dumps({"received": count_frames(float(sys.argv[2]), int(sys.argv[3]))}))
         sys.exit(0)

@@ -6,7 +6,7 @@ reason the node counts (wrong step, truncated data, unknown encoding, zero size,
 dimensions, big-endian 16-bit) and stay small, so the flood is limited by DDS and the
 subscriber, not by copying pixels. Run as its own process so it competes like a real one:
 
-    python -m vip_perception.ros.flood --topic image_raw --seconds 10
+    python -m vip_perception.ros.tools.flood --topic image_raw --seconds 10
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from . import qos
+from vip_perception.ros import qos
 
 # (reason the node should count, fields) for a 48x64 image whose good form is bgr8, step 192.
 MALFORMED = (

@@ -1,4 +1,4 @@
-"""`vip-perception fuzz`: property-based fuzzing of image conversion and preprocessing.
+"""Property-based fuzzing (`vip-perception fuzz`) of image conversion and preprocessing.
 
 Why: the node takes ``sensor_msgs/Image`` and ``CompressedImage`` from any publisher on the
 network. The contract of ``vip_perception.ros.convert`` is that a message either becomes a
@@ -18,9 +18,7 @@ builds the real ``sensor_msgs`` classes instead, imported only then. No rclpy is
 """
 from __future__ import annotations
 
-import argparse
 import array
-import json
 import struct
 import time
 import zlib
@@ -28,6 +26,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from vip_perception.share import share_path
 
 U32 = 2**32 - 1
 DATA_CAP = 4 * 2**20          # largest payload generated (bytes): keeps 10,000 cases quick
@@ -245,12 +245,9 @@ def check_case(case: Case, preprocessors: list | None = None, real: bool = False
         convert.validate_message(msg)
         stage = "message_to_array"
         size = convert.message_size(msg)
-        if size is not None:
-            img = convert.message_to_array(msg, case.target,
-                                           roi=roi_inside(case.roi_frac, size))
-        else:
-            img = convert.message_to_array(msg, case.target)
-            img = convert.crop(img, roi_inside(case.roi_frac, img.shape[:2]))
+        if size is None:  # a compressed payload whose header does not say: decode to learn it
+            size = convert.message_to_array(msg, case.target).shape[:2]
+        img, _ = convert.message_to_roi(msg, case.target, roi_inside(case.roi_frac, size) or ())
         stage = "output"
         want_ndim = 2 if case.target == "mono8" else 3
         if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != want_ndim \
@@ -337,59 +334,18 @@ def fuzz(cases: int, seed: int = 0, preprocessors: list | None = None,
     return tally
 
 
-# ---- CLI -------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cases", type=int, default=10000, help="generated messages (default 10000)")
-    parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
-    parser.add_argument("--json", default=None, metavar="PATH", help="write the report here")
-    parser.add_argument("--bank", default=None,
-                        help="also run this bank's preprocess (default: the shipped bank when "
-                             "present; 'none' to skip)")
-    parser.add_argument("--real-messages", action="store_true",
-                        help="build real sensor_msgs messages (needs a ROS 2 Python environment)")
-
-
-def _bank_preprocess(requested: str | None):
-    from pathlib import Path
+def bank_preprocess(requested: str | None) -> tuple[list, str | None]:
+    """([preprocess], bank path) of the bank to fuzz too: ``requested``, else the shipped bank
+    when present; ([], None) for "none" or when there is none."""
     if requested == "none":
         return [], None
     path = requested
     if path is None:
-        shipped = Path(__file__).resolve().parents[2] / "config" / "banks" / "fashion_mnist"
-        if not (shipped / "manifest.json").is_file():
+        shipped = share_path("config/banks/fashion_mnist")
+        if shipped is None or not (shipped / "manifest.json").is_file():
             return [], None
         path = str(shipped)
     from vip_perception.bank import load_bank
+
     bank = load_bank(path)
     return [bank.preprocess], path
-
-
-def run(args) -> int:
-    import platform
-    import sys
-
-    import cv2
-
-    from vip_perception.ros import convert
-    # libjpeg/libpng complaints about each broken payload are expected here, not news.
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    pre, bank_path = _bank_preprocess(args.bank)
-    t0 = time.perf_counter()
-    tally = fuzz(args.cases, args.seed, pre, args.real_messages)
-    elapsed = time.perf_counter() - t0
-    report = {"command": "vip-perception fuzz " + " ".join(sys.argv[2:]),
-              "seed": args.seed, "seconds": round(elapsed, 1),
-              "backend": convert.BACKEND, "opencv": cv2.__version__,
-              "python": platform.python_version(), "bank_preprocess": bank_path,
-              "real_messages": bool(args.real_messages), **tally.report()}
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=1)
-            fh.write("\n")
-    print(f"fuzz: {report['cases']} cases in {elapsed:.1f} s, escapes {report['escapes']}, "
-          f"converted {report['converted_ok']}, rejected {report['rejected']}")
-    for reason, n in report["reasons"].items():
-        print(f"  {reason:18s} {n}")
-    for e in report["escape_examples"][:5]:
-        print(f"  ESCAPE at {e['stage']}: {e['error']}  case {e['case']}")
-    return 0 if report["escapes"] == 0 else 1

@@ -1,4 +1,4 @@
-"""`vip-perception demo`: the synthetic camera and the perception node as two processes over
+"""The demo (`vip-perception demo`): the synthetic camera and the perception node as two processes over
 real DDS, a live status line, and a readable summary at the end.
 
 Why two processes and not one: that is how the node runs on a robot (a camera driver
@@ -12,93 +12,54 @@ config/banks/conveyor_detector): the camera runs its belt scene (several garment
 the belt, ``data.conveyor.BeltStream``), the node publishes ``detections`` for the whole frame,
 and the demo reports detections per frame with a live precision / recall at IoU 0.5 and the
 mean best IoU of the truth boxes (``detection_score``).
+
+The run's ``seconds`` are timed from the node's first result, so a slow start-up (loading the
+bank, discovery) never eats the window.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, deque
+from dataclasses import dataclass
 from pathlib import Path
 
-CONFIG_REL = "config/vip_perception.yaml"
+from vip_perception.evaluation.load import BackgroundLoad
+from vip_perception.quantiles import percentile
+from vip_perception.share import share_candidates, share_path
+
+from .processes import CONFIG_REL, child_env, resolve_bank, stop_process
+
 DETECTOR_REL = "config/banks/conveyor_detector"
 TASKS = ("auto", "classification", "detection")
 FRAME_SIZE = {"classification": (640, 480), "detection": (320, 240)}  # camera default w, h
-# Detection mode's default score threshold. Measured on 80 belt frames, the shipped detector's
-# parent scores 76% precision / 75% recall (IoU 0.5, class-aware) at 0.5, and 60% / 88% at the
-# YAML's 0.25 (Faster R-CNN keeps one box per class, so a garment also gets low-scored second
-# guesses under other classes).
+# Detection mode's default score threshold (the YAML's 0.25 favours recall; the measured
+# precision / recall of both are in benchmarks/).
 DEMO_SCORE_THRESHOLD = 0.5
+NO_RESULT_S = 60.0  # give up when the node has published nothing this long after launch
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=float, default=20.0, help="how long to run (default 20)")
-    parser.add_argument("--fps", type=float, default=15.0, help="camera rate, Hz (default 15)")
-    from vip_perception.backends import BACKENDS
-    parser.add_argument("--bank", default=None,
-                        help="bank directory (default: the shipped config/banks/fashion_mnist, or "
-                             "config/banks/conveyor_detector with --task detection); the task "
-                             "in its manifest picks the mode")
-    parser.add_argument("--task", choices=TASKS, default="auto",
-                        help="auto (default): the bank's task. detection: the camera runs the "
-                             "belt scene (garments moving along the belt), the node publishes "
-                             "detections for the whole frame and the summary scores them against "
-                             "the ground truth (precision / recall at IoU 0.5, mean best IoU); "
-                             "without --bank it uses the shipped detector bank. classification: "
-                             "the station scene, accuracy of the garment at the station")
-    parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="the node's execution backend (default: the YAML's, torch); "
-                             "onnxruntime serves classification banks profiled on it")
-    parser.add_argument("--deadline-ms", type=float, default=None,
-                        help="per-frame deadline from the image stamp (default: the YAML's)")
-    parser.add_argument("--score-threshold", type=float, default=None,
-                        help=f"detection mode: minimum score of a published detection (default "
-                             f"{DEMO_SCORE_THRESHOLD}; the YAML's 0.25 favours recall)")
-    parser.add_argument("--width", type=int, default=None,
-                        help="camera frame width (default 640; 320 in detection mode)")
-    parser.add_argument("--height", type=int, default=None,
-                        help="camera frame height (default 480; 240 in detection mode)")
-    parser.add_argument("--load", type=int, default=0, metavar="N",
-                        help="halfway through, start N busy background processes (CPU "
-                             "contention: watch the node pick faster members); default 0")
-    parser.add_argument("--logs", default=None, help="directory for the two processes' logs")
+@dataclass
+class DemoOptions:
+    """What to run: ``seconds`` timed from the first result; camera ``fps`` and frame size
+    (None: the task's default); ``load`` busy processes started halfway; ``logs`` directory."""
 
-
-def quick_bank_cache() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "vip_perception" / "quick_bank"
-
-
-def resolve_bank(requested: str | None, say=print) -> str:
-    """The bank to use; falls back (saying so) to a quick bank built once into the cache."""
-    from .bank_checks import default_bank_path
-    if requested:
-        if not (Path(requested) / "manifest.json").is_file():
-            raise SystemExit(f"error: --bank {requested}: no manifest.json there")
-        return requested
-    shipped = default_bank_path()
-    if (Path(shipped) / "manifest.json").is_file():
-        return shipped
-    cache = quick_bank_cache()
-    say(f"note: the shipped bank {shipped} is missing (build it with `vip-perception bank "
-        f"build --out {shipped}`); using a quick bank instead: {cache}")
-    if not (cache / "manifest.json").is_file():
-        say("      building the quick bank once (about a minute)...")
-        proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "bank", "build",
-                               "--quick", "--no-progress", "--out", str(cache),
-                               "--work", str(cache) + ".work"],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"error: quick bank build failed:\n{proc.stderr[-3000:]}")
-    return str(cache)
+    seconds: float = 20.0
+    fps: float = 15.0
+    bank: str | None = None
+    task: str = "auto"
+    backend: str | None = None
+    deadline_ms: float | None = None
+    score_threshold: float | None = None
+    width: int | None = None
+    height: int | None = None
+    load: int = 0
+    logs: str | None = None
 
 
 def bank_task(bank: str) -> str:
@@ -123,7 +84,6 @@ def resolve_mode(requested_bank: str | None, task: str, say=print) -> tuple[str,
             raise SystemExit(f"error: --task {task}, but --bank {bank} is a {actual} bank")
         return bank, actual
     if task == "detection":
-        from vip_perception.share import share_candidates
         for c in share_candidates(DETECTOR_REL):
             if (c / "manifest.json").is_file():
                 return str(c), "detection"
@@ -134,22 +94,10 @@ def resolve_mode(requested_bank: str | None, task: str, say=print) -> tuple[str,
     return bank, bank_task(bank)
 
 
-def child_env() -> tuple[dict, str]:
-    """Environment for both processes (and this one): a DDS domain and the Fast DDS profile."""
-    from .transport import dds_env
-    env = dict(os.environ)
-    env.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 200)))
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    extra, why = dds_env(env)
-    env.update(extra)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env, why
-
-
 class Scoreboard:
     """Results matched to ground truth by stamp; counts for the live line and the summary."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.truth: dict[tuple, dict] = {}
         self.truth_order: deque = deque()
         self.unmatched: dict[tuple, dict] = {}
@@ -157,7 +105,8 @@ class Scoreboard:
         self.processed = 0
         self.station_total = 0
         self.station_correct = 0
-        from .detection_score import DetectionScore
+        from .detection_score import DetectionScore  # torch: imported when a demo runs
+
         self.det = DetectionScore()  # belt scene: detections against the truth boxes
         self.members: Counter = Counter()
         self.misses = 0
@@ -238,8 +187,7 @@ class Scoreboard:
         return " ".join(f"{m} {100.0 * c / total:.0f}%" for m, c in self.members.most_common())
 
     def latency_p(self, q: float) -> float | None:
-        import numpy as np
-        return float(np.percentile(list(self.latency), q)) if self.latency else None
+        return percentile(self.latency, q)
 
 
 def _monitor(env: dict, board: Scoreboard, task: str = "classification"):
@@ -288,111 +236,164 @@ def _live_line(board: Scoreboard, t: float, now: float, task: str = "classificat
             f"{'n/a' if p50 is None else f'{p50:.1f} ms'}")
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+# ----------------------------------------------------------------------------- set-up
 
 
-def run(args) -> int:
-    from vip_perception.share import share_path
+@dataclass
+class Launch:
+    """The resolved demo: bank, task, frame size, environment, logs and both commands."""
+
+    bank: str
+    task: str
+    width: int
+    height: int
+    env: dict
+    dds_note: str
+    logs: Path
+    node_cmd: list
+    cam_cmd: list
+
+
+def _node_command(config: Path, opts: DemoOptions, bank: str, task: str, width: int, height: int) -> list:
+    cmd = [sys.executable, "-m", "vip_perception.ros.node", "--ros-args",
+           "--params-file", str(config), "-p", f"bank:={bank}"]
+    if opts.backend is not None:
+        cmd += ["-p", f"backend:={opts.backend}"]
+    if opts.deadline_ms is not None:
+        cmd += ["-p", f"deadline_ms:={float(opts.deadline_ms)}"]
+    if task == "detection":  # the detector sees the whole frame
+        threshold = DEMO_SCORE_THRESHOLD if opts.score_threshold is None else opts.score_threshold
+        cmd += ["-p", f"roi:=[0, 0, {width}, {height}]", "-p", f"score_threshold:={float(threshold)}"]
+    else:  # the classifier sees the station square
+        side = min(width, height)
+        cmd += ["-p", f"roi:=[{(width - side) // 2}, {(height - side) // 2}, {side}, {side}]"]
+    return cmd
+
+
+def prepare(opts: DemoOptions) -> Launch:
+    """Resolve config, bank, task and frame size; print what will run. SystemExit with a
+    message when the config or the bank is missing."""
     config = share_path(CONFIG_REL)
     if config is None:
         raise SystemExit(f"error: {CONFIG_REL} not found in the source tree or an installed share/")
-    bank, task = resolve_mode(args.bank, args.task)
+    bank, task = resolve_mode(opts.bank, opts.task)
     default_w, default_h = FRAME_SIZE[task]
-    width = args.width if args.width is not None else default_w
-    height = args.height if args.height is not None else default_h
+    width = opts.width if opts.width is not None else default_w
+    height = opts.height if opts.height is not None else default_h
     env, dds_note = child_env()
-    logs = Path(args.logs or tempfile.mkdtemp(prefix="vip_demo_"))
+    logs = Path(opts.logs or tempfile.mkdtemp(prefix="vip_demo_"))
     logs.mkdir(parents=True, exist_ok=True)
     scene = "belt" if task == "detection" else "station"
-    print(f"vip-perception demo: {args.seconds:.0f} s, synthetic conveyor ({scene} scene) at "
-          f"{args.fps:g} fps {width}x{height} bgr8 -> vip_perception node ({task})")
-    print(f"  bank: {bank}" + (f" on {args.backend}" if args.backend else ""))
-    print(f"  DDS: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, {dds_note}")
-    print(f"  logs: {logs}")
-    node_cmd = [sys.executable, "-m", "vip_perception.ros.node", "--ros-args",
-                "--params-file", str(config), "-p", f"bank:={bank}"]
-    if args.backend is not None:
-        node_cmd += ["-p", f"backend:={args.backend}"]
-    if args.deadline_ms is not None:
-        node_cmd += ["-p", f"deadline_ms:={float(args.deadline_ms)}"]
-    if task == "detection":  # the detector sees the whole frame
-        threshold = DEMO_SCORE_THRESHOLD if args.score_threshold is None else args.score_threshold
-        node_cmd += ["-p", f"roi:=[0, 0, {width}, {height}]",
-                     "-p", f"score_threshold:={float(threshold)}"]
-    else:  # the classifier sees the station square
-        side = min(width, height)
-        node_cmd += ["-p", f"roi:=[{(width - side) // 2}, {(height - side) // 2}, {side}, {side}]"]
     cam_cmd = [sys.executable, "-m", "vip_perception.ros.camera_source", "--ros-args",
-               "--params-file", str(config), "-p", f"rate_hz:={float(args.fps)}",
+               "--params-file", str(config), "-p", f"rate_hz:={float(opts.fps)}",
                "-p", f"width:={width}", "-p", f"height:={height}", "-p", f"scene:={scene}",
                "-p", "wait_for_subscribers:=1"]  # start when the node listens
+    print(f"vip-perception demo: {opts.seconds:.0f} s from the node's first result, synthetic "
+          f"conveyor ({scene} scene) at {opts.fps:g} fps {width}x{height} bgr8 -> vip_perception "
+          f"node ({task})")
+    print(f"  bank: {bank}" + (f" on {opts.backend}" if opts.backend else ""))
+    print(f"  DDS: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, {dds_note}")
+    print(f"  logs: {logs}")
+    return Launch(bank, task, width, height, env, dds_note, logs,
+                  _node_command(config, opts, bank, task, width, height), cam_cmd)
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+class _Printer:
+    """The live status line: rewritten in place on a terminal, every 2 s otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+
+    def line(self, text: str) -> None:
+        width = shutil.get_terminal_size((200, 20)).columns - 1  # one line, no wrap
+        print(("\r" + text[:width].ljust(width)) if self.tty else text, end="" if self.tty else "\n",
+              flush=True)
+
+    def note(self, text: str) -> None:
+        print(("\n" if self.tty else "") + text, flush=True)
+
+
+def _loop(opts: DemoOptions, launch: Launch, board: Scoreboard, executor, procs: dict,
+          load: BackgroundLoad, out: _Printer) -> tuple[float | None, int | None]:
+    """Spin until ``opts.seconds`` after the first result: (first result after launch in s,
+    exit code when a process died or nothing arrived, else None)."""
+    start = time.monotonic()
+    first = None
+    next_line = start + 1.0
+    while True:
+        executor.spin_once(timeout_sec=0.05)
+        now = time.monotonic()
+        if first is None and board.processed:
+            first = now - start
+            out.note(f"[{first:5.1f} s] first result: the {opts.seconds:g} s window starts")
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                out.note(f"error: the {name} process exited early (rc {proc.returncode}); its log:\n"
+                         + (launch.logs / f"{name}.log").read_text()[-3000:])
+                return first, 1
+        if now >= next_line:
+            out.line(_live_line(board, now - start, now, launch.task))
+            while next_line <= now:  # after a stall: the next line on the cadence, no burst
+                next_line += 1.0 if out.tty else 2.0
+        if first is None:
+            if now - start > NO_RESULT_S:
+                out.note(f"error: no result in {NO_RESULT_S:.0f} s; node log:\n"
+                         + (launch.logs / "node.log").read_text()[-3000:])
+                return first, 1
+            continue
+        window = now - start - first
+        if window >= opts.seconds:
+            return first, None
+        if opts.load and not load.running and window >= opts.seconds / 2:
+            load.start()
+            out.note(f"[{now - start:5.1f} s] background load: {opts.load} busy processes started")
+
+
+def run_demo(opts: DemoOptions) -> int:
+    """Start camera and node, watch them for ``opts.seconds`` after the first result, stop
+    both and print the summary. Returns the exit code (1 when a process died or no result came)."""
+    launch = prepare(opts)
     board = Scoreboard()
-    ctx, monitor = _monitor(env, board, task)
+    ctx, monitor = _monitor(launch.env, board, launch.task)
     from rclpy.executors import SingleThreadedExecutor
+
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(monitor)
-    node_log, cam_log = open(logs / "node.log", "w"), open(logs / "camera.log", "w")
-    node = subprocess.Popen(node_cmd, env=env, stdout=node_log, stderr=subprocess.STDOUT)
-    camera = subprocess.Popen(cam_cmd, env=env, stdout=cam_log, stderr=subprocess.STDOUT)
-    tty = sys.stdout.isatty()
-    from vip_perception.runtime.load import BackgroundLoad
-    load = BackgroundLoad(max(0, args.load))
-    start = time.monotonic()
-    first_result = None
-    interrupted = False
+    logs = {name: open(launch.logs / f"{name}.log", "w") for name in ("node", "camera")}
+    procs = {"node": subprocess.Popen(launch.node_cmd, env=launch.env, stdout=logs["node"], stderr=subprocess.STDOUT),
+             "camera": subprocess.Popen(launch.cam_cmd, env=launch.env, stdout=logs["camera"],
+                                        stderr=subprocess.STDOUT)}
+    load = BackgroundLoad(max(0, opts.load))
+    out = _Printer()
+    first, rc, interrupted = None, None, False
     try:
-        next_line = start + 1.0
-        while True:
-            executor.spin_once(timeout_sec=0.05)
-            now = time.monotonic()
-            if first_result is None and board.processed:
-                first_result = now - start
-            if node.poll() is not None or camera.poll() is not None:
-                which = "node" if node.poll() is not None else "camera"
-                print(f"\nerror: the {which} process exited early (rc "
-                      f"{(node if which == 'node' else camera).returncode}); its log:")
-                print((logs / f"{which}.log").read_text()[-3000:])
-                return 1
-            if now >= next_line:
-                line = _live_line(board, now - start, now, task)
-                width = shutil.get_terminal_size((200, 20)).columns - 1  # one line, no wrap
-                print(("\r" + line[:width].ljust(width)) if tty else line, end="" if tty else "\n",
-                      flush=True)
-                next_line += 1.0 if tty else 2.0
-            if now - start >= args.seconds:
-                break
-            if args.load and not load.running and now - start >= args.seconds / 2:
-                load.start()
-                print(("\n" if tty else "") + f"[{now - start:5.1f} s] background load: "
-                      f"{args.load} busy processes started", flush=True)
-            if first_result is None and now - start > 60:
-                print("\nerror: no result in 60 s; node log:\n" + (logs / "node.log").read_text()[-3000:])
-                return 1
+        first, rc = _loop(opts, launch, board, executor, procs, load, out)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         load.stop()
-        _stop(camera)
+        stop_process(procs["camera"])
         quiet_until = time.monotonic() + 1.0  # collect results still in flight
         while time.monotonic() < quiet_until:
             executor.spin_once(timeout_sec=0.05)
-        _stop(node)
+        stop_process(procs["node"])
         executor.shutdown()
         monitor.destroy_node()
         ctx.try_shutdown()
-        node_log.close()
-        cam_log.close()
-    if tty:
+        for fh in logs.values():
+            fh.close()
+    if rc is not None:
+        return rc
+    if out.tty:
         print()
-    print(_summary(board, logs, first_result, interrupted, task))
+    print(_summary(board, launch.logs, first, interrupted, launch.task))
     return 0
+
+
+# ----------------------------------------------------------------------------- report
 
 
 def _summary(board: Scoreboard, logs: Path, first_result, interrupted: bool,

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from test_runtime_fakes import FakeBank, FakeMember
-from vip_perception.runtime.evaluate import POLICIES, EvalConfig, evaluate
-from vip_perception.runtime.report import plot
-from vip_perception.runtime.load import BackgroundLoad
+from vip_perception.evaluation.deadline import POLICIES, EvalConfig, evaluate
+from vip_perception.evaluation.load import BackgroundLoad
+from vip_perception.evaluation.report import plot
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLICY_FIELDS = {"miss_ratio", "accuracy_all_frames", "accuracy_processed", "selection_us_p50",
@@ -39,7 +39,8 @@ def tiny_bank():
     for k, c in enumerate((2, 4)):
         m = FakeMember(f"cnn{c}", 0.8 + 0.05 * k, {1: 0.05 * (k + 1), 2: 0.04 * (k + 1)})
         torch.manual_seed(k)
-        m.module = torch.nn.Sequential(torch.nn.Conv2d(1, c, 3), torch.nn.Flatten(), torch.nn.Linear(c * 26 * 26, 10)).eval()
+        m.module = torch.nn.Sequential(torch.nn.Conv2d(1, c, 3), torch.nn.Flatten(),
+                                       torch.nn.Linear(c * 26 * 26, 10)).eval()
         members.append(m)
     return FakeBank(members, name="tiny")
 
@@ -56,7 +57,7 @@ def check_report(rep, frames):
                 "background_load", "load_pattern", "load_frames", "frames", "fps", "members"):
         assert key in s, key
     assert s["deadline_ms"] == pytest.approx(s["deadline_scale"] * s["reference_p95_ms_measured"])
-    assert s["cpu"]["model"] and s["cpu"]["logical_cores"] >= 1
+    assert s["cpu"]["cpu"] and s["cpu"]["cores"] >= 1
     assert len(rep["frames_trace"]) == frames
 
 
@@ -79,6 +80,15 @@ def test_bad_scenarios_rejected():
                       ({"deadline_scale": 0}, "deadline-scale"), ({"load_pattern": "ramp"}, "load-pattern")]:
         with pytest.raises(ValueError, match=match):
             EvalConfig(bank="x", **kw).validate()
+
+
+def test_engine_settings_checked_by_the_engine_config():
+    """Quantile, on_no_fit and margin against the deadline follow EngineConfig.validate."""
+    with pytest.raises(ValueError, match="margin_ms"):
+        evaluate(EvalConfig(bank="", background_load=0, frames=2, reference_runs=5, deadline_ms=0.1,
+                            margin_ms=0.2), bank=tiny_bank(), data=Data())
+    with pytest.raises(ValueError, match="latency_quantile"):
+        EvalConfig(bank="x", quantile="p42").engine_config(10.0)
 
 
 def test_background_load_starts_and_stops():

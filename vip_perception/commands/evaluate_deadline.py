@@ -1,0 +1,64 @@
+"""`vip-perception evaluate deadline`: replay a timed Fashion-MNIST frame stream under CPU load
+and compare deadline policies (``evaluation.deadline``); prints a summary, writes JSON and a plot."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vip_perception.backends import BACKENDS
+from vip_perception.evaluation.deadline import EvalConfig, evaluate
+from vip_perception.evaluation.report import plot, summary
+from vip_perception.jsonfile import write_json
+from vip_perception.runtime.selector import NO_FIT_POLICIES, QUANTILES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bank", required=True, help="bank directory (holds manifest.json)")
+    parser.add_argument("--deadline-scale", type=float, default=1.2,
+                        help="deadline = S x the most accurate member's p95 at 2 threads, measured at start")
+    parser.add_argument("--deadline-ms", type=float, default=None,
+                        help="a fixed deadline in ms instead of --deadline-scale (to compare backends on one scenario)")
+    parser.add_argument("--background-load", type=int, default=1, help="number of busy background processes")
+    parser.add_argument("--load-pattern", choices=("constant", "step"), default="constant",
+                        help="load for the whole run, or only for the middle third of the frames")
+    parser.add_argument("--frames", type=int, default=500)
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--json", dest="json_path", default=None, help="write the results here")
+    parser.add_argument("--plot", default=None, help="write the over-frames plot here (PNG)")
+    parser.add_argument("--margin-ms", type=float, default=0.2,
+                        help="engine margin after the model (post-processing); default 0.2")
+    parser.add_argument("--quantile", choices=QUANTILES, default="p95")
+    parser.add_argument("--on-no-fit", choices=NO_FIT_POLICIES, default="fastest")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference-runs", type=int, default=50,
+                        help="runs to re-measure the reference member's p95 at start")
+    parser.add_argument("--data-root", default=None, help="Fashion-MNIST IDX directory (default: Debian's)")
+    parser.add_argument("--backend", default="torch", choices=BACKENDS,
+                        help="execution backend of every policy (the bank needs a profile for it)")
+    parser.add_argument("--gap-ms", type=float, default=10.0,
+                        help="idle time before every measured run (reference and measurement pass), so they run "
+                             "as cold as a frame after the stream's idle gap does (default 10; >= 3 saturates here)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vip_perception.bank import BankError
+
+    cfg = EvalConfig(
+        bank=args.bank, deadline_scale=args.deadline_scale, background_load=args.background_load,
+        load_pattern=args.load_pattern, frames=args.frames, fps=args.fps, margin_ms=args.margin_ms,
+        quantile=args.quantile, on_no_fit=args.on_no_fit, seed=args.seed,
+        reference_runs=args.reference_runs, data_root=args.data_root, backend=args.backend, gap_ms=args.gap_ms,
+        deadline_ms=args.deadline_ms,
+    )
+    try:
+        report = evaluate(cfg)
+    except (ValueError, BankError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report["scenario"]["command"] = "vip-perception " + " ".join(sys.argv[1:]) if sys.argv else ""
+    if args.json_path:
+        write_json(args.json_path, report)
+    if args.plot:
+        plot(report, args.plot)
+    print(summary(report))
+    return 0
