@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from ..data.fashion_mnist import DEFAULT_ROOT, load_fashion_mnist
+from ..data.fashion_mnist import load_fashion_mnist
 from ..machine import machine_info
 from .bank import backend_runners, load_bank, load_weights, require_backend
 from .profile import profile_models
@@ -67,7 +67,7 @@ def compare(path: str, backend: str, threads: list[int], n_images: int, runs: in
         fpath = os.path.join(bank.path, m.file)
         plain = load_weights(task.build_member(m.spec, m.vip_layers), fpath)
         runners[m.name] = backend_runners(backend, plain, bank.manifest["input"], threads, fpath)
-    images = load_fashion_mnist("test", data_root or DEFAULT_ROOT).images
+    images = load_fashion_mnist("test", data_root or None).images
     if n_images:
         images = images[:n_images]
     if images.shape[-1] == 1:

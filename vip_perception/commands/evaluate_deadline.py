@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reference-runs", type=int, default=50,
                         help="runs to re-measure the reference member's p95 at start")
-    parser.add_argument("--data-root", default=None, help="Fashion-MNIST IDX directory (default: Debian's)")
+    parser.add_argument("--data-root", default=None,
+                        help="Fashion-MNIST IDX directory (default: $VIP_FASHION_MNIST_DIR, else Debian's)")
     parser.add_argument("--backend", default="torch", choices=BACKENDS,
                         help="execution backend of every policy (the bank needs a profile for it)")
     parser.add_argument("--gap-ms", type=float, default=10.0,

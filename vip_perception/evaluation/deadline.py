@@ -215,14 +215,14 @@ def _fixed_policies(selector, names, accuracy, with_ref, ref_threads) -> tuple[d
 def prepare(cfg: EvalConfig, bank=None, data=None, clock=time.perf_counter) -> Setup:
     """Load the bank and frames, measure the reference p95, fix the deadline and the policies."""
     from vip_perception.bank import load_bank
-    from vip_perception.data.fashion_mnist import DEFAULT_ROOT, load_fashion_mnist
+    from vip_perception.data.fashion_mnist import load_fashion_mnist
     from vip_perception.runtime.engine import Engine
     from vip_perception.runtime.selector import Selector
 
     cfg.validate()
     started, loadavg = time.time(), list(os.getloadavg())  # other work on the machine, for the record
     bank = load_bank(cfg.bank, backend=cfg.backend) if bank is None else bank
-    data = load_fashion_mnist("test", cfg.data_root or DEFAULT_ROOT) if data is None else data
+    data = load_fashion_mnist("test", cfg.data_root or None) if data is None else data
     images, labels = _frames(cfg, data)
     names = [m.name for m in bank.members]
     accuracy = np.array([m.val_accuracy for m in bank.members])

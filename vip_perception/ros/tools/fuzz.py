@@ -167,33 +167,7 @@ def strategies():
         kind = draw(st.sampled_from(["empty", "random", "jpeg", "png", "truncated",
                                      "corrupted", "magic_garbage", "declared_huge"]))
         seed = draw(seeds)
-        if kind == "empty":
-            data = b""
-        elif kind == "random":
-            data = np.random.default_rng(seed).bytes(draw(st.integers(1, 4096)))
-        elif kind == "magic_garbage":
-            magic = draw(st.sampled_from([b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"BM",
-                                          b"II*\x00", b"RIFF"]))
-            data = magic + np.random.default_rng(seed).bytes(draw(st.integers(0, 512)))
-        elif kind == "declared_huge":
-            # One side past MAX_DIM, the other small: the too_large path without a bomb
-            # (area bombs are tested on their own: test_reliability_fuzz).
-            big, small = draw(st.integers(MAX_DIM + 1, 3 * MAX_DIM)), draw(st.integers(1, 8))
-            w, h = (big, small) if draw(st.booleans()) else (small, big)
-            data = _png_header_only(w, h, seed)
-        else:
-            codec = kind if kind in ("jpeg", "png") else draw(st.sampled_from(["jpeg", "png"]))
-            data = _encoded(codec, draw(st.integers(1, 64)), draw(st.integers(1, 64)),
-                            draw(st.sampled_from([1, 3, 4])), draw(st.booleans()), seed,
-                            draw(st.integers(1, 100)))
-            if kind == "truncated":
-                data = data[: draw(st.integers(0, max(0, len(data) - 1)))]
-            elif kind == "corrupted":
-                buf = bytearray(data)
-                rng = np.random.default_rng(seed)
-                for i in rng.integers(0, len(buf), draw(st.integers(1, 16))):
-                    buf[i] = int(rng.integers(0, 256))
-                data = bytes(buf)
+        data = _compressed_data(draw, st, kind, seed)
         container = draw(containers)
         payload = data if container == "bytes" else (
             bytearray(data) if container == "bytearray" else array.array("B", data))
@@ -201,6 +175,41 @@ def strategies():
                     f"compressed/{kind}", kind in ("jpeg", "png"))
 
     return st.one_of(raw(), raw(), compressed())
+
+
+def _compressed_data(draw, st, kind: str, seed: int) -> bytes:
+    """The payload of one compressed-image case of ``kind`` (see ``strategies``), drawn with
+    Hypothesis' ``draw`` from strategies module ``st``."""
+    from vip_perception.ros.convert import MAX_DIM
+
+    if kind == "empty":
+        data = b""
+    elif kind == "random":
+        data = np.random.default_rng(seed).bytes(draw(st.integers(1, 4096)))
+    elif kind == "magic_garbage":
+        magic = draw(st.sampled_from([b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"BM",
+                                      b"II*\x00", b"RIFF"]))
+        data = magic + np.random.default_rng(seed).bytes(draw(st.integers(0, 512)))
+    elif kind == "declared_huge":
+        # One side past MAX_DIM, the other small: the too_large path without a bomb
+        # (area bombs are tested on their own: test_reliability_fuzz).
+        big, small = draw(st.integers(MAX_DIM + 1, 3 * MAX_DIM)), draw(st.integers(1, 8))
+        w, h = (big, small) if draw(st.booleans()) else (small, big)
+        data = _png_header_only(w, h, seed)
+    else:
+        codec = kind if kind in ("jpeg", "png") else draw(st.sampled_from(["jpeg", "png"]))
+        data = _encoded(codec, draw(st.integers(1, 64)), draw(st.integers(1, 64)),
+                        draw(st.sampled_from([1, 3, 4])), draw(st.booleans()), seed,
+                        draw(st.integers(1, 100)))
+        if kind == "truncated":
+            data = data[: draw(st.integers(0, max(0, len(data) - 1)))]
+        elif kind == "corrupted":
+            buf = bytearray(data)
+            rng = np.random.default_rng(seed)
+            for i in rng.integers(0, len(buf), draw(st.integers(1, 16))):
+                buf[i] = int(rng.integers(0, 256))
+            data = bytes(buf)
+    return data
 
 
 # ---- the property ----------------------------------------------------------------------
