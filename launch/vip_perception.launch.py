@@ -9,11 +9,12 @@ images between processes lose fragments. Other RMWs keep their own settings.
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 PACKAGE = "vip_perception"
 CONFIG_FILE = "vip_perception.yaml"

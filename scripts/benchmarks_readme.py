@@ -313,7 +313,8 @@ def node_bench(records: Path, data: dict) -> list[str]:
     out += table(["stage", "median ms", "p99 ms", "frames"], rows)
     lat, eng = e2e["latency_stamp_to_published_ms"], e2e["engine_ms"]
     out += [""] + table(["end to end (real engine)", "value"], [
-        ["stamp to published result", f"median {f(lat['median'], 1)} ms, p99 {f(lat['p99'], 1)} ms ({lat['n']} frames)"],
+        ["stamp to published result",
+         f"median {f(lat['median'], 1)} ms, p99 {f(lat['p99'], 1)} ms ({lat['n']} frames)"],
         ["engine", f"median {f(eng['median'], 2)} ms, p99 {f(eng['p99'], 2)} ms"],
         ["deadline / misses", f"{e2e['deadline_ms']} ms / {e2e['deadline_misses']}"],
         ["members used", ", ".join(f"{k} {v}" for k, v in e2e["member_usage"].items())],
@@ -379,17 +380,20 @@ def _soak_rows(d: dict) -> list[tuple[str, str]]:
         ("run", (f"{f(d['run_s'] / 60, 1)} min, {c['width']}x{c['height']} at {f(c['fps'], 0)} Hz, "
                 f"deadline {c['deadline_ms']} ms")),
         ("crashes", f"**{d['crashes']}**"),
-        ("frames published / received / processed", f"{fr['camera_published']} / {fr['node_received']} / {fr['processed']}"),
+        ("frames published / received / processed",
+         f"{fr['camera_published']} / {fr['node_received']} / {fr['processed']}"),
         ("results received (every processed frame published)",
          f"{fr['results_received_by_soak']} ({'yes' if d['every_processed_frame_published'] else 'no'})"),
         ("deadline misses / dropped stale / replaced by newer",
          f"{fr['deadline_misses']} / {fr['dropped_stale']} / {fr['replaced_by_newer']}"),
-        ("RSS growth after warm-up, final / peak", f"{pct(rss['growth_pct'] / 100)} / {pct(rss['peak_growth_pct'] / 100)}"),
+        ("RSS growth after warm-up, final / peak",
+         f"{pct(rss['growth_pct'] / 100)} / {pct(rss['peak_growth_pct'] / 100)}"),
         ("open file descriptors first / last / max", f"{fds['first']} / {fds['last']} / {fds['max']}"),
         ("parameter requests sent / answered", f"{pc['sent']} / {pc['answered']}"),
         ("accepted / rejected as expected / unexpected",
          f"{pc['accepted']} / {pc['rejected_as_expected']} / {len(pc['unexpected_outcomes'])}"),
-        ("answer ms p50 / p95 / max", f"{f(pc['answer_ms_p50'], 1)} / {f(pc['answer_ms_p95'], 1)} / {f(pc['answer_ms_max'], 1)}"),
+        ("answer ms p50 / p95 / max",
+         f"{f(pc['answer_ms_p50'], 1)} / {f(pc['answer_ms_p95'], 1)} / {f(pc['answer_ms_max'], 1)}"),
         ("bank swaps accepted / sent, answer p50 ms",
          f"{pc['bank_swaps_accepted']} / {pc['bank_swaps_sent']}, {f(pc['bank_swap_answer_ms_p50'], 1)}"),
     ]

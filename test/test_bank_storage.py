@@ -73,8 +73,10 @@ def test_loaded_member_reproduces_val_accuracy(quick_bank):
 def test_manifest_round_trip(quick_bank):
     data = read_manifest(str(quick_bank))
     bank = load_bank(os.path.join(str(quick_bank), "manifest.json"))
-    for m, d in zip(bank.members, sorted(data["members"], key=lambda d: [x.name for x in bank.members].index(d["name"]))):
-        assert (m.name, m.vip_layers, m.parent, m.macs, m.param_bytes) == (d["name"], d["vip_layers"], d["parent"], d["macs"], d["param_bytes"])
+    for m, d in zip(bank.members,
+                    sorted(data["members"], key=lambda d: [x.name for x in bank.members].index(d["name"]))):
+        assert (m.name, m.vip_layers, m.parent, m.macs, m.param_bytes) == (
+            d["name"], d["vip_layers"], d["parent"], d["macs"], d["param_bytes"])
         assert m.latency[2].p95 == d["latency"]["2"]["p95"]
     assert data["schema_version"] == 1 and data["machine"]["cpu"]
     assert set(data["files"]) == {m["file"] for m in data["members"]} | {"candidates.json"}
@@ -170,7 +172,8 @@ def test_show_json_and_plot(quick_bank, tmp_path, capsys):
 
 def test_profile_command_updates_manifest(bank_copy):
     before = json.loads((bank_copy / "manifest.json").read_text())
-    assert cli(["bank", "profile", str(bank_copy), "--runs", "6", "--warmup", "1", "--rounds", "2", "--threads", "1", "--no-progress"]) == 0
+    assert cli(["bank", "profile", str(bank_copy), "--runs", "6", "--warmup", "1", "--rounds", "2", "--threads", "1",
+                "--no-progress"]) == 0
     after = json.loads((bank_copy / "manifest.json").read_text())
     assert after["machine"]["reprofiled"] is True
     assert all(m["latency"]["1"]["runs"] == 6 and set(m["latency"]) == {"1"} for m in after["members"])

@@ -64,7 +64,8 @@ def test_fit_anchors_uses_quantiles():
 def test_scene_order_is_a_seeded_epoch_permutation():
     cfg = TrainConfig(batch=3, scenes=6, seed=1)
     seen = scene_order(cfg, 0) + scene_order(cfg, 1)
-    assert sorted(seen) == list(range(6)) and scene_order(cfg, 0) == scene_order(TrainConfig(batch=3, scenes=6, seed=1), 0)
+    assert sorted(seen) == list(range(6)) and (
+        scene_order(cfg, 0) == scene_order(TrainConfig(batch=3, scenes=6, seed=1), 0))
 
 
 def test_training_resumes_from_its_checkpoint(tmp_path):

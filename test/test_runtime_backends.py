@@ -127,7 +127,8 @@ def test_compare_backends_reports_identical_predictions_and_both_latencies(quick
     for gap in ("gap_0ms", "gap_0.5ms"):
         rows = rec["latency"][gap]
         assert set(rows) == set(rec["predictions"])
-        assert all(r["torch_p50_ms"] > 0 and r["onnxruntime_p50_ms"] > 0 for per_t in rows.values() for r in per_t.values())
+        assert all(r["torch_p50_ms"] > 0 and r["onnxruntime_p50_ms"] > 0
+                   for per_t in rows.values() for r in per_t.values())
     assert cli(["bank", "compare-backends", quick_bank, "--gap-ms", "-1"]) == 2
 
 

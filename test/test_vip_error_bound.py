@@ -30,7 +30,8 @@ def trained():
     """A tiny CNN trained for a few seconds on 3000 Fashion-MNIST images (1 thread)."""
     if not (FMNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"Fashion-MNIST not found under {FMNIST} (Debian package dataset-fashion-mnist)")
-    x = torch.from_numpy(_idx("train-images-idx3-ubyte.gz")[:3500].copy()).float().div(255).unsqueeze(1)  # (N, 1, 28, 28)
+    # (N, 1, 28, 28)
+    x = torch.from_numpy(_idx("train-images-idx3-ubyte.gz")[:3500].copy()).float().div(255).unsqueeze(1)
     y = torch.from_numpy(_idx("train-labels-idx1-ubyte.gz")[:3500].astype(np.int64))
     torch.manual_seed(0)
     model = nn.Sequential(

@@ -34,7 +34,8 @@ def test_none_changes_nothing(vgg16_meta):
 
 
 def test_small_cnn_matches_hand_count():
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3), nn.Flatten(), nn.Linear(6 * 7 * 7, 5))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3), nn.Flatten(),
+                          nn.Linear(6 * 7 * 7, 5))
     rep = count_macs(model, (1, 9, 9))
     hand = {"0": 4 * 1 * 9 * 81, "2": 6 * 4 * 9 * 49, "4": 6 * 49 * 5}
     assert rep.per_layer == hand and rep.total == sum(hand.values())

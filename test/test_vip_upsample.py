@@ -76,7 +76,8 @@ def test_larger_maps_both_paths_agree():
     for shape, size in [((1, 64, 28, 28), (56, 56)), ((2, 32, 4, 4), (7, 7)), ((1, 16, 13, 10), (25, 20))]:
         x = torch.randn(*shape)
         for xf in (x, x.contiguous(memory_format=torch.channels_last)):
-            torch.testing.assert_close(_upsample(xf, size, "fast"), _upsample(xf, size, "autograd"), rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(_upsample(xf, size, "fast"), _upsample(xf, size, "autograd"),
+                                       rtol=1e-6, atol=1e-6)
 
 
 def test_gradcheck_float64():

@@ -24,7 +24,8 @@ CANDIDATES = "candidates.json"
 _latency = {
     "type": "object",
     "required": list(QUANTILES),
-    "properties": {q: {"type": "number", "minimum": 0} for q in (*QUANTILES, "mean")} | {"runs": {"type": "integer", "minimum": 0}},
+    "properties": ({q: {"type": "number", "minimum": 0} for q in (*QUANTILES, "mean")}
+                   | {"runs": {"type": "integer", "minimum": 0}}),
 }
 _per_threads = {"type": "object", "patternProperties": {r"^[1-9][0-9]*$": _latency}, "additionalProperties": False}
 _model_fields = {
@@ -45,7 +46,10 @@ _model_fields = {
 _file = {
     "type": "object",
     "required": ["sha256", "bytes"],
-    "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "bytes": {"type": "integer", "minimum": 0}},
+    "properties": {
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "bytes": {"type": "integer", "minimum": 0},
+    },
 }
 MANIFEST_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -63,7 +67,8 @@ MANIFEST_SCHEMA = {
                 "height": {"type": "integer", "minimum": 1}, "width": {"type": "integer", "minimum": 1},
                 "channels": {"enum": [1, 3]},
                 "mean": {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 3},
-                "std": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 1, "maxItems": 3},
+                "std": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0},
+                        "minItems": 1, "maxItems": 3},
                 "invert": {"type": "boolean"}, "color_order": {"const": "RGB"},
             },
         },
@@ -72,7 +77,11 @@ MANIFEST_SCHEMA = {
         "build": {"type": "object"},
         "members": {
             "type": "array", "minItems": 1,
-            "items": {"type": "object", "required": ["file", *(k for k in _model_fields if k != "backend_latency")], "properties": {**_model_fields, "file": {"type": "string"}}},
+            "items": {
+                "type": "object",
+                "required": ["file", *(k for k in _model_fields if k != "backend_latency")],
+                "properties": {**_model_fields, "file": {"type": "string"}},
+            },
         },
         "files": {"type": "object", "additionalProperties": _file, "minProperties": 1},
     },
@@ -111,7 +120,8 @@ def read_manifest(directory: str) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BankError(f"{path}: not a readable JSON manifest ({exc})") from exc
     if isinstance(data, dict) and data.get("schema_version") not in (None, SCHEMA_VERSION):
-        raise BankError(f"{path}: schema_version {data.get('schema_version')!r} not supported (this code reads {SCHEMA_VERSION})")
+        raise BankError(f"{path}: schema_version {data.get('schema_version')!r} not supported "
+                        f"(this code reads {SCHEMA_VERSION})")
     validate_manifest(data, path)
     for m in data["members"]:
         if m["file"] not in data["files"]:

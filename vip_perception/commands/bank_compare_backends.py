@@ -13,7 +13,8 @@ from ..jsonfile import write_json
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bank", help="classification bank directory (manifest.json)")
-    parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime",), help="backend compared with torch")
+    parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime",),
+                        help="backend compared with torch")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     parser.add_argument("--images", type=int, default=0, help="test images to compare (default 0 = all)")
     parser.add_argument("--runs", type=int, default=200, help="timed runs per member, backend and thread count")
@@ -30,7 +31,8 @@ def _print(rec: dict) -> None:
               f"(max |logit diff| {p['max_abs_logit_diff']:.1e})")
     for gap, rows in rec["latency"].items():
         for name, per_t in rows.items():
-            cells = "  ".join(f"{t}t torch {r['torch_p50_ms']:.3f} / {rec['backend']} {r[rec['backend'] + '_p50_ms']:.3f} ms "
+            cells = "  ".join(f"{t}t torch {r['torch_p50_ms']:.3f} / "
+                              f"{rec['backend']} {r[rec['backend'] + '_p50_ms']:.3f} ms "
                               f"({r['p50_speedup']:.2f}x)" for t, r in per_t.items())
             print(f"{gap:<10} {name:<14} {cells}")
 

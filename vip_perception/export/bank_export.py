@@ -49,7 +49,8 @@ def export_bank(path: str, out_dir: str, members: list[str] | None = None, rtol:
         onnx_bytes = export_onnx(plain, probe)
         check = verify_onnx(plain, onnx_bytes, probe, rtol=rtol)
         if not check.ok:
-            raise BankError(f"{m.name}: ONNX export differs from PyTorch by {check.max_rel_error:.2e} relative (> {rtol})")
+            raise BankError(f"{m.name}: ONNX export differs from PyTorch by {check.max_rel_error:.2e} "
+                            f"relative (> {rtol})")
         fpath = os.path.join(out_dir, f"{m.name}.onnx")
         _write_bytes(fpath, onnx_bytes)
         record["members"][m.name] = {"file": os.path.basename(fpath), "sha256": sha256_file(fpath),

@@ -2,7 +2,8 @@
 
 pool_fusion: max-pooling of a ViP map from the small map; fold: ViP folded into the next
 convolution (stride 2: one folded conv; stride 1: four phase convs); native: the C++
-channels-last kernels with PyTorch fallback; packed: convolutions with weights reordered once; convert: ``fuse_vip(model)``.
+channels-last kernels with PyTorch fallback; packed: convolutions with weights reordered once;
+convert: ``fuse_vip(model)``.
 """
 from .convert import FoldedViPConv, FusedViPStage, fuse_vip, fused_stages
 from .fold import (

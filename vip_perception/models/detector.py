@@ -22,7 +22,8 @@ from torch import nn
 class DetectorSpec:
     """One detector architecture; ``build_detector`` turns it into a torchvision FasterRCNN."""
 
-    stages: list[list[int]] = field(default_factory=lambda: [[16], [32, 32], [64, 64], [128, 64]])  # conv widths; 2x2 max-pool between stages
+    # conv widths; 2x2 max-pool between stages
+    stages: list[list[int]] = field(default_factory=lambda: [[16], [32, 32], [64, 64], [128, 64]])
     in_channels: int = 1                      # grey scenes
     num_classes: int = 10                     # object classes (background is added inside)
     image_size: tuple[int, int] = (240, 320)  # (height, width): transform min/max size, no resize
@@ -37,7 +38,8 @@ class DetectorSpec:
     rpn_pre_nms_test: int = 200
     rpn_post_nms_test: int = 50               # at most 8 garments per scene
     box_batch_per_image: int = 128
-    box_score_thresh: float = 0.001          # low, as COCO evaluation expects; consumers filter (to_detections min_score)
+    # low, as COCO evaluation expects; consumers filter (to_detections min_score)
+    box_score_thresh: float = 0.001
     box_detections_per_img: int = 50
 
     def __post_init__(self):
@@ -47,8 +49,10 @@ class DetectorSpec:
         self.anchor_sizes, self.aspect_ratios = tuple(self.anchor_sizes), tuple(self.aspect_ratios)
         if not self.stages or any(not s or min(s) <= 0 for s in self.stages):
             raise ValueError(f"DetectorSpec.stages must be non-empty lists of positive widths, got {self.stages}")
-        if self.in_channels not in (1, 3) or len(self.image_mean) != self.in_channels or len(self.image_std) != self.in_channels:
-            raise ValueError(f"DetectorSpec: in_channels {self.in_channels} needs that many image_mean/image_std values")
+        if (self.in_channels not in (1, 3) or len(self.image_mean) != self.in_channels
+                or len(self.image_std) != self.in_channels):
+            raise ValueError(f"DetectorSpec: in_channels {self.in_channels} needs that many "
+                             "image_mean/image_std values")
         if not self.anchor_sizes or not self.aspect_ratios:
             raise ValueError("DetectorSpec: anchor_sizes and aspect_ratios must be non-empty")
 

@@ -17,7 +17,8 @@ class ModelSpec:
     """One CNN classifier; ``build_model`` turns it into an ``nn.Module``."""
 
     family: str = "plain"  # "plain" (VGG-style conv stacks) or "resnet" (basic residual blocks)
-    stages: list[list[int]] = field(default_factory=lambda: [[16], [32]])  # plain: conv widths per stage; resnet: block widths per stage
+    # plain: conv widths per stage; resnet: block widths per stage
+    stages: list[list[int]] = field(default_factory=lambda: [[16], [32]])
     kernel_size: int = 3  # odd kernel of every 3x3-style conv (padding keeps the size)
     batch_norm: bool = True  # BN after each conv (resnet always uses BN)
     pool: str = "max"  # plain: 2x2 pooling after every stage but the last ("max" | "avg"); resnet: unused

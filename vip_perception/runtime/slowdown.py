@@ -34,12 +34,13 @@ older than ``stale_after`` frames are dropped when a new one arrives, so the pro
 its own: slow (load still there) -> the factor is back up at once, for the price of one miss,
 and the next probe waits another few half-lives; fast (load gone) -> the thread count is back
 in use from the next frame (and dropped again at its first slow run while its window refills,
-so a probe that was fast by luck under load costs at most one more miss). With the default half-life of 50 frames and a 200x slowdown a probe
-happens about every 250 frames under constant load, and 2 threads come back within about that
-many frames after the load leaves; the thread count in use recovers within ``window`` frames
-either way. (The selector also never lets a larger thread count look less slowed than a
-smaller one, so an unobserved or aged 2-thread factor cannot undercut a loaded 1-thread one.) A probe that risked nothing would need an idle slot the size of the loaded latency
-(tens of ms), which a frame stream does not promise.
+so a probe that was fast by luck under load costs at most one more miss). With the default
+half-life of 50 frames and a 200x slowdown a probe happens about every 250 frames under
+constant load, and 2 threads come back within about that many frames after the load leaves;
+the thread count in use recovers within ``window`` frames either way. (The selector also never
+lets a larger thread count look less slowed than a smaller one, so an unobserved or aged
+2-thread factor cannot undercut a loaded 1-thread one.) A probe that risked nothing would need
+an idle slot the size of the loaded latency (tens of ms), which a frame stream does not promise.
 
 Per option too: each (member, threads) option that has run keeps the same kind of window of its
 own log-ratios (``option_factors``), with the same rank, aging and stale rules. The thread-count

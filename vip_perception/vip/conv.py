@@ -72,7 +72,8 @@ class ViPConv2d(nn.Module):
         if conv.padding_mode != "zeros":  # reflect/replicate/circular: pad explicitly, as nn.Conv2d does
             x = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
             padding = (0, 0)
-        y = F.conv2d(x, conv.weight, conv.bias, 2, padding, conv.dilation, conv.groups)  # (N, C_out, ceil(H/2), ceil(W/2))
+        # (N, C_out, ceil(H/2), ceil(W/2))
+        y = F.conv2d(x, conv.weight, conv.bias, 2, padding, conv.dilation, conv.groups)
         y = self.act(self.norm(y))
         return vip_upsample(y, out_size)  # (N, C_out, H, W)
 
