@@ -113,11 +113,6 @@ def test_engine_detects_garments_on_the_belt_in_frame_pixels():
 
 
 def test_compare_backends_reports_identical_predictions_and_both_latencies(quick_bank, tmp_path):
-    from vip_perception.data.fashion_mnist import DEFAULT_ROOT
-
-    pytest.importorskip("onnxruntime")
-    if not os.path.isdir(DEFAULT_ROOT):
-        pytest.skip("Fashion-MNIST not installed")
     out = tmp_path / "cmp.json"
     assert cli(["bank", "compare-backends", quick_bank, "--images", "60", "--runs", "3", "--rounds", "1",
                 "--gap-ms", "0,0.5", "--json", str(out), "--no-progress"]) == 0

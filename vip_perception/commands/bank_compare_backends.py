@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=200, help="timed runs per member, backend and thread count")
     parser.add_argument("--rounds", type=int, default=10, help="interleaving rounds")
     parser.add_argument("--gap-ms", default="0", help="comma list of idle gaps before each timed run (default 0)")
-    parser.add_argument("--data-root", default=None, help="Fashion-MNIST IDX directory (default: Debian's)")
+    parser.add_argument("--data-root", default=None,
+                        help="Fashion-MNIST IDX directory (default: $VIP_FASHION_MNIST_DIR, else Debian's)")
     parser.add_argument("--json", default=None, help="write the comparison here")
     parser.add_argument("--no-progress", action="store_true")
 
