@@ -2,7 +2,7 @@
 
 Why its own module: the demo matches each ``detections`` message to the truth of the same
 frame (by image stamp) while frames stream, so it needs a running tally, not the COCO
-evaluation of the whole test set (``detection.coco_eval``). Per frame, detections (highest
+evaluation of the whole test set (``tasks.detection.evaluate_map``). Per frame, detections (highest
 score first) are matched greedily to the unmatched truth box of the same class with the
 largest IoU, a match needing IoU >= 0.5 (the mAP@0.5 rule): precision and recall at IoU 0.5
 over the run, plus the mean best IoU of each truth box with any detection (how well the

@@ -28,7 +28,7 @@ from vip_perception.share import share_path
 from .processes import CONFIG_REL, child_env, resolve_bank, stop_process
 
 NODE_NAME = "vip_perception"
-# The per-camera line of the node's final summary (``ros.perception.format_summary``).
+# The per-camera line of the node's final summary (``ros.summary.format_summary``).
 SUMMARY_RE = re.compile(
     r"^\s+(?P<topic>\S+): received (?P<received>\d+), processed (?P<processed>\d+), deadline "
     r"misses (?P<misses>\d+), dropped stale (?P<dropped_stale>\d+), replaced (?P<replaced>\d+), "
