@@ -25,8 +25,8 @@ pytestmark = pytest.mark.timeout(180)
 def test_summary_line_is_parsed():
     """The node's own final summary (counted by CameraStats, printed by format_summary) is
     what the soak parses: the counts come back exactly."""
-    from vip_perception.ros.summary import format_summary
     from vip_perception.ros.stats import CameraStats
+    from vip_perception.ros.summary import format_summary
 
     st = CameraStats("image_raw")
     for k in range(9):
