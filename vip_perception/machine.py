@@ -39,6 +39,13 @@ def vector_capability(flags: set[str] | None = None) -> str:
     return "baseline"
 
 
+def has_native_bf16() -> bool:
+    """True where the CPU advertises native bf16 math (AVX512-BF16 or AMX-BF16): there bf16
+    autocast speeds training up; elsewhere it slows it down."""
+    flags = _cpuinfo_field_and_flags()[1]
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @lru_cache(maxsize=1)
 def _static_info() -> dict:
     model, flags = _cpuinfo_field_and_flags()

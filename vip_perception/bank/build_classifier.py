@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..jsonfile import write_json
-from ..machine import machine_info
+from ..machine import has_native_bf16, machine_info
 from ..models import ModelSpec, build_model
 from .bank import build_member_module, inference_module
 from .candidates import sample_specs
@@ -35,7 +35,7 @@ from .profile import profile_models
 from .provenance import portable_path, save_manifest
 from .recipe import ClassifierRecipe, TrainRecipe, to_dict
 from .records import CandidateRecord, InputSpec
-from .train_classifier import TrainConfig, cpu_has_bf16, evaluate, normalise, train
+from .train_classifier import TrainConfig, evaluate, normalise, train
 
 log = logging.getLogger("vip_perception.bank")
 PHASES = ("base", "parents", "vip", "profile", "select")
@@ -126,7 +126,7 @@ class ClassifierBankBuilder:
         self.trained: list[str] = []
         self.cand_dir = os.path.join(work, "candidates")
         os.makedirs(self.cand_dir, exist_ok=True)
-        self.bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16())
+        self.bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and has_native_bf16())
         self._splits: Splits | None = None
         self.reverse = False  # visit ViP groups last-first (a second process on the same work dir)
         d = cfg.data

@@ -36,16 +36,6 @@ class TrainConfig:
     seed: int = 0
 
 
-def cpu_has_bf16() -> bool:
-    """True where the CPU advertises native bf16 math (then autocast is a speed-up, not a slowdown)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def normalise(images: np.ndarray | torch.Tensor, mean, std, invert: bool = False) -> torch.Tensor:
     """uint8 (N, H, W, C) -> float32 (N, C, H, W) normalised with per-channel mean/std in [0,1] units."""
     x = torch.as_tensor(images).permute(0, 3, 1, 2).float().div_(255.0)  # (N, C, H, W)
