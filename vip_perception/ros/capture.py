@@ -186,8 +186,9 @@ class LiveCapture:
                     self.status.size = (img.shape[1], img.shape[0])
             if n == 1:
                 again = " again" if self.status.connects > 1 else ""
+                tries = f" (after {failures} failed tries)" if failures else ""
                 self.log("info", f"{self.kind} {self.path}: streaming{again}, {img.shape[1]}x"
-                                 f"{img.shape[0]} (after {failures} failed tries)")
+                                 f"{img.shape[0]}{tries}")
         return n
 
     def _report_loss(self, frames: int) -> None:
