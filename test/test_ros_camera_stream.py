@@ -40,11 +40,12 @@ WAIT_S = 90  # generous bound for every readiness wait (the machine may be busy)
 class MjpegServer:
     """multipart/x-mixed-replace JPEG frames (uniform grey, level = frame count % 250) on
     127.0.0.1 at about 30 Hz; ``stop`` closes the listening socket and every open stream,
-    ``start`` serves again on the same port."""
+    ``start`` serves again on the same port; while ``stalled`` is set, open streams stay
+    connected but send nothing."""
 
     def __init__(self, size=(320, 240)):
         self.size, self.port, self.server = size, 0, None
-        self.stopping = threading.Event()
+        self.stopping, self.stalled = threading.Event(), threading.Event()
 
     def start(self) -> MjpegServer:
         outer = self
@@ -60,6 +61,9 @@ class MjpegServer:
                 k = 0
                 try:
                     while not outer.stopping.is_set():
+                        if outer.stalled.is_set():
+                            outer.stopping.wait(0.03)
+                            continue
                         w, h = outer.size
                         jpg = cv2.imencode(".jpg", np.full((h, w, 3), k % 250, np.uint8))[1].tobytes()
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
@@ -170,6 +174,26 @@ def test_stream_publishes_reports_a_loss_and_resumes(ctx):
         assert (snap["state"], snap["connects"], snap["losses"]) == ("streaming", 2, 1)
         assert [(m.width, m.height) for m in images[before:]] == [(160, 120)] * (len(images) - before)
     finally:
+        server.stop()
+        close(cam, probe, ex)
+
+
+def test_a_stalled_stream_counts_as_lost_after_the_timeout_and_recovers(ctx):
+    server = MjpegServer(size=(64, 48)).start()
+    cam, probe, ex, images, _ = live_camera(ctx, "stall_cam", source="stream", path=server.url,
+                                            width=0, height=0, source_timeout_s=1.0)
+    try:
+        spin_until(ex, lambda: len(images) >= 2, "the first frames of the stream")
+        assert (images[0].width, images[0].height) == (64, 48)  # width/height 0: the source's size
+        server.stalled.set()  # connected, silent
+        spin_until(ex, lambda: cam.live.snapshot()["losses"] == 1, "the stall to count as a loss")
+        assert cam.live.snapshot()["last_error"].startswith(f"stream {server.url}: lost after ")
+        before = len(images)
+        server.stalled.clear()
+        spin_until(ex, lambda: len(images) >= before + 2, "frames after the stall")
+        assert cam.live.snapshot()["state"] == "streaming" and not cam.done.done()
+    finally:
+        server.stalled.clear()
         server.stop()
         close(cam, probe, ex)
 
