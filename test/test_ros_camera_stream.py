@@ -216,6 +216,14 @@ def test_missing_device_is_a_clear_error_and_the_node_lives(ctx):
         close(cam, probe, ex)
 
 
+def test_a_path_that_is_no_capture_device_is_a_clear_error():
+    """/dev/null exists but is no V4L2 capture device: the other device failure line."""
+    cap, reason = capture.open_capture("device", "/dev/null", 640, 480, 10.0, 1.0)
+    assert cap is None
+    assert reason == ("device /dev/null: V4L2 cannot open it: check that it is a capture device, "
+                      "that no other program holds it and that this user may read it (group video)")
+
+
 def test_paths_that_can_never_work_fail_at_start(ctx):
     with pytest.raises(ValueError, match=r"^stream path 'cam.mjpg' is not a URL: give rtsp://"):
         CameraSource(name="bad_stream", context=ctx, parameter_overrides=[
