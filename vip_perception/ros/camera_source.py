@@ -5,11 +5,13 @@ synthetic conveyor scene (the default), so the node runs and is tested with no c
 Frames are stamped when published (device and stream frames: when read), with the configured
 frame_id. Device and stream sources are read on a thread of their own (``capture``): the node
 publishes the newest frame not yet published at each tick, reopens a source that drops with
-backoff, never stops for it, and reports the source's state in its log and on /diagnostics. The synthetic source also
-publishes its ground truth (std_msgs/String JSON with the image's stamp and frame_id) on
-``ground_truth``. Scenes: ``station`` (one garment at a time at an inspection station; truth:
-label, box x, y, w, h, at_station) and ``belt`` (``data.conveyor.BeltStream`` scenes moving
-along the belt; truth: boxes x0, y0, x1, y1, class_ids, class_names). Parameters: ``SPECS``.
+backoff, never stops for it, and reports the source's state in its log and on /diagnostics.
+
+The synthetic source also publishes its ground truth (std_msgs/String JSON with the image's
+stamp and frame_id) on ``ground_truth``. Scenes: ``station`` (one garment at a time at an
+inspection station; truth: label, box x, y, w, h, at_station) and ``belt``
+(``data.conveyor.BeltStream`` scenes moving along the belt; truth: boxes x0, y0, x1, y1,
+class_ids, class_names). Parameters: ``SPECS``.
 """
 from __future__ import annotations
 
