@@ -8,7 +8,6 @@ import numpy as np
 
 from .base import Task
 
-
 DEFAULT_TOP_K = 5  # hypotheses reported per frame unless the caller asks for another k
 
 
