@@ -232,13 +232,12 @@ def _region(image: np.ndarray, roi, origin) -> tuple[np.ndarray, tuple[int, int,
 
 
 def _postprocess(bank, out, region: tuple[int, int, int, int], top_k: int) -> dict:
-    """The bank's task turns the model output into FrameResult fields in frame pixels; a
-    classification ranks its ``top_k`` best classes (what the task computes, so a large k costs
-    only the banks that rank)."""
+    """The bank's task turns the model output into FrameResult fields in frame pixels; a task
+    that ranks hypotheses (``ranks_top_k``: classification) is asked for its ``top_k`` best."""
     s = getattr(bank, "input_spec", None)
     input_hw = (s.height, s.width) if s is not None else (region[3], region[2])
     task = get_task(getattr(bank, "task", "classification"))
-    extra = {"top_k": top_k} if task.output_kind == "classification" else {}
+    extra = {"top_k": top_k} if getattr(task, "ranks_top_k", False) else {}
     fields = task.postprocess(out, getattr(bank, "class_names", None) or [], input_hw, region,
                               **extra)
     return {**_NO_OUTPUT, **fields}

@@ -52,6 +52,7 @@ class ClassificationTask(Task):
     output_kind = "classification"
     backends = ("torch", "onnxruntime")
     accuracy_name = "top-1"
+    ranks_top_k = True  # postprocess takes top_k: the engine passes its config's
 
     def build_member(self, spec, vip_layers: Sequence[str]):
         """``ModelSpec`` (or its dict) -> classifier in eval mode, ViP on ``vip_layers``."""
