@@ -4,6 +4,7 @@ JSON report. Exit code 1 on any escape."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -25,6 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "sensor_msgs)")
 
 
+def _shown(path: str | None) -> str | None:
+    """``path`` relative to the working directory when inside it (records stay portable)."""
+    if path is None:
+        return None
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def run(args) -> int:
     import cv2
 
@@ -39,7 +48,7 @@ def run(args) -> int:
     report = {"command": "vip-perception fuzz " + " ".join(sys.argv[2:]),
               "seed": args.seed, "seconds": round(elapsed, 1),
               "backend": convert.BACKEND, "opencv": cv2.__version__,
-              "python": machine_info()["python"], "bank_preprocess": bank_path,
+              "python": machine_info()["python"], "bank_preprocess": _shown(bank_path),
               "real_messages": not args.stand_in_messages, **tally.report()}
     if args.json:
         write_json(args.json, report)

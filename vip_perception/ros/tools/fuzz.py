@@ -138,7 +138,7 @@ def strategies():
                                       2**31 - 1, U32]))
     seeds = st.integers(0, 2**32 - 1)
     # array.array('B') is what rclpy delivers (and the real classes hold): the common case
-    containers = st.sampled_from(["array", "array", "array", "bytes", "bytearray"])
+    containers = st.sampled_from(["array"] * 8 + ["bytes", "bytearray"])
     targets = st.sampled_from(["rgb8", "mono8"])
     rois = st.one_of(st.none(), st.tuples(*[st.floats(0, 1, allow_nan=False)] * 4))
 
