@@ -35,7 +35,7 @@ def top_classes(logits, k: int = DEFAULT_TOP_K) -> list[tuple[int, float]]:
 
     Cost: one exp over the classes (the softmax denominator) plus, when k < num_classes, an
     O(num_classes) ``argpartition`` and a sort of k values only (about 8 us for 10 classes, 21 us
-    for 1000 at k=5, one AVX2 core under load); so a 1000-class bank with k=5
+    for 1000 at k=5, on an AVX-512 core shared with other work); so a 1000-class bank with k=5
     does not sort 1000 scores or build 1000 tuples per frame."""
     if k < 1:
         raise ValueError(f"top_k must be >= 1, got {k}")
