@@ -365,7 +365,11 @@ def fuzz(records: Path, data: dict) -> list[str]:
     out = [(f"Generated Image and CompressedImage messages (encodings, sizes, steps, lengths, "
            f"endianness; random, truncated, empty and oversized JPEG/PNG payloads) through "
            f"conversion and preprocessing (image backend {d['backend']}, OpenCV {d['opencv']}, "
-           f"seed {d['seed']}). An escape is any exception other than a counted rejection."), ""]
+           f"seed {d['seed']}). An escape is any exception other than a counted rejection."
+           + (" Message classes handed to the conversion: " + ", ".join(
+               f"{k} {v}" for k, v in d["message_classes"].items()) + " (stand-ins only for "
+              "bytes / bytearray payloads, which the real classes turn into arrays)."
+              if d.get("message_classes") else "")), ""]
     out += table(["cases", "escapes", "converted and preprocessed", "rejected", "seconds"],
                  [[d["cases"], f"**{d['escapes']}**", d["converted_ok"], d["rejected"], d["seconds"]]])
     reasons = sorted(d["reasons"].items(), key=lambda kv: -kv[1])

@@ -51,8 +51,7 @@ class Perception:
         self._started: float | None = None  # clock() at configure
         self.watch_period_s, self.silent_warn_s = WATCH_PERIOD_S, SILENT_WARN_S
         self.silent_warnings: list[str] = []  # also logged; kept for tests and the summary
-        self._sub_group, self._timer_group = (ReentrantCallbackGroup(),
-                                              MutuallyExclusiveCallbackGroup())
+        self._sub_group, self._timer_group = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup()
         node.add_on_set_parameters_callback(self._on_set_parameters)
         node.add_post_set_parameters_callback(self.gate.post_set)
 
@@ -75,8 +74,8 @@ class Perception:
         self.gate.clear_pending_bank()  # the parameter's bank is the one just loaded
         self.engine = self.engine_factory(bank, s, self.clock)
         self._engine_fields = s.engine_fields()
-        self._outputs = output.Outputs(self.node, s.output_format,
-                                       bank_checks.output_kind(bank))
+        self._outputs = output.Outputs(self.node, s.output_format, bank_checks.output_kind(bank))
+        self._outputs.publish_labels(bank, s.score_threshold)  # latched on label_info
         self._debug_pub = self.node.create_publisher(Image, "~/debug_image", 1)
         self._diag_pub = self.node.create_publisher(diagnostics.DiagnosticArray, "/diagnostics", 10)
         self._subscribe(s)
@@ -169,7 +168,7 @@ class Perception:
                                throttle_duration_sec=5.0)
 
     def _apply_pending(self, s: parameters.Settings) -> None:
-        """Between frames: switch bank, update the engine config, rebuild outputs if needed."""
+        """Between frames: swap bank, update engine config, rebuild outputs, republish labels."""
         bank = self.gate.take_pending_bank()
         if bank is not None:
             self.bank_error = bank_checks.swap_bank(self.engine, bank, self.log)
@@ -181,6 +180,7 @@ class Perception:
         if (fmt, kind) != (self._outputs.format, self._outputs.kind):
             self._outputs.destroy()
             self._outputs = output.Outputs(self.node, s.output_format, kind)
+        self._outputs.publish_labels(self.engine.bank, s.score_threshold)  # when either changed
 
     def _handle(self, camera: str, frame: Frame) -> None:
         """One frame: stale check -> the roi's pixels -> engine -> publish -> count."""
