@@ -9,11 +9,12 @@
 # - Dev mode (VIP_ENV_DEV=1, scripts/test) without a distribution also builds the real ROS 2
 #   tooling (vision_msgs, launch, launch_ros, ros2cli, colcon) into .venv from its sources:
 #   $VIP_ROS2_TOOLING_DIR, else ../shared/ros2-tooling beside the clone (may be read-only; it
-#   is extracted and built under .venv/ros2-tooling). About 2 minutes once per environment
-#   (a stamp on the sha256 of src.tar.gz and build.sh); it needs cmake and a C/C++ compiler. Dev mode only: the
-#   tests need it, while the node runs without it (JSON output instead of vision_msgs), so
-#   scripts/demo never waits for it; once built, every mode exports its variables.
-#   Without the sources it says so and the tooling tests skip (test/required_groups.py).
+#   is extracted and built under .venv/ros2-tooling). About 2 minutes once per environment (a
+#   stamp on the sha256 of src.tar.gz and build.sh); needs cmake and a C/C++ compiler. Dev mode
+#   only: the tests need it, while the node runs without it (JSON output instead of
+#   vision_msgs), so scripts/demo never waits for it; once built, every mode exports its
+#   variables (PATH, AMENT_PREFIX_PATH, ROS_LOG_DIR). Without the sources it says so and the
+#   tooling tests skip (test/required_groups.py).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -61,8 +62,14 @@ TOOLING_WORK="$VENV/ros2-tooling"
 if [ -n "${ROS_DISTRO:-}" ]; then
   : # the distribution's vision_msgs, launch_ros and ros2cli; never build the tooling over them
 elif [ ! -f "$TOOLING_DIR/src.tar.gz" ] || [ ! -f "$TOOLING_DIR/build.sh" ]; then
-  [ "$WANT_DEV" = 1 ] && echo "[env] ROS 2 tooling sources not found ($TOOLING_DIR/src.tar.gz; set" \
-    "VIP_ROS2_TOOLING_DIR): no real vision_msgs, launch_ros, ros2cli; their tests skip" >&2
+  if compgen -G "$TOOLING_WORK/.stamp_*" >/dev/null && [ -f "$TOOLING_WORK/build/env.sh" ]; then
+    [ "$WANT_DEV" = 1 ] && echo "[env] ROS 2 tooling sources not found ($TOOLING_DIR); using the build" \
+      "already in $VENV" >&2
+    . "$TOOLING_WORK/build/env.sh"
+  elif [ "$WANT_DEV" = 1 ]; then
+    echo "[env] ROS 2 tooling sources not found ($TOOLING_DIR/src.tar.gz; set VIP_ROS2_TOOLING_DIR):" \
+      "skipping it; no real vision_msgs, launch_ros, ros2cli, so their tests skip" >&2
+  fi
 else
   tstamp="$TOOLING_WORK/.stamp_$(cat "$TOOLING_DIR/src.tar.gz" "$TOOLING_DIR/build.sh" | sha256sum | cut -c1-16)"
   if [ "$WANT_DEV" = 1 ] && [ ! -f "$tstamp" ]; then
