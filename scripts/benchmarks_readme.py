@@ -420,8 +420,8 @@ def startup(records: Path, data: dict) -> list[str]:
     d = data[name]
     out = [(f"{d['what']}. The package is colcon-built from the checkout into a new workspace "
             f"({d['colcon_build_s']} s); each preset is launched, then stopped with SIGINT. The "
-            f"native kernels come from the cache ({d['kernel_cache']}, keyed by source and CPU, "
-            f"not install path) that the install filled: {d['native_kernels']}."), ""]
+            f"native kernels come from the cache (`{d['kernel_cache']}`, keyed by source and CPU, "
+            f"not install path) that the install filled: `{d['native_kernels']}`."), ""]
     rows = [[preset, f"`{p['params_file']}`", p["topic"], f"**{f(p['seconds_to_first_result'])}**",
              p["launch_exit"], len(p["left_running_after_sigint"])] for preset, p in d["presets"].items()]
     out += table(["preset", "params file", "topic", "s to first result", "launch exit after SIGINT",

@@ -226,6 +226,18 @@ def measure(prefix: Path, preset: str, work: Path, timeout: float) -> dict:
                 entry for entry in node_log(text, run.wall_started) if entry["s"] <= seconds]}
 
 
+def scrub(value, replacements: dict[str, str]):
+    """``value`` with build-machine paths replaced by names (records hold no absolute paths)."""
+    if isinstance(value, dict):
+        return {k: scrub(v, replacements) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, replacements) for v in value]
+    if isinstance(value, str):
+        for path, name in replacements.items():
+            value = value.replace(path, name)
+    return value
+
+
 def command_line(argv: list[str] | None) -> str:
     """How this run was started, with the kernel-cache override if one was set."""
     cache = os.environ.get("VIP_PERCEPTION_KERNEL_CACHE")
@@ -272,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         "rmw": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp (default)"),
         "presets": presets,
     }
-    write_json(args.out, record)
+    cache = os.environ.get("VIP_PERCEPTION_KERNEL_CACHE")
+    names = {**({cache: "<private kernel cache>"} if cache else {}), tmp: "<tmp>", str(ROOT): "<checkout>",
+             **({args.workspace: "<workspace>"} if args.workspace else {}),
+             os.path.expanduser("~"): "~"}
+    write_json(args.out, scrub(record, names))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
