@@ -5,7 +5,8 @@ directory keyed by the source's hash, the torch version and the CPU capability (
 AVX-512 must not be loaded on an AVX2-only machine), and only from this package's own
 sources. The build compiles a copy of the source kept in that directory, so the cached build
 serves every install of the same source (checkout, colcon workspace, pip): compiling the
-installed path instead would change ninja's command line and rebuild (~15 s) per install. Without a compiler (or with ``VIP_PERCEPTION_NATIVE=0``) everything still works: the
+installed path instead would change ninja's command line and rebuild (~15 s) per install.
+Without a compiler (or with ``VIP_PERCEPTION_NATIVE=0``) everything still works: the
 pure-PyTorch paths are the references the kernels are tested against, and ``native_status()``
 says which one runs and why.
 """
