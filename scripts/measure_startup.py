@@ -50,8 +50,8 @@ def _tool(name: str) -> str:
 
 def colcon_list(root: Path = ROOT) -> str:
     """colcon's line for the package, e.g. 'vip_perception\\t/path\\t(ros.ament_python)'."""
-    out = subprocess.run([_tool("colcon"), "list", "--base-paths", str(root)], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
+    out = subprocess.run([_tool("colcon"), "--log-base", os.devnull, "list", "--base-paths", str(root)],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
     lines = [ln for ln in out.splitlines() if ln.split("\t", 1)[0] == PACKAGE]
     if not lines:
         raise RuntimeError(f"colcon list --base-paths {root} does not find {PACKAGE}:\n{out}")
