@@ -419,6 +419,20 @@ def soak(records: Path, data: dict) -> list[str]:
     return out
 
 
+def startup(records: Path, data: dict) -> list[str]:
+    name = "startup_launch.json"
+    d = data[name]
+    out = [(f"{d['what']}. The package is colcon-built from the checkout into a new workspace "
+            f"({d['colcon_build_s']} s); each preset is launched, then stopped with SIGINT. The "
+            f"native kernels come from the cache (`{d['kernel_cache']}`, keyed by source and CPU, "
+            f"not install path) that the install filled: `{d['native_kernels']}`."), ""]
+    rows = [[preset, f"`{p['params_file']}`", p["topic"], f"**{f(p['seconds_to_first_result'])}**",
+             p["launch_exit"], len(p["left_running_after_sigint"])] for preset, p in d["presets"].items()]
+    out += table(["preset", "params file", "topic", "s to first result", "launch exit after SIGINT",
+                  "processes left"], rows)
+    return out + [""] + provenance(name, d)
+
+
 # (title, records, render). Every benchmarks/*.json must appear in exactly one section.
 SECTIONS = (
     ("ViP on VGG16", ("vip_vgg16_paper.json", "vip_vgg16_all.json"), vip_vgg16),
@@ -431,6 +445,7 @@ SECTIONS = (
                                              "detector_conveyor_sensitivity.json"), detector),
     ("Reliability: malformed messages", ("fuzz.json",), fuzz),
     ("Reliability: soak", ("soak_30min.json", "soak_8min.json"), soak),
+    ("Start-up: ros2 launch to the first result", ("startup_launch.json",), startup),
 )
 
 

@@ -3,7 +3,10 @@
 The C++ source is compiled on first use with ``torch.utils.cpp_extension.load`` into a cache
 directory keyed by the source's hash, the torch version and the CPU capability (a build for
 AVX-512 must not be loaded on an AVX2-only machine), and only from this package's own
-sources. Without a compiler (or with ``VIP_PERCEPTION_NATIVE=0``) everything still works: the
+sources. The build compiles a copy of the source kept in that directory, so the cached build
+serves every install of the same source (checkout, colcon workspace, pip): compiling the
+installed path instead would change ninja's command line and rebuild (~15 s) per install.
+Without a compiler (or with ``VIP_PERCEPTION_NATIVE=0``) everything still works: the
 pure-PyTorch paths are the references the kernels are tested against, and ``native_status()``
 says which one runs and why.
 """
@@ -42,6 +45,18 @@ def _cache_dir(tag: str) -> Path:
     return path
 
 
+def _cached_source(src: Path, build_dir: Path) -> Path:
+    """``src`` copied into ``build_dir`` (written only when missing or different, atomically:
+    a rewrite would touch its mtime and make ninja rebuild)."""
+    data = src.read_bytes()
+    copy = build_dir / SOURCE_NAME
+    if not copy.is_file() or copy.read_bytes() != data:
+        tmp = build_dir / f".{SOURCE_NAME}.{os.getpid()}"
+        tmp.write_bytes(data)
+        os.replace(tmp, copy)
+    return copy
+
+
 def _flags(capability: str) -> list[str]:
     flags = ["-O3"]
     if capability in ("AVX2", "AVX512"):
@@ -75,11 +90,12 @@ def _try_load() -> tuple[bool, str]:
         digest = hashlib.sha256(src.read_bytes() + " ".join(_flags(capability)).encode()).hexdigest()[:12]
         tag = f"torch{torch.__version__.split('+')[0]}-{capability.lower()}-{digest}"
         os.environ.setdefault("MAX_JOBS", "1")  # one compile job: the machine is shared
+        build_dir = _cache_dir(tag)
         cpp_extension.load(
             name=f"vip_perception_kernels_{digest}",
-            sources=[str(src)],
+            sources=[str(_cached_source(src, build_dir))],
             extra_cflags=_flags(capability),
-            build_directory=str(_cache_dir(tag)),
+            build_directory=str(build_dir),
             is_python_module=False,
             verbose=False,
         )
