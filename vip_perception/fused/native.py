@@ -3,15 +3,21 @@
 The C++ source is compiled on first use with ``torch.utils.cpp_extension.load`` into a cache
 directory keyed by the source's hash, the torch version and the CPU capability (a build for
 AVX-512 must not be loaded on an AVX2-only machine), and only from this package's own
-sources. Without a compiler (or with ``VIP_PERCEPTION_NATIVE=0``) everything still works: the
-pure-PyTorch paths are the references the kernels are tested against, and ``native_status()``
-says which one runs and why.
+sources. The source is copied into that directory and built from there, so the build does not
+depend on where the package is installed: a fresh ``colcon build`` or ``pip install`` of the
+same sources finds the cached build instead of compiling again (seconds -> milliseconds).
+Loading happens when a bank with fused ViP members is loaded, never inside a frame;
+``load_seconds()`` says how long it took (the node's start-up phase "kernels"). Without a
+compiler (or with ``VIP_PERCEPTION_NATIVE=0``) everything still works: the pure-PyTorch paths
+are the references the kernels are tested against, and ``native_status()`` says which one
+runs and why.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -21,11 +27,12 @@ from vip_perception.vip import vip_upsample
 
 from .pool_fusion import vip_max_pool2d
 
-__all__ = ["kernel_source", "load_native", "max_pool", "native_available", "native_status", "upsample"]
+__all__ = ["kernel_source", "load_native", "load_seconds", "max_pool", "native_available", "native_status",
+           "upsample"]
 
 SOURCE_NAME = "vip_upsample.cpp"
 _lock = threading.Lock()
-_state: dict = {"loaded": None, "reason": "not tried yet"}
+_state: dict = {"loaded": None, "reason": "not tried yet", "seconds": None}
 
 
 def kernel_source() -> Path | None:
@@ -56,8 +63,15 @@ def load_native() -> bool:
     with _lock:
         if _state["loaded"] is not None:
             return _state["loaded"]
+        t0 = time.perf_counter()
         _state["loaded"], _state["reason"] = _try_load()
+        _state["seconds"] = time.perf_counter() - t0
         return _state["loaded"]
+
+
+def load_seconds() -> float | None:
+    """Wall seconds the one build/load of this process took; None when not tried yet."""
+    return _state["seconds"]
 
 
 def _try_load() -> tuple[bool, str]:
@@ -75,11 +89,13 @@ def _try_load() -> tuple[bool, str]:
         digest = hashlib.sha256(src.read_bytes() + " ".join(_flags(capability)).encode()).hexdigest()[:12]
         tag = f"torch{torch.__version__.split('+')[0]}-{capability.lower()}-{digest}"
         os.environ.setdefault("MAX_JOBS", "1")  # one compile job: the machine is shared
+        build_dir = _cache_dir(tag)
+        cached_src = _stable_copy(src, build_dir)  # the build's inputs name no install path
         cpp_extension.load(
             name=f"vip_perception_kernels_{digest}",
-            sources=[str(src)],
+            sources=[str(cached_src)],
             extra_cflags=_flags(capability),
-            build_directory=str(_cache_dir(tag)),
+            build_directory=str(build_dir),
             is_python_module=False,
             verbose=False,
         )
@@ -88,6 +104,18 @@ def _try_load() -> tuple[bool, str]:
     except Exception as exc:  # noqa: BLE001 - any build/load failure means: use the fallback
         last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
         return False, f"native build failed ({type(exc).__name__}: {last})"
+
+
+def _stable_copy(src: Path, build_dir: Path) -> Path:
+    """``src`` copied into ``build_dir`` (rewritten only when its bytes differ, so ninja sees an
+    unchanged input and reuses the cached build)."""
+    dst = build_dir / SOURCE_NAME
+    data = src.read_bytes()
+    if not dst.is_file() or dst.read_bytes() != data:
+        tmp = dst.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, dst)
+    return dst
 
 
 def native_available() -> bool:
