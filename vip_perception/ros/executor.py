@@ -20,11 +20,16 @@ import os
 ENV = "VIP_PERCEPTION_EXECUTOR"
 
 
+def executor_kind() -> str:
+    """The class name ``make_executor`` returns under the current environment."""
+    return "MultiThreadedExecutor" if os.environ.get(ENV, "single") == "multi" else "SingleThreadedExecutor"
+
+
 def make_executor(context=None):
     """A new executor for the node processes: SingleThreadedExecutor, or
     MultiThreadedExecutor(2) when ``$VIP_PERCEPTION_EXECUTOR`` is ``multi``."""
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 
-    if os.environ.get(ENV, "single") == "multi":
+    if executor_kind() == "MultiThreadedExecutor":
         return MultiThreadedExecutor(num_threads=2, context=context)
     return SingleThreadedExecutor(context=context)

@@ -218,6 +218,7 @@ def _e2e_run(ctx, bank: str, o: NodeBenchOptions, env: dict) -> dict:
 def node_benchmark(o: NodeBenchOptions, say=print) -> dict:
     """Overhead run, end-to-end run, delivery runs (Fast DDS defaults vs the profile); the
     JSON-ready result."""
+    from vip_perception.ros.executor import executor_kind
     from vip_perception.ros.tools.processes import resolve_bank
 
     bank = resolve_bank(o.bank)
@@ -248,22 +249,13 @@ def node_benchmark(o: NodeBenchOptions, say=print) -> dict:
         "image": {"width": o.width, "height": o.height, "encoding": "bgr8"},
         "dds": dds_note, "rmw": os.environ.get("RMW_IMPLEMENTATION", "default (rmw_fastrtps_cpp)"),
         "overhead": overhead, "end_to_end": e2e, "delivery": deliv,
-        "executor": _executor_name(),
+        "executor": executor_kind(),
         "target": {"node_overhead_median_ms_max": OVERHEAD_TARGET_MS,
                    "met": med is not None and med <= OVERHEAD_TARGET_MS,
                    "latency_minus_model_median_ms_max": NON_MODEL_TARGET_MS,
                    "latency_minus_model_met": non_model is not None and non_model <= NON_MODEL_TARGET_MS},
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-
-
-def _executor_name() -> str:
-    from vip_perception.ros.executor import make_executor
-
-    executor = make_executor()
-    name = type(executor).__name__
-    executor.shutdown(timeout_sec=0.1)
-    return name
 
 
 def format_result(r: dict) -> str:
