@@ -94,6 +94,8 @@ def build_engine(path: str, settings, engine_factory, clock, phases: StartupPhas
     if before is None and after is not None:  # tried during this load
         phases.seconds["bank_load"] -= after
         phases.seconds["kernels"] = after
+    elif after is not None:  # already loaded earlier in this process: nothing to pay here
+        phases.seconds["kernels"] = 0.0
     phases.kernels = native.native_status() if after is not None else "native kernels not needed"
     with phases.phase("engine"):
         engine = engine_factory(bank, settings, clock)
