@@ -365,7 +365,11 @@ def fuzz(records: Path, data: dict) -> list[str]:
     out = [(f"Generated Image and CompressedImage messages (encodings, sizes, steps, lengths, "
            f"endianness; random, truncated, empty and oversized JPEG/PNG payloads) through "
            f"conversion and preprocessing (image backend {d['backend']}, OpenCV {d['opencv']}, "
-           f"seed {d['seed']}). An escape is any exception other than a counted rejection."), ""]
+           f"seed {d['seed']}). An escape is any exception other than a counted rejection."
+           + (" Message classes handed to the conversion: " + ", ".join(
+               f"{k} {v}" for k, v in d["message_classes"].items()) + " (stand-ins only for "
+              "bytes / bytearray payloads, which the real classes turn into arrays)."
+              if d.get("message_classes") else "")), ""]
     out += table(["cases", "escapes", "converted and preprocessed", "rejected", "seconds"],
                  [[d["cases"], f"**{d['escapes']}**", d["converted_ok"], d["rejected"], d["seconds"]]])
     reasons = sorted(d["reasons"].items(), key=lambda kv: -kv[1])
@@ -415,6 +419,20 @@ def soak(records: Path, data: dict) -> list[str]:
     return out
 
 
+def startup(records: Path, data: dict) -> list[str]:
+    name = "startup_launch.json"
+    d = data[name]
+    out = [(f"{d['what']}. The package is colcon-built from the checkout into a new workspace "
+            f"({d['colcon_build_s']} s); each preset is launched, then stopped with SIGINT. The "
+            f"native kernels come from the cache (`{d['kernel_cache']}`, keyed by source and CPU, "
+            f"not install path) that the install filled: `{d['native_kernels']}`."), ""]
+    rows = [[preset, f"`{p['params_file']}`", p["topic"], f"**{f(p['seconds_to_first_result'])}**",
+             p["launch_exit"], len(p["left_running_after_sigint"])] for preset, p in d["presets"].items()]
+    out += table(["preset", "params file", "topic", "s to first result", "launch exit after SIGINT",
+                  "processes left"], rows)
+    return out + [""] + provenance(name, d)
+
+
 # (title, records, render). Every benchmarks/*.json must appear in exactly one section.
 SECTIONS = (
     ("ViP on VGG16", ("vip_vgg16_paper.json", "vip_vgg16_all.json"), vip_vgg16),
@@ -427,6 +445,7 @@ SECTIONS = (
                                              "detector_conveyor_sensitivity.json"), detector),
     ("Reliability: malformed messages", ("fuzz.json",), fuzz),
     ("Reliability: soak", ("soak_30min.json", "soak_8min.json"), soak),
+    ("Start-up: ros2 launch to the first result", ("startup_launch.json",), startup),
 )
 
 

@@ -6,6 +6,15 @@
 #   site-packages so the distribution's rclpy, cv_bridge and vision_msgs are used, and the
 #   ros-* PyPI wheels are NOT installed (they would fight the distribution).
 # - Without one, the ros-* wheels from requirements-ros.txt give an embedded rclpy + Fast DDS.
+# - Dev mode (VIP_ENV_DEV=1, scripts/test) without a distribution also builds the real ROS 2
+#   tooling (vision_msgs, launch, launch_ros, ros2cli, colcon) into .venv from its sources:
+#   $VIP_ROS2_TOOLING_DIR, else ../shared/ros2-tooling beside the clone (may be read-only; it
+#   is extracted and built under .venv/ros2-tooling). About 2 minutes once per environment (a
+#   stamp on the sha256 of src.tar.gz and build.sh); needs cmake and a C/C++ compiler. Dev mode
+#   only: the tests need it, while the node runs without it (JSON output instead of
+#   vision_msgs), so scripts/demo never waits for it; once built, every mode exports its
+#   variables (PATH, AMENT_PREFIX_PATH, ROS_LOG_DIR). Without the sources it says so and the
+#   tooling tests skip (test/required_groups.py).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -46,5 +55,40 @@ if [ ! -f "$stamp" ]; then
   "$VENV/bin/python" -c "from vip_perception.fused import native_status; print('[env]', native_status())" >&2 || true
   rm -f "$VENV"/.vip_stamp_*
   touch "$stamp"
+fi
+
+TOOLING_DIR="${VIP_ROS2_TOOLING_DIR:-$ROOT/../shared/ros2-tooling}"
+TOOLING_WORK="$VENV/ros2-tooling"
+if [ -n "${ROS_DISTRO:-}" ]; then
+  : # the distribution's vision_msgs, launch_ros and ros2cli; never build the tooling over them
+elif [ ! -f "$TOOLING_DIR/src.tar.gz" ] || [ ! -f "$TOOLING_DIR/build.sh" ]; then
+  if compgen -G "$TOOLING_WORK/.stamp_*" >/dev/null && [ -f "$TOOLING_WORK/build/env.sh" ]; then
+    [ "$WANT_DEV" = 1 ] && echo "[env] ROS 2 tooling sources not found ($TOOLING_DIR); using the build" \
+      "already in $VENV" >&2
+    . "$TOOLING_WORK/build/env.sh"
+  elif [ "$WANT_DEV" = 1 ]; then
+    echo "[env] ROS 2 tooling sources not found ($TOOLING_DIR/src.tar.gz; set VIP_ROS2_TOOLING_DIR):" \
+      "skipping it; no real vision_msgs, launch_ros, ros2cli, so their tests skip" >&2
+  fi
+else
+  tstamp="$TOOLING_WORK/.stamp_$(cat "$TOOLING_DIR/src.tar.gz" "$TOOLING_DIR/build.sh" | sha256sum | cut -c1-16)"
+  if [ "$WANT_DEV" = 1 ] && [ ! -f "$tstamp" ]; then
+    echo "[env] building the ROS 2 tooling from $TOOLING_DIR into $VENV (about 2 minutes, once)" >&2
+    rm -rf "$TOOLING_WORK/src" && mkdir -p "$TOOLING_WORK/src"
+    tar -xzf "$TOOLING_DIR/src.tar.gz" -C "$TOOLING_WORK/src"
+    if BUILD_BASE="$TOOLING_WORK/build" bash "$TOOLING_DIR/build.sh" "$VENV" "$TOOLING_WORK/src" \
+        > "$TOOLING_WORK/build.log" 2>&1; then
+      rm -f "$TOOLING_WORK"/.stamp_* && touch "$tstamp"
+    else
+      tail -30 "$TOOLING_WORK/build.log" >&2
+      echo "error: the ROS 2 tooling build failed (log: $TOOLING_WORK/build.log); it needs cmake and" \
+        "a C/C++ compiler" >&2
+      return 1 2>/dev/null || exit 1
+    fi
+  fi
+  if [ -f "$tstamp" ] && [ -f "$TOOLING_WORK/build/env.sh" ]; then
+    # shellcheck disable=SC1091 # written by build.sh: PATH, AMENT_PREFIX_PATH, ROS_LOG_DIR
+    . "$TOOLING_WORK/build/env.sh"
+  fi
 fi
 export PATH="$VENV/bin:$PATH"

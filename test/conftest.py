@@ -1,8 +1,9 @@
 """Shared pytest fixtures and the run's gates.
 
 Before the first test, every required group (required_groups.py: rclpy + DDS, torch, cv2,
-onnxruntime, the native kernels or their PyTorch fallback, Fashion-MNIST, the test tools) is
-probed; one that cannot run stops the run with the reason and the fix, instead of letting its
+onnxruntime, the native kernels or their PyTorch fallback, Fashion-MNIST, the test tools, and the
+real vision_msgs + launch_ros + ros2cli wherever their sources or a ROS 2 distribution are at
+hand) is probed; one that cannot run stops the run with the reason and the fix, instead of letting its
 tests skip. ``VIP_TEST_ALLOW_MISSING=group[,group]`` lets named groups go (reported, never a
 default). The end of the run lists the groups as probed, the optional groups that skipped and
 why, and every skip reason with its count.

@@ -2,8 +2,12 @@
 
 A *required* group that cannot run fails the whole run before the first test: a suite whose
 ROS, torch or dataset tests quietly skip would pass while testing little. An *optional* group
-(what only a ROS 2 distribution provides) may be missing; its tests skip and the run's summary
-names the group and why.
+may be missing; its tests skip and the run's summary names the group and why.
+
+The real ROS 2 tooling (vision_msgs, launch_ros, ros2cli) is required where it can be had: with
+a ROS 2 distribution sourced ($ROS_DISTRO), or where its sources are at hand
+($VIP_ROS2_TOOLING_DIR, else ../shared/ros2-tooling beside the repository; scripts/test builds
+them into .venv). Elsewhere those groups are optional.
 
 ``VIP_TEST_ALLOW_MISSING=group[,group...]`` lets a run go on without the named required groups
 (their tests then skip, and the summary says so). It is for a machine that cannot have a group,
@@ -26,6 +30,7 @@ FASHION_MNIST_ENV = "VIP_FASHION_MNIST_DIR"
 FASHION_MNIST_DEFAULT = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+TOOLING_ENV = "VIP_ROS2_TOOLING_DIR"
 SETUP_HINT = "run scripts/test (it creates .venv with requirements-ros.txt and requirements-dev.txt)"
 
 
@@ -148,16 +153,43 @@ def _test_tools() -> str:
     return "pytest-timeout, hypothesis, jsonschema, psutil, catkin_pkg, colcon"
 
 
-def _vision_msgs() -> str:
-    import vision_msgs.msg  # noqa: F401
+def tooling_sources(environ=os.environ) -> Path | None:
+    """The ROS 2 tooling sources folder (src.tar.gz + build.sh) if at hand, else None."""
+    folder = Path(environ.get(TOOLING_ENV) or Path(__file__).resolve().parents[2] / "shared" / "ros2-tooling")
+    return folder if (folder / "src.tar.gz").is_file() and (folder / "build.sh").is_file() else None
 
+
+def tooling_required(environ=os.environ) -> bool:
+    """Real vision_msgs + launch_ros + ros2cli are required with a distribution or the sources."""
+    return bool(environ.get("ROS_DISTRO")) or tooling_sources(environ) is not None
+
+
+def tooling_hint(environ=os.environ) -> str:
+    if environ.get("ROS_DISTRO"):
+        return f"install it from ROS 2 {environ['ROS_DISTRO']} (apt install ros-<distro>-...) and source setup.bash"
+    sources = tooling_sources(environ)
+    if sources is not None:
+        return (f"scripts/test builds it from {sources} into .venv (needs cmake and a C/C++ compiler); "
+                f"in another venv follow {sources}/README.md and export AMENT_PREFIX_PATH=<venv>")
+    return (f"set {TOOLING_ENV} to the ros2-tooling folder (src.tar.gz, build.sh) or put it at "
+            "../shared/ros2-tooling, or source a ROS 2 distribution, then run scripts/test")
+
+
+def _vision_msgs() -> str:
+    """The message classes import and their type support loads (a message is created)."""
+    from vision_msgs.msg import Detection2DArray, LabelInfo
+
+    Detection2DArray(), LabelInfo()
     return "vision_msgs"
 
 
 def _launch_ros() -> str:
+    """launch_ros imports and the ament index finds packages (what `ros2 launch` resolves with)."""
     import launch_ros  # noqa: F401
+    from ament_index_python.packages import get_package_share_directory
 
-    return "launch_ros"
+    get_package_share_directory("vision_msgs")  # PackageNotFoundError: AMENT_PREFIX_PATH is unset
+    return "launch_ros, ament index"
 
 
 def _ros2cli() -> str:
@@ -168,7 +200,8 @@ def _ros2cli() -> str:
     return "ros2 command"
 
 
-DISTRO_HINT = "comes with a ROS 2 distribution: source /opt/ros/<distro>/setup.bash before scripts/test"
+TOOLING_REQUIRED = tooling_required()
+TOOLING_HINT = tooling_hint()
 GROUPS = (
     Group("torch", True, _torch, SETUP_HINT),
     Group("rclpy", True, _rclpy, SETUP_HINT + "; with a ROS 2 distribution, source its setup.bash first"),
@@ -179,9 +212,9 @@ GROUPS = (
     Group("fashion-mnist", True, _fashion_mnist,
           f"install Debian's dataset-fashion-mnist or set {FASHION_MNIST_ENV} to a directory with the IDX files"),
     Group("test-tools", True, _test_tools, "pip install -r requirements-dev.txt"),
-    Group("vision_msgs", False, _vision_msgs, DISTRO_HINT),
-    Group("launch_ros", False, _launch_ros, DISTRO_HINT),
-    Group("ros2cli", False, _ros2cli, DISTRO_HINT),
+    Group("vision_msgs", TOOLING_REQUIRED, _vision_msgs, TOOLING_HINT),
+    Group("launch_ros", TOOLING_REQUIRED, _launch_ros, TOOLING_HINT),
+    Group("ros2cli", TOOLING_REQUIRED, _ros2cli, TOOLING_HINT),
 )
 GROUP_NAMES = tuple(g.name for g in GROUPS)
 

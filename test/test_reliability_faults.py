@@ -69,6 +69,7 @@ class Rig:
     def __init__(self, ctx, bank: str, topic: str, name: str, **params):
         self.topic = topic
         overrides = [Parameter("bank", value=bank), Parameter("image_topics", value=[topic]),
+                     Parameter("output_format", value="json"),
                      Parameter("deadline_ms", value=params.pop("deadline_ms", 2000.0))]
         overrides += [Parameter(k, value=v) for k, v in params.items()]
         self.node = VipPerceptionNode(name=name, context=ctx, parameter_overrides=overrides)

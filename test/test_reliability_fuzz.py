@@ -74,10 +74,36 @@ def test_corner_cases_map_to_one_reason(msg, expected, target):
     assert out.result == expected, out.escape
 
 
-def test_real_sensor_msgs_messages_when_importable():
-    pytest.importorskip("sensor_msgs.msg")
-    report = fuzz.fuzz(cases=80, seed=2, real=True).report()
+def test_the_run_hands_conversion_the_real_sensor_msgs_classes(monkeypatch):
+    """By default every case whose payload an rclpy message can hold is a real sensor_msgs
+    Image / CompressedImage; only bytes / bytearray payloads stay stand-ins."""
+    from sensor_msgs.msg import CompressedImage, Image
+
+    seen = []
+    validate = convert.validate_message
+    monkeypatch.setattr(convert, "validate_message", lambda m: (seen.append(m), validate(m))[1])
+    report = fuzz.fuzz(cases=120, seed=2).report()
     assert report["escapes"] == 0, report["escape_examples"]
+    classes = report["message_classes"]
+    assert classes["sensor_msgs/Image"] > 0 and classes["sensor_msgs/CompressedImage"] > 0, classes
+    assert set(classes) <= {"sensor_msgs/Image", "sensor_msgs/CompressedImage",
+                            "stand-in/ImageMsg", "stand-in/CompressedMsg"}
+    assert len(seen) == 120
+    for m in seen:
+        real = isinstance(m, (Image, CompressedImage))
+        assert real == isinstance(m.data, array.array), type(m)  # stand-ins: bytes payloads only
+        assert real or isinstance(m.data, (bytes, bytearray))
+    stand_ins = fuzz.fuzz(cases=20, seed=2, real=False).report()["message_classes"]
+    assert set(stand_ins) <= {"stand-in/ImageMsg", "stand-in/CompressedMsg"}
+
+
+def test_real_message_keeps_every_hostile_header_value():
+    msg = fuzz.to_real_message(_raw(2**32 - 1, 2**32 - 1, "rgb8\0", step=2**32 - 1, big=255, n=16))
+    assert type(msg).__module__.startswith("sensor_msgs")
+    assert (msg.height, msg.width, msg.step, msg.is_bigendian, msg.encoding) == (
+        2**32 - 1, 2**32 - 1, 2**32 - 1, 255, "rgb8\0")
+    kept = fuzz.CompressedMsg("png", b"\x89PNG")
+    assert fuzz.to_real_message(kept) is kept  # bytes: the real class would make it an array
 
 
 def test_cli_writes_the_report(tmp_path):
@@ -86,6 +112,7 @@ def test_cli_writes_the_report(tmp_path):
     report = json.loads(path.read_text())
     assert report["cases"] == 60 and report["escapes"] == 0
     assert sum(report["reasons"].values()) + report["converted_ok"] == 60
+    assert report["real_messages"] is True and report["message_classes"].get("sensor_msgs/Image", 0) > 0
 
 
 def test_compressed_bomb_is_rejected_before_decoding(monkeypatch):

@@ -48,8 +48,38 @@ def test_allowed_missing_parses_names_and_rejects_unknown_ones():
     assert rg.allowed_missing({rg.ALLOW_ENV: " torch, fashion-mnist ,"}) == {"torch", "fashion-mnist"}
     with pytest.raises(ValueError, match="unknown required group.*vision"):
         rg.allowed_missing({rg.ALLOW_ENV: "vision"})
-    with pytest.raises(ValueError, match="vision_msgs"):  # optional groups need no permission
-        rg.allowed_missing({rg.ALLOW_ENV: "vision_msgs"})
+    optional = [g.name for g in rg.GROUPS if not g.required]
+    for name in optional:  # optional groups need no permission
+        with pytest.raises(ValueError, match=name):
+            rg.allowed_missing({rg.ALLOW_ENV: name})
+
+
+def _tooling_folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "src.tar.gz").write_bytes(b"")
+    (path / "build.sh").write_text("")
+    return path
+
+
+def test_the_ros2_tooling_is_required_where_its_sources_or_a_distribution_are(tmp_path):
+    folder = _tooling_folder(tmp_path / "ros2-tooling")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert rg.tooling_sources({rg.TOOLING_ENV: str(folder)}) == folder
+    assert rg.tooling_required({rg.TOOLING_ENV: str(folder)})
+    assert "scripts/test builds it from" in rg.tooling_hint({rg.TOOLING_ENV: str(folder)})
+    assert rg.tooling_sources({rg.TOOLING_ENV: str(empty)}) is None
+    assert not rg.tooling_required({rg.TOOLING_ENV: str(empty)})
+    assert rg.TOOLING_ENV in rg.tooling_hint({rg.TOOLING_ENV: str(empty)})
+    assert rg.tooling_required({rg.TOOLING_ENV: str(empty), "ROS_DISTRO": "kilted"})
+    assert "kilted" in rg.tooling_hint({rg.TOOLING_ENV: str(empty), "ROS_DISTRO": "kilted"})
+
+
+def test_the_tooling_groups_follow_this_checkout():
+    """In CI (shared/ beside the clone) they are required, so their tests cannot skip there."""
+    required = rg.tooling_required()
+    assert {g.name: g.required for g in rg.GROUPS if g.name in ("vision_msgs", "launch_ros", "ros2cli")} == \
+        dict.fromkeys(("vision_msgs", "launch_ros", "ros2cli"), required)
 
 
 def test_every_group_has_a_unique_name_and_a_fix():

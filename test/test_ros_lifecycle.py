@@ -36,7 +36,7 @@ def _wait(pred, what, timeout=30.0):
 def test_transitions(ctx, quick_bank):
     node = VipPerceptionLifecycleNode(name="vip_lc", context=ctx, parameter_overrides=[
         Parameter("bank", value=quick_bank), Parameter("image_topics", value=["lc_image"]),
-        Parameter("deadline_ms", value=2000.0)])
+        Parameter("deadline_ms", value=2000.0), Parameter("output_format", value="json")])
     probe = rclpy.create_node("lc_probe", context=ctx)
     pub = probe.create_publisher(Image, "lc_image", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
     results = []

@@ -40,8 +40,11 @@ class Rig:
     def __init__(self, ctx, bank: str, topics=("image_raw",), name="vip_perception",
                  engine_factory=None, **params):
         """``topics`` get a raw Image publisher each; tests that need another kind of
-        publisher pass ``image_topics_override`` (node topics only) and create their own."""
+        publisher pass ``image_topics_override`` (node topics only) and create their own.
+        Results are recorded as JSON (``output_format`` json unless a test asks for
+        vision_msgs, whose readers are its own: test_ros_vision_msgs); timing always."""
         topics = params.pop("image_topics_override", None) or list(topics)
+        json_results = params.setdefault("output_format", "json") == "json"
         overrides = [Parameter("bank", value=bank), Parameter("image_topics", value=list(topics)),
                      Parameter("deadline_ms", value=params.pop("deadline_ms", 2000.0))]
         overrides += [Parameter(k, value=v) for k, v in params.items()]
@@ -53,8 +56,9 @@ class Rig:
         self.pubs = {t: self.probe.create_publisher(Image, t, qos) for t in topics} if own else {}
         self.results, self.timing, self.diags, self.detections = [], [], [], []
         self.cond = threading.Condition()
-        self.probe.create_subscription(String, "classifications", self._keep(self.results), 50)
-        self.probe.create_subscription(String, "detections", self._keep(self.detections), 50)
+        if json_results:
+            self.probe.create_subscription(String, "classifications", self._keep(self.results), 50)
+            self.probe.create_subscription(String, "detections", self._keep(self.detections), 50)
         self.probe.create_subscription(String, "timing", self._keep(self.timing), 50)
         self.probe.create_subscription(DiagnosticArray, "/diagnostics", self._keep_msg(self.diags), 10)
         self.params = AsyncParameterClient(self.probe, name)
@@ -144,6 +148,9 @@ def test_results_carry_the_input_header(rig):
         assert res["header"]["stamp"] == {"sec": hdr.stamp.sec, "nanosec": hdr.stamp.nanosec}
         assert len(res["class_ids"]) == len(res["class_names"]) == len(res["scores"]) == 1
         assert res["class_names"][0] in rig.node.perception.engine.bank.class_names
+        top = res["top_k"]  # the top_k parameter's default 5 of the bank's 10 classes, best first
+        assert len(top) == 5 and [t["score"] for t in top] == sorted((t["score"] for t in top), reverse=True)
+        assert (top[0]["class_id"], top[0]["class_name"]) == (res["class_ids"][0], res["class_names"][0])
         assert res["boxes"] == [[0, 0, 64, 48]]
     rig._wait(lambda: len(rig.timing) >= 3, "timing records")
     t = rig.timing[-1]
@@ -410,23 +417,6 @@ def test_debug_image_only_rendered_while_subscribed(ctx, quick_bank, monkeypatch
         assert (got[-1].height, got[-1].width, got[-1].encoding) == (48, 64, "bgr8")
     finally:
         r.close()
-
-
-def test_vision_msgs_output_where_importable():
-    pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not installable without a ROS 2 "
-                        "distribution; the JSON output is what runs here")
-    from std_msgs.msg import Header
-
-    from vip_perception.ros.output import classification_msg, detections_msg
-    hdr = Header(frame_id="cam")
-    hdr.stamp.sec = 12
-    res = FrameResult(3, "Dress", 0.75, False, TimingRecord("m", 1, 1, 1, 1, True, 1, 0))
-    msg = classification_msg(hdr, res)
-    assert msg.header.frame_id == "cam" and msg.results[0].class_id == "3"
-    arr = detections_msg(hdr, [Detection((10, 20, 40, 60), 1, "a", 0.5)])
-    det = arr.detections[0]
-    assert det.header.stamp.sec == 12 and det.bbox.size_x == 30 and det.bbox.size_y == 40
-    assert detections_msg(hdr, []).detections == []
 
 
 def test_compressed_transport_is_served(ctx, quick_bank):

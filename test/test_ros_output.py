@@ -78,45 +78,16 @@ def test_detections_json_has_xyxy_boxes_names_scores_and_the_header():
     assert (empty["boxes"], empty["class_ids"], empty["class_names"], empty["scores"]) == ([], [], [], [])
 
 
-def test_detection2darray_builder_where_vision_msgs_is_importable():
-    pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not installable without a ROS 2 "
-                        "distribution; the JSON output is what runs here")
-    arr = output.detections_msg(_hdr(), [Detection((10.0, 20.0, 40.0, 60.0), 1, "Trouser", 0.9)])
-    assert arr.header.frame_id == "cam0" and arr.header.stamp.nanosec == 7
-    det = arr.detections[0]
-    assert det.header.frame_id == "cam0" and det.header.stamp.sec == 5  # each detection's too
-    center = det.bbox.center.position if hasattr(det.bbox.center, "position") else det.bbox.center
-    assert (center.x, center.y, det.bbox.size_x, det.bbox.size_y) == (25.0, 40.0, 30.0, 40.0)
-    assert det.results[0].hypothesis.class_id == "1" and det.results[0].hypothesis.score == pytest.approx(0.9)
-    assert output.detections_msg(_hdr(), []).detections == []
-
-
-def test_detection2darray_builder_math_with_stand_in_message_classes(monkeypatch):
-    """vision_msgs 4.x layout (center is a Pose2D with .position) faked, so the xyxy -> centre
-    + size conversion and the per-detection headers are checked where vision_msgs is absent."""
-    import sys
-    import types
-
-    class Msg:
-        def __init__(self, **kw):
-            self.__dict__.update(kw)
-
-    fake = types.ModuleType("vision_msgs.msg")
-    fake.Detection2DArray = lambda: Msg(header=None, detections=[])
-    fake.Detection2D = lambda: Msg(header=None, results=[], bbox=None)
-    fake.ObjectHypothesisWithPose = lambda: Msg(hypothesis=Msg(class_id="", score=0.0))
-    fake.BoundingBox2D = lambda: Msg(center=Msg(position=Msg(x=0.0, y=0.0), theta=0.0),
-                                     size_x=0.0, size_y=0.0)
-    monkeypatch.setitem(sys.modules, "vision_msgs", types.ModuleType("vision_msgs"))
-    monkeypatch.setitem(sys.modules, "vision_msgs.msg", fake)
-    hdr = _hdr()
-    arr = output.detections_msg(hdr, [Detection((10.0, 20.0, 40.0, 60.0), 1, "Trouser", 0.9)])
-    det = arr.detections[0]
-    assert arr.header is hdr and det.header is hdr
-    pos = det.bbox.center.position
-    assert (pos.x, pos.y, det.bbox.size_x, det.bbox.size_y) == (25.0, 40.0, 30.0, 40.0)
-    assert (det.results[0].hypothesis.class_id, det.results[0].hypothesis.score) == ("1", 0.9)
-    assert output.detections_msg(hdr, []).detections == []
+def test_classification_json_has_the_top_k_best_first():
+    t = TimingRecord("m1", 1, 2.0, 1.5, 10.0, True, 1.2, 3.0)
+    top = ((4, "Coat", 0.6), (2, "Pullover", 0.3))
+    d = output.classification_dict(_hdr(), "image_raw", FrameResult(4, "Coat", 0.6, False, t, top=top), None)
+    assert d["top_k"] == [{"class_id": 4, "class_name": "Coat", "score": 0.6},
+                          {"class_id": 2, "class_name": "Pullover", "score": 0.3}]
+    assert (d["class_ids"], d["class_names"], d["scores"], d["boxes"]) == ([4], ["Coat"], [0.6], [])
+    assert output.classification_dict(_hdr(), "c", _result(), None)["top_k"] == [
+        {"class_id": 4, "class_name": "Coat", "score": 0.8}]  # no ranking: the best class alone
+    assert output.classification_dict(_hdr(), "c", _result(skipped=True), None)["top_k"] == []
 
 
 @pytest.mark.parametrize("asked,vision_msgs,resolved", [
@@ -142,9 +113,13 @@ class _FakeNode:
     def __init__(self):
         self.created, self.destroyed = [], []
 
-    def create_publisher(self, msg_type, topic, depth):
+    def get_clock(self):
+        from rclpy.clock import Clock
+        return Clock()
+
+    def create_publisher(self, msg_type, topic, qos):
         pub = type("Pub", (), {"sent": None})()
-        pub.sent, pub.topic, pub.msg_type = [], topic, msg_type
+        pub.sent, pub.topic, pub.msg_type, pub.qos = [], topic, msg_type, qos
         pub.publish = pub.sent.append
         self.created.append(pub)
         return pub
@@ -158,7 +133,7 @@ class _FakeNode:
 def test_outputs_choose_the_message_family_by_output_kind(kind, topic):
     node = _FakeNode()
     out = output.Outputs(node, "json", kind)
-    assert [p.topic for p in node.created] == [topic, "timing"]
+    assert [p.topic for p in node.created] == [topic, "timing", "label_info"]
     dets = (Detection((1.0, 2.0, 3.0, 4.0), 1, "Trouser", 0.9),)
     out.publish_result(_hdr(), "cam", _result(), (0, 0, 8, 8), dets)
     sent = json.loads(node.created[0].sent[0].data)
@@ -167,10 +142,33 @@ def test_outputs_choose_the_message_family_by_output_kind(kind, topic):
     else:
         assert sent["class_names"] == ["Coat"] and sent["boxes"] == [[0, 0, 8, 8]]
     out.destroy()
-    assert node.destroyed == [topic, "timing"]
+    assert node.destroyed == [topic, "timing", "label_info"]
     with pytest.raises(ValueError, match=r"^output kind must be one of \['classification', "
                                          r"'detection'\], got 'segmentation'$"):
         output.Outputs(node, "json", "segmentation")
+
+
+def test_labels_are_published_latched_once_per_bank_and_threshold():
+    from types import SimpleNamespace
+
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+    node = _FakeNode()
+    det = output.Outputs(node, "json", "detection")
+    labels = node.created[2]
+    assert (labels.qos.durability, labels.qos.depth, labels.qos.reliability) == (
+        DurabilityPolicy.TRANSIENT_LOCAL, 1, ReliabilityPolicy.RELIABLE)
+    bank = SimpleNamespace(class_names=["shirt", "bag"])
+    assert det.publish_labels(bank, 0.3) and not det.publish_labels(bank, 0.3)  # once
+    assert det.publish_labels(bank, 0.5)  # the threshold changed
+    assert det.publish_labels(SimpleNamespace(class_names=["shirt", "bag"]), 0.5)  # another bank
+    sent = [json.loads(m.data) for m in labels.sent]
+    assert [m["threshold"] for m in sent] == [0.3, 0.5, 0.5]
+    assert sent[0]["class_map"] == [{"class_id": 0, "class_name": "shirt"}, {"class_id": 1, "class_name": "bag"}]
+    assert sent[0]["header"]["frame_id"] == "" and sent[0]["header"]["stamp"]["sec"] > 0  # stamped now
+    cls = output.Outputs(node, "json", "classification")
+    cls.publish_labels(bank, 0.3)
+    assert json.loads(node.created[5].sent[0].data)["threshold"] == 0.0  # classifiers: no threshold
 
 
 def test_frame_slots_keep_newest_and_serve_round_robin():

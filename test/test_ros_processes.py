@@ -45,7 +45,8 @@ def test_two_processes_headers_and_clean_shutdown(ctx, quick_bank, tmp_path, sig
     topic = f"proc_cam_{sig.name.lower()}"
     env = _env()
     node = subprocess.Popen(_py("vip_perception.ros.node", "-p", f"bank:={quick_bank}",
-                                "-p", f"image_topics:=['{topic}']", "-p", "deadline_ms:=5000.0"),
+                                "-p", f"image_topics:=['{topic}']", "-p", "deadline_ms:=5000.0",
+                                "-p", "output_format:=json"),
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cam = subprocess.Popen(_py("vip_perception.ros.camera_source", "-p", f"topic:={topic}",
                                "-p", "rate_hz:=10.0", "-p", "width:=320", "-p", "height:=240"),

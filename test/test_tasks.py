@@ -50,6 +50,40 @@ def test_classification_postprocess_is_top_class_with_softmax_score():
     assert (out["class_id"], out["class_name"]) == (2, "2")  # past class_names: named by its number
 
 
+def test_classification_ranks_the_top_k_best_first_with_softmax_probabilities():
+    from vip_perception.tasks.classification import top_classes
+
+    logits = torch.tensor([[0.5, 3.0, -1.0, 2.0, 3.0, 0.0]])
+    probs = torch.softmax(logits, 1)[0].tolist()
+    task = get_task("classification")
+    out = task.postprocess(logits, list("abcdef"), (28, 28), (0, 0, 1, 1), top_k=3)
+    assert [(i, n) for i, n, _ in out["top"]] == [(1, "b"), (4, "e"), (3, "d")]  # ties: lower index first
+    assert [p for _, _, p in out["top"]] == pytest.approx([probs[1], probs[4], probs[3]], rel=1e-5)
+    assert out["top"][0] == (out["class_id"], out["class_name"], out["score"])
+    every = task.postprocess(logits, list("abcdef"), (28, 28), (0, 0, 1, 1), top_k=1000)  # k past the classes
+    assert [i for i, _, _ in every["top"]] == [1, 4, 3, 0, 5, 2]
+    assert sum(p for _, _, p in every["top"]) == pytest.approx(1.0, rel=1e-5)
+    assert len(task.postprocess(logits, [], (28, 28), (0, 0, 1, 1))["top"]) == 5  # the default k
+    rng = np.random.default_rng(0)
+    big = rng.normal(size=(1, 1000)).astype(np.float32)
+    ranked = top_classes(big, 7)
+    assert [i for i, _ in ranked] == np.argsort(-big[0], kind="stable")[:7].tolist()
+    with pytest.raises(ValueError, match="top_k must be >= 1"):
+        top_classes(big, 0)
+
+
+def test_engine_passes_its_top_k_to_the_task_and_validates_it():
+    clock = FakeClock()
+    bank = FakeBank([FakeMember("m", 0.5, {1: 1.0}, clock)], clock=clock)
+    eng = Engine(bank, EngineConfig(deadline_ms=100.0, margin_ms=0.0, threads=1, top_k=2), clock=clock)
+    r = eng.process(np.zeros((8, 8), np.uint8), clock())
+    assert len(r.top) == 2 and r.top[0][:2] == (r.class_id, r.class_name)
+    eng.update_config(EngineConfig(deadline_ms=100.0, margin_ms=0.0, threads=1, top_k=1))
+    assert len(eng.process(np.zeros((8, 8), np.uint8), clock()).top) == 1
+    with pytest.raises(ValueError, match="top_k must be an integer >= 1"):
+        EngineConfig(deadline_ms=10.0, top_k=0)
+
+
 def _detector_output():
     return {"boxes": torch.tensor([[0.0, 0.0, 200.0, 100.0], [20.0, 10.0, 40.0, 50.0], [1.0, 1.0, 2.0, 2.0],
                                    [1.0, 1.0, 2.0, 2.0]]),

@@ -58,9 +58,12 @@ class TimingRecord:
 
 @dataclass(frozen=True)
 class FrameResult:
-    """One frame's outcome. Classification banks fill class_id / class_name / score; detection
-    banks fill ``detections`` (score-sorted, boxes in full-frame pixels). ``roi`` is the region
-    the model saw, (x, y, w, h) in full-frame pixels (the whole frame when none was set)."""
+    """One frame's outcome. Classification banks fill class_id / class_name / score (the best
+    class) and ``top``: the k most probable classes, best first, as (class_id, class_name,
+    softmax probability), k = the engine's ``top_k`` capped at the number of classes (so
+    ``top[0]`` is (class_id, class_name, score)). Detection banks fill ``detections``
+    (score-sorted, boxes in full-frame pixels). ``roi`` is the region the model saw, (x, y, w,
+    h) in full-frame pixels (the whole frame when none was set)."""
 
     class_id: int | None
     class_name: str | None
@@ -69,6 +72,7 @@ class FrameResult:
     timing: TimingRecord
     detections: tuple[Detection, ...] | None = None
     roi: tuple[int, int, int, int] | None = None
+    top: tuple[tuple[int, str, float], ...] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -79,4 +83,5 @@ class FrameResult:
             "timing": self.timing.to_dict(),
             "detections": None if self.detections is None else [d.to_dict() for d in self.detections],
             "roi": None if self.roi is None else list(self.roi),
+            "top": None if self.top is None else [list(t) for t in self.top],
         }

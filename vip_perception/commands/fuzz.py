@@ -1,8 +1,10 @@
 """`vip-perception fuzz`: property-based fuzzing of image conversion and preprocessing
-(``ros.tools.fuzz``); prints the tally, writes the JSON report. Exit code 1 on any escape."""
+(``ros.tools.fuzz``) with the real sensor_msgs message classes; prints the tally, writes the
+JSON report. Exit code 1 on any escape."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -18,8 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bank", default=None,
                         help="also run this bank's preprocess (default: the shipped bank when "
                              "present; 'none' to skip)")
-    parser.add_argument("--real-messages", action="store_true",
-                        help="build real sensor_msgs messages (needs a ROS 2 Python environment)")
+    parser.add_argument("--stand-in-messages", action="store_true",
+                        help="duck-typed stand-ins for every case instead of the real "
+                             "sensor_msgs Image / CompressedImage (for an environment without "
+                             "sensor_msgs)")
+
+
+def _shown(path: str | None) -> str | None:
+    """``path`` relative to the working directory when inside it (records stay portable)."""
+    if path is None:
+        return None
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
 
 
 def run(args) -> int:
@@ -31,17 +43,18 @@ def run(args) -> int:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     pre, bank_path = bank_preprocess(args.bank)
     t0 = time.perf_counter()
-    tally = fuzz(args.cases, args.seed, pre, args.real_messages)
+    tally = fuzz(args.cases, args.seed, pre, real=not args.stand_in_messages)
     elapsed = time.perf_counter() - t0
     report = {"command": "vip-perception fuzz " + " ".join(sys.argv[2:]),
               "seed": args.seed, "seconds": round(elapsed, 1),
               "backend": convert.BACKEND, "opencv": cv2.__version__,
-              "python": machine_info()["python"], "bank_preprocess": bank_path,
-              "real_messages": bool(args.real_messages), **tally.report()}
+              "python": machine_info()["python"], "bank_preprocess": _shown(bank_path),
+              "real_messages": not args.stand_in_messages, **tally.report()}
     if args.json:
         write_json(args.json, report)
     print(f"fuzz: {report['cases']} cases in {elapsed:.1f} s, escapes {report['escapes']}, "
-          f"converted {report['converted_ok']}, rejected {report['rejected']}")
+          f"converted {report['converted_ok']}, rejected {report['rejected']}; messages "
+          + ", ".join(f"{k} {v}" for k, v in report["message_classes"].items()))
     for reason, n in report["reasons"].items():
         print(f"  {reason:18s} {n}")
     for e in report["escape_examples"][:5]:

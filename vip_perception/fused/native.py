@@ -3,14 +3,14 @@
 The C++ source is compiled on first use with ``torch.utils.cpp_extension.load`` into a cache
 directory keyed by the source's hash, the torch version and the CPU capability (a build for
 AVX-512 must not be loaded on an AVX2-only machine), and only from this package's own
-sources. The source is copied into that directory and built from there, so the build does not
-depend on where the package is installed: a fresh ``colcon build`` or ``pip install`` of the
-same sources finds the cached build instead of compiling again (seconds -> milliseconds).
-Loading happens when a bank with fused ViP members is loaded, never inside a frame;
-``load_seconds()`` says how long it took (the node's start-up phase "kernels"). Without a
-compiler (or with ``VIP_PERCEPTION_NATIVE=0``) everything still works: the pure-PyTorch paths
-are the references the kernels are tested against, and ``native_status()`` says which one
-runs and why.
+sources. The build compiles a copy of the source kept in that directory, so the cached build
+serves every install of the same source (checkout, colcon workspace, pip): compiling the
+installed path instead would change ninja's command line and rebuild (~15 s) per install.
+Without a compiler (or with ``VIP_PERCEPTION_NATIVE=0``) everything still works: the
+pure-PyTorch paths are the references the kernels are tested against, and ``native_status()``
+says which one runs and why. Loading happens when a bank with fused ViP members is loaded,
+never inside a frame; ``load_seconds()`` says how long it took (the node's start-up phase
+"kernels").
 """
 from __future__ import annotations
 
@@ -47,6 +47,18 @@ def _cache_dir(tag: str) -> Path:
     path = Path(root) / tag
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _cached_source(src: Path, build_dir: Path) -> Path:
+    """``src`` copied into ``build_dir`` (written only when missing or different, atomically:
+    a rewrite would touch its mtime and make ninja rebuild)."""
+    data = src.read_bytes()
+    copy = build_dir / SOURCE_NAME
+    if not copy.is_file() or copy.read_bytes() != data:
+        tmp = build_dir / f".{SOURCE_NAME}.{os.getpid()}"
+        tmp.write_bytes(data)
+        os.replace(tmp, copy)
+    return copy
 
 
 def _flags(capability: str) -> list[str]:
@@ -90,10 +102,9 @@ def _try_load() -> tuple[bool, str]:
         tag = f"torch{torch.__version__.split('+')[0]}-{capability.lower()}-{digest}"
         os.environ.setdefault("MAX_JOBS", "1")  # one compile job: the machine is shared
         build_dir = _cache_dir(tag)
-        cached_src = _stable_copy(src, build_dir)  # the build's inputs name no install path
         cpp_extension.load(
             name=f"vip_perception_kernels_{digest}",
-            sources=[str(cached_src)],
+            sources=[str(_cached_source(src, build_dir))],
             extra_cflags=_flags(capability),
             build_directory=str(build_dir),
             is_python_module=False,
@@ -104,18 +115,6 @@ def _try_load() -> tuple[bool, str]:
     except Exception as exc:  # noqa: BLE001 - any build/load failure means: use the fallback
         last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
         return False, f"native build failed ({type(exc).__name__}: {last})"
-
-
-def _stable_copy(src: Path, build_dir: Path) -> Path:
-    """``src`` copied into ``build_dir`` (rewritten only when its bytes differ, so ninja sees an
-    unchanged input and reuses the cached build)."""
-    dst = build_dir / SOURCE_NAME
-    data = src.read_bytes()
-    if not dst.is_file() or dst.read_bytes() != data:
-        tmp = dst.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, dst)
-    return dst
 
 
 def native_available() -> bool:

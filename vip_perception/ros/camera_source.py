@@ -1,12 +1,17 @@
 """`vip_perception_camera`: publishes frames at ``rate_hz`` from an image folder, a video file,
-a rosbag2 file or the built-in synthetic conveyor scene (the default), so the node runs and is
-tested with no camera.
+a rosbag2 file, a V4L2 device, a stream OpenCV reads (RTSP, MJPEG over HTTP) or the built-in
+synthetic conveyor scene (the default), so the node runs and is tested with no camera.
 
-Frames are stamped when published, with the configured frame_id. The synthetic source also
-publishes its ground truth (std_msgs/String JSON with the image's stamp and frame_id) on
-``ground_truth``. Scenes: ``station`` (one garment at a time at an inspection station; truth:
-label, box x, y, w, h, at_station) and ``belt`` (``data.conveyor.BeltStream`` scenes moving
-along the belt; truth: boxes x0, y0, x1, y1, class_ids, class_names). Parameters: ``SPECS``.
+Frames are stamped when published (device and stream frames: when read), with the configured
+frame_id. Device and stream sources are read on a thread of their own (``capture``): the node
+publishes the newest frame not yet published at each tick, reopens a source that drops with
+backoff, never stops for it, and reports the source's state in its log and on /diagnostics.
+
+The synthetic source also publishes its ground truth (std_msgs/String JSON with the image's
+stamp and frame_id) on ``ground_truth``. Scenes: ``station`` (one garment at a time at an
+inspection station; truth: label, box x, y, w, h, at_station) and ``belt``
+(``data.conveyor.BeltStream`` scenes moving along the belt; truth: boxes x0, y0, x1, y1,
+class_ids, class_names). Parameters: ``SPECS``.
 """
 from __future__ import annotations
 
@@ -20,17 +25,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.task import Future
+from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
-from . import convert, param_specs, qos
+from . import capture, convert, param_specs, qos
 from .convert import MAX_DIM
 from .param_specs import Spec
 
-SOURCES = ("synthetic", "folder", "video", "rosbag")
+SOURCES = ("synthetic", "folder", "video", "rosbag") + capture.KINDS
 SCENES = ("station", "belt")
 BELT_SIZE = (320, 240)  # BeltStream renders at the detector's training size, then scales
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff")
@@ -38,24 +45,26 @@ ENCODINGS = ("bgr8", "rgb8", "mono8")
 TRANSPORTS = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
 RUNTIME = "Takes effect at the next frame."
+DIAGNOSTICS_PERIOD_S = 1.0  # device/stream sources: state and counters on /diagnostics
 
 # Every parameter of the camera node. read_only: the frame source or the publisher is built
 # from it at start, so a change needs a restart; the others apply while running.
 SPECS: tuple[Spec, ...] = (
     Spec("source", "synthetic", "Frame source: synthetic (built-in conveyor scene), folder, "
-         "video or rosbag.", choices=SOURCES, read_only=True),
-    Spec("path", "", "Image folder, video file or rosbag2 (directory or .mcap/.db3) for the "
-         "folder/video/rosbag sources.", read_only=True),
+         "video, rosbag, device (V4L2 camera) or stream (a URL OpenCV reads).", choices=SOURCES,
+         read_only=True),
+    Spec("path", "", "Image folder, video file, rosbag2 (directory or .mcap/.db3), V4L2 device "
+         "(/dev/video0) or stream URL (rtsp://..., http://... MJPEG).", read_only=True),
     Spec("topic", "image_raw", "Output topic (compressed transport adds /compressed).",
          read_only=True),
     Spec("bag_topic", "", "Image topic to replay from the bag (empty: the first image topic).",
          read_only=True),
     Spec("rate_hz", 10.0, "Publish rate, Hz (> 0). Changing it changes the timer's period "
          "at once.", min=0.0, max=1000.0),
-    Spec("width", 640, "Output width, pixels (0: keep the source size).", min=0,
-         max=MAX_DIM, read_only=True),
-    Spec("height", 480, "Output height, pixels (0: keep the source size).", min=0,
-         max=MAX_DIM, read_only=True),
+    Spec("width", 640, "Output width, pixels (0: keep the source size; a device is asked for "
+         "it).", min=0, max=MAX_DIM, read_only=True),
+    Spec("height", 480, "Output height, pixels (0: keep the source size; a device is asked for "
+         "it).", min=0, max=MAX_DIM, read_only=True),
     Spec("frame_id", "camera", "header.frame_id of every image. " + RUNTIME),
     Spec("encoding", "bgr8", "Raw transport encoding.", choices=ENCODINGS, read_only=True),
     Spec("transport", "raw", "raw (sensor_msgs/Image) or compressed (jpeg CompressedImage).",
@@ -76,6 +85,12 @@ SPECS: tuple[Spec, ...] = (
          max=10000, read_only=True),
     Spec("travel_frames", 3, "Synthetic scene: frames the belt moves between garments.",
          min=1, max=10000, read_only=True),
+    Spec("source_timeout_s", 5.0, "Device/stream: seconds to wait for the source to open, or "
+         "for its next frame, before it counts as unavailable or lost.", min=0.1, max=600.0,
+         read_only=True),
+    Spec("reconnect_s", 1.0, "Device/stream: wait before reopening a source that cannot be "
+         f"opened, doubling after each failed try up to {capture.RECONNECT_MAX_FACTOR}x.",
+         min=0.01, max=3600.0, read_only=True),
     Spec("wait_for_subscribers", 0, "Hold the first frame until the image topic has this many "
          "subscribers (benchmarks count delivery from frame one).", min=0, max=1000,
          read_only=True),
@@ -98,6 +113,7 @@ def check_value(name: str, value) -> str | None:
 class SourceFrame:
     rgb: np.ndarray             # (H, W, 3) RGB uint8
     truth: dict | None = None   # synthetic ground truth
+    stamp_ns: int | None = None  # acquisition time (ROS clock, ns); None: stamp when published
 
 
 def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -208,7 +224,9 @@ def bag_frames(path, topic, width, height, loop) -> Iterator[SourceFrame]:
 class CameraSource(Node):
     """Publishes one frame per timer tick (``rate_hz``) until the source ends or
     ``max_frames``; ``done`` completes then. Raises ValueError at construction for a bad
-    parameter or a source that yields no frame."""
+    parameter or a source that yields no frame. A device or stream source (``live``) never
+    ends: a tick without a new frame publishes nothing, and a source that is missing or
+    drops is retried (``live.snapshot()``: state and counters, also on /diagnostics)."""
 
     def __init__(self, name: str = "vip_perception_camera", **kwargs):
         super().__init__(name, **kwargs)
@@ -218,11 +236,13 @@ class CameraSource(Node):
             if reason:
                 raise ValueError(reason)
         self.p = p
-        frames = self._frames(p)
-        first = next(frames, None)  # fail now (bad path, empty folder), not inside a timer
-        if first is None:
-            raise ValueError(f"source {p['source']} {p['path']!r} yields no frames")
-        self.frames = itertools.chain([first], frames)
+        self.live = self._live(p) if p["source"] in capture.KINDS else None
+        if self.live is None:
+            frames = self._frames(p)
+            first = next(frames, None)  # fail now (bad path, empty folder), not inside a timer
+            if first is None:
+                raise ValueError(f"source {p['source']} {p['path']!r} yields no frames")
+            self.frames = itertools.chain([first], frames)
         self.compressed = p["transport"] == "compressed"
         pub_qos = qos.subscription_qos(p["reliability"])
         topic = p["topic"] + "/compressed" if self.compressed else p["topic"]
@@ -238,6 +258,49 @@ class CameraSource(Node):
         self.get_logger().info(f"publishing {p['source']} frames on {self.pub.topic_name} at "
                                f"{p['rate_hz']} Hz, {p['width']}x{p['height']} {p['encoding']}, "
                                f"{qos.describe(pub_qos)}")
+        if self.live is not None:
+            self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            self.diag_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+            self.live.start()
+
+    def _live(self, p) -> capture.LiveCapture:
+        """The device or stream reader (started once the publisher exists); a path that can
+        never work is a ValueError now, a source that is not there yet is retried."""
+        clock = self.get_clock()
+        return capture.LiveCapture(
+            p["source"], p["path"], width=p["width"], height=p["height"], rate_hz=p["rate_hz"],
+            timeout_s=p["source_timeout_s"], reconnect_s=p["reconnect_s"], log=self._log,
+            now_ns=lambda: clock.now().nanoseconds)
+
+    def _log(self, level: str, line: str) -> None:
+        """One call site per severity: rclpy's logger refuses a site that changes severity."""
+        if level == "error":
+            self.get_logger().error(line)
+        elif level == "warn":
+            self.get_logger().warning(line)
+        else:
+            self.get_logger().info(line)
+
+    def _publish_diagnostics(self) -> None:
+        """One DiagnosticStatus for the live source: OK streaming, WARN (re)connecting, ERROR
+        unavailable; its counters as values."""
+        snap = self.live.snapshot()
+        level = {"streaming": DiagnosticStatus.OK, "unavailable": DiagnosticStatus.ERROR}.get(
+            snap["state"], DiagnosticStatus.WARN)
+        message = snap["state"] if level == DiagnosticStatus.OK else \
+            f"{snap['state']}: {snap['last_error'] or 'opening'}"
+        values = dict(snap, source=self.p["source"], path=self.live.path, published=self.published)
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: {self.p['source']} "
+                                  f"{self.live.path}", message=message, hardware_id=self.live.path,
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(array)
+
+    def destroy_node(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+        super().destroy_node()
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         """Reject the whole set with the first reason; no side effects (rclpy itself rejects
@@ -278,12 +341,18 @@ class CameraSource(Node):
             return
         if self.published == 0 and self.pub.get_subscription_count() < self.p["wait_for_subscribers"]:
             return
-        frame = next(self.frames, None)
-        if frame is None:
-            self._finish("end of source")
-            return
+        if self.live is not None:
+            frame = self._live_frame()
+            if frame is None:
+                return  # no new frame since the last tick
+        else:
+            frame = next(self.frames, None)
+            if frame is None:
+                self._finish("end of source")
+                return
         header = Header()
-        header.stamp = self.get_clock().now().to_msg()
+        header.stamp = (self.get_clock().now() if frame.stamp_ns is None
+                        else Time(nanoseconds=frame.stamp_ns)).to_msg()
         header.frame_id = self.p["frame_id"]
         if self.compressed:
             msg = convert.array_to_compressed(frame.rgb, "jpeg", header)
@@ -299,6 +368,15 @@ class CameraSource(Node):
         self.published += 1
         if self.p["max_frames"] and self.published >= self.p["max_frames"]:
             self._finish(f"max_frames={self.p['max_frames']} reached")
+
+    def _live_frame(self) -> SourceFrame | None:
+        """The newest device/stream frame not yet published, as RGB at width x height."""
+        got = self.live.take()
+        if got is None:
+            return None
+        img, stamp_ns = got
+        return SourceFrame(_resize(_as_rgb(img, bgr=True), self.p["width"], self.p["height"]),
+                           stamp_ns=stamp_ns)
 
     def _finish(self, why: str) -> None:
         self.timer.cancel()

@@ -1,8 +1,10 @@
 """Result messages: vision_msgs where importable, std_msgs/String JSON otherwise.
 
 The message family follows the task's ``output_kind`` (``tasks.OUTPUT_KINDS``): classification ->
-``classifications``, detection -> ``detections``; both carry the input image's header, and
-every box is in frame pixels. The JSON builders are pure functions over plain values
+``classifications`` (the top-k hypotheses, best first), detection -> ``detections``; both carry
+the input image's header, and every box is in frame pixels. The class names travel once, on
+the latched ``label_info`` topic (vision_msgs/LabelInfo, or its JSON twin), so a consumer that
+joins late still learns them; results carry class ids only. The JSON builders are pure functions over plain values
 (``vip_perception.results``), tested without DDS. Torch-free: importing this module never
 imports torch.
 """
@@ -10,12 +12,18 @@ from __future__ import annotations
 
 import json
 
-from std_msgs.msg import String
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Header, String
 
 from vip_perception.results import Detection, FrameResult
 from vip_perception.tasks import OUTPUT_KINDS
 
 OUTPUT_FORMATS = ("auto", "vision_msgs", "json")
+LABEL_TOPIC = "label_info"
+# Published once per bank and kept for subscribers that join later (vision_msgs' convention).
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def vision_msgs_available() -> bool:
@@ -33,9 +41,22 @@ def header_dict(header) -> dict:
             "frame_id": header.frame_id}
 
 
+def ranked(result) -> list[tuple[int, str, float]]:
+    """The result's hypotheses, best first: ``FrameResult.top``, or the single best class
+    when the engine gave no ranking; [] for a skipped frame."""
+    top = getattr(result, "top", None)
+    if top:
+        return [(int(i), str(n), float(p)) for i, n, p in top]
+    if result.class_id is None:
+        return []
+    return [(int(result.class_id), str(result.class_name), float(result.score or 0.0))]
+
+
 def classification_dict(header, camera: str, result: FrameResult, box) -> dict:
     """JSON twin of vision_msgs/Classification plus the roi the model saw, ``box`` = (x, y, w,
-    h) in frame pixels; empty lists for a skipped frame."""
+    h) in frame pixels. class_ids / class_names / scores / boxes hold the best class;
+    ``top_k`` the k best ({"class_id", "class_name", "score"}, best first, k = the ``top_k``
+    parameter). Empty lists for a skipped frame."""
     ok = result.class_id is not None
     return {
         "header": header_dict(header), "camera": camera,
@@ -43,8 +64,29 @@ def classification_dict(header, camera: str, result: FrameResult, box) -> dict:
         "class_names": [result.class_name] if ok else [],
         "scores": [float(result.score)] if ok and result.score is not None else [],
         "boxes": [list(box)] if ok and box is not None else [],
+        "top_k": [{"class_id": i, "class_name": n, "score": p} for i, n, p in ranked(result)],
         "member": result.timing.member,
     }
+
+
+def label_info_dict(header, class_names, threshold: float) -> dict:
+    """JSON twin of vision_msgs/LabelInfo: class_map [{"class_id" (the index), "class_name"}]
+    and the score threshold below which nothing is published (0.0 for classifiers)."""
+    return {"header": header_dict(header),
+            "class_map": [{"class_id": i, "class_name": str(n)} for i, n in enumerate(class_names)],
+            "threshold": float(threshold)}
+
+
+def label_info_msg(header, class_names, threshold: float):
+    """vision_msgs/LabelInfo: VisionClass class_id (uint16) = the class index. ValueError when
+    a bank has more classes than uint16 can number."""
+    from vision_msgs.msg import LabelInfo, VisionClass
+
+    if len(class_names) > 65536:
+        raise ValueError(f"LabelInfo numbers classes with uint16: {len(class_names)} classes")
+    return LabelInfo(header=header, threshold=float(threshold),
+                     class_map=[VisionClass(class_id=i, class_name=str(n))
+                                for i, n in enumerate(class_names)])
 
 
 def select_detections(dets, score_threshold: float, max_detections: int) -> list[Detection]:
@@ -95,14 +137,13 @@ def resolve_format(output_format: str, vision_msgs: bool | None = None) -> str:
 
 
 def classification_msg(header, result):
-    """vision_msgs/Classification (4.x: class_id is a string)."""
+    """vision_msgs/Classification: the top-k hypotheses (``ranked``), best first (4.x:
+    class_id is a string, the class index; names are on ``label_info``)."""
     from vision_msgs.msg import Classification, ObjectHypothesis
 
     msg = Classification()
     msg.header = header
-    if result.class_id is not None:
-        msg.results = [ObjectHypothesis(class_id=str(result.class_id),
-                                        score=float(result.score or 0.0))]
+    msg.results = [ObjectHypothesis(class_id=str(i), score=p) for i, _, p in ranked(result)]
     return msg
 
 
@@ -137,7 +178,7 @@ def detections_msg(header, dets: list[Detection]):
 
 
 class Outputs:
-    """The result and timing publishers of one (output kind, resolved format) pair.
+    """The result, timing and label publishers of one (output kind, resolved format) pair.
 
     ``output_kind`` is the bank task's ``output_kind`` (one of ``OUTPUT_KINDS``): it picks the
     result topic (``classifications`` or ``detections``) and its message family. Raises
@@ -150,13 +191,33 @@ class Outputs:
         self.node = node
         self.format = resolve_format(output_format)
         self.kind = output_kind
-        msg_type = String
+        msg_type = label_type = String
         if self.format == "vision_msgs":
-            from vision_msgs.msg import Classification, Detection2DArray
+            from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
             msg_type = Classification if output_kind == "classification" else Detection2DArray
+            label_type = LabelInfo
         topic = "classifications" if output_kind == "classification" else "detections"
         self.results = node.create_publisher(msg_type, topic, qos_depth)
         self.timing = node.create_publisher(String, "timing", qos_depth)
+        self.labels = node.create_publisher(label_type, LABEL_TOPIC, LATCHED_QOS)
+        self._labelled = None  # (bank, threshold) last published on label_info
+
+    def publish_labels(self, bank, score_threshold: float) -> bool:
+        """Publish ``bank``'s class names on the latched ``label_info`` when the bank or the
+        threshold (``score_threshold`` for detectors, 0.0 for classifiers) differs from the
+        last one published; a no-op otherwise, so it may be called between any two frames.
+        Stamped now, frame_id empty (the names hold for every camera). True when published."""
+        threshold = float(score_threshold) if self.kind == "detection" else 0.0
+        if self._labelled is not None and self._labelled[0] is bank \
+                and self._labelled[1] == threshold:
+            return False
+        header = Header(stamp=self.node.get_clock().now().to_msg(), frame_id="")
+        names = list(getattr(bank, "class_names", None) or [])
+        self._labelled = (bank, threshold)  # once per bank, even if building the message fails
+        self.labels.publish(label_info_msg(header, names, threshold)
+                            if self.format == "vision_msgs"
+                            else json_string(label_info_dict(header, names, threshold)))
+        return True
 
     def publish_result(self, header, camera: str, result: FrameResult, box, dets=()) -> None:
         """One frame's result: ``box`` the roi (x, y, w, h), ``dets`` the detections to
@@ -177,5 +238,5 @@ class Outputs:
                                                     latency_ms)))
 
     def destroy(self) -> None:
-        for pub in (self.results, self.timing):
+        for pub in (self.results, self.timing, self.labels):
             self.node.destroy_publisher(pub)

@@ -70,6 +70,10 @@ SPECS: tuple[Spec, ...] = (
          "only while someone subscribes)."),
     Spec("score_threshold", 0.25, "Detection banks: minimum score of a published detection.",
          min=0.0, max=1.0),
+    Spec("top_k", 5, "Classification banks: hypotheses per result (vision_msgs/Classification "
+         "results and the JSON top_k list), best first; fewer when the bank has fewer classes. "
+         "Ranked per frame with a partial sort, so a large k costs time only on large banks.",
+         min=1, max=1000),
     Spec("max_detections", 100, "Detection banks: at most this many detections per frame.",
          min=0, max=10000),
     Spec("hardware_id", "", "hardware_id reported in /diagnostics (empty: host name)."),
@@ -104,7 +108,7 @@ def _replace(self, **changes) -> Settings:
 def _engine_fields(self) -> tuple:
     """What EngineConfig is built from: a change here means engine.update_config."""
     return (self.deadline_ms, self.margin_ms, self.latency_quantile, self.on_no_fit,
-            self.threads)
+            self.threads, self.top_k)
 
 
 # A validated snapshot of every parameter (fields and defaults from SPECS, arrays as tuples);
@@ -120,7 +124,7 @@ def engine_config(s: Settings) -> EngineConfig:
     """The engine's config from a snapshot; ValueError (the engine's reason) when invalid."""
     return EngineConfig(deadline_ms=s.deadline_ms, margin_ms=s.margin_ms,
                         latency_quantile=s.latency_quantile, on_no_fit=s.on_no_fit,
-                        threads=s.threads)
+                        threads=s.threads, top_k=s.top_k)
 
 
 def check_value(name: str, value: Any, frame_sizes: dict | None = None) -> str | None:

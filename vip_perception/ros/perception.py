@@ -72,6 +72,7 @@ class Perception:
         self.gate.clear_pending_bank()  # the parameter's bank is the one just loaded
         self._engine_fields = s.engine_fields()
         self._outputs = output.Outputs(self.node, s.output_format, bank_checks.output_kind(bank))
+        self._outputs.publish_labels(bank, s.score_threshold)  # latched on label_info
         self._debug_pub = self.node.create_publisher(Image, "~/debug_image", 1)
         self._diag_pub = self.node.create_publisher(diagnostics.DiagnosticArray, "/diagnostics", 10)
         self._subscribe(s)
@@ -85,8 +86,7 @@ class Perception:
                                    callback_group=self._timer_group)]
         self.log.info(f"bank {path} ({bank.name}, task {bank.task}, {len(bank.members)} "
                       f"members, backend {s.backend}), deadline {s.deadline_ms} ms, output "
-                      f"{self._outputs.format}, image conversion via {convert.BACKEND}; "
-                      + self.startup.describe())
+                      f"{self._outputs.format}, image conversion via {convert.BACKEND}; {self.startup.describe()}")
 
     def _subscribe(self, s: parameters.Settings) -> None:
         compressed = s.image_transport == "compressed"
@@ -166,7 +166,7 @@ class Perception:
                                throttle_duration_sec=5.0)
 
     def _apply_pending(self, s: parameters.Settings) -> None:
-        """Between frames: switch bank, update the engine config, rebuild outputs if needed."""
+        """Between frames: swap bank, update engine config, rebuild outputs, republish labels."""
         bank = self.gate.take_pending_bank()
         if bank is not None:
             getattr(self.engine, "warm_up", len)(bank)  # its first frame pays no first-call cost
@@ -179,6 +179,7 @@ class Perception:
         if (fmt, kind) != (self._outputs.format, self._outputs.kind):
             self._outputs.destroy()
             self._outputs = output.Outputs(self.node, s.output_format, kind)
+        self._outputs.publish_labels(self.engine.bank, s.score_threshold)  # when either changed
 
     def _handle(self, camera: str, frame: Frame) -> None:
         """One frame: stale check -> the roi's pixels -> engine -> publish -> count."""
@@ -217,8 +218,7 @@ class Perception:
         cam.on_processed(result.timing.member, bool(result.timing.deadline_met), latency_ms,
                          overhead_ms, bool(result.skipped))
         if self.stage_log is not None:
-            self.stage_log.append(frame_timing.stage_entry(camera, result, slot_wait_ms, latency_ms,
-                                                           (t4 - t3) * 1e3))
+            self.stage_log.append(frame_timing.stage_entry(camera, result, slot_wait_ms, latency_ms, (t4 - t3) * 1e3))
 
     # ---- timers and summary -----------------------------------------------------------
     def bank_info(self) -> dict:

@@ -42,6 +42,7 @@ class EngineConfig:
     latency_quantile: str = "p95"  # profiled quantile used as the base prediction
     on_no_fit: str = "fastest"  # "fastest": run the fastest option anyway; "skip": drop the frame
     threads: int = 0  # 0 = selector chooses among profiled thread counts; N = force N
+    top_k: int = 5  # classification banks: hypotheses ranked per frame (FrameResult.top), >= 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -63,6 +64,9 @@ class EngineConfig:
         t = self.threads
         if not isinstance(t, (int, np.integer)) or isinstance(t, bool) or t < 0:
             raise ValueError(f"threads must be an integer >= 0 (0 = automatic), got {t!r}")
+        k = self.top_k
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"top_k must be an integer >= 1, got {k!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -216,7 +220,7 @@ class Engine:
             out = _run(member, x, choice.threads)  # the task's model output for this frame
             r1 = clock()
             q0 = time.perf_counter()
-            fields = _postprocess(state.bank, out, region)
+            fields = _postprocess(state.bank, out, region, cfg.top_k)
             postprocess_ms = (time.perf_counter() - q0) * 1e3
             end = clock()
             actual_ms = (r1 - r0) * 1e3
@@ -229,7 +233,7 @@ class Engine:
         return FrameResult(skipped=False, timing=timing, roi=region, **fields)
 
 
-_NO_OUTPUT = {"class_id": None, "class_name": None, "score": None, "detections": None}
+_NO_OUTPUT = {"class_id": None, "class_name": None, "score": None, "detections": None, "top": None}
 
 
 def _region(image: np.ndarray, roi, origin) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -253,12 +257,15 @@ def _region(image: np.ndarray, roi, origin) -> tuple[np.ndarray, tuple[int, int,
     return image, (ox, oy, w, h)
 
 
-def _postprocess(bank, out, region: tuple[int, int, int, int]) -> dict:
-    """The bank's task turns the model output into FrameResult fields in frame pixels."""
+def _postprocess(bank, out, region: tuple[int, int, int, int], top_k: int) -> dict:
+    """The bank's task turns the model output into FrameResult fields in frame pixels; a task
+    that ranks hypotheses (``ranks_top_k``: classification) is asked for its ``top_k`` best."""
     s = getattr(bank, "input_spec", None)
     input_hw = (s.height, s.width) if s is not None else (region[3], region[2])
-    fields = get_task(getattr(bank, "task", "classification")).postprocess(
-        out, getattr(bank, "class_names", None) or [], input_hw, region)
+    task = get_task(getattr(bank, "task", "classification"))
+    extra = {"top_k": top_k} if getattr(task, "ranks_top_k", False) else {}
+    fields = task.postprocess(out, getattr(bank, "class_names", None) or [], input_hw, region,
+                              **extra)
     return {**_NO_OUTPUT, **fields}
 
 

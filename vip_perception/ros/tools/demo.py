@@ -256,7 +256,8 @@ class Launch:
 
 def _node_command(config: Path, opts: DemoOptions, bank: str, task: str, width: int, height: int) -> list:
     cmd = [sys.executable, "-m", "vip_perception.ros.node", "--ros-args",
-           "--params-file", str(config), "-p", f"bank:={bank}"]
+           "--params-file", str(config), "-p", f"bank:={bank}",
+           "-p", "output_format:=json"]  # the scoreboard reads the JSON form
     if opts.backend is not None:
         cmd += ["-p", f"backend:={opts.backend}"]
     if opts.deadline_ms is not None:

@@ -12,9 +12,18 @@ callback-side ``validate_message``, then ``message_to_array`` with a ROI inside 
 then preprocessing for a one- and a three-channel model input (and the bank's own
 ``preprocess`` when a bank is given).
 
-Messages are duck-typed records with the fields and value ranges of the real ones (uint32
-sizes, uint8 flags, ``array.array('B')`` data as rclpy delivers it); ``--real-messages``
-builds the real ``sensor_msgs`` classes instead, imported only then. No rclpy is imported.
+Messages are the real ``sensor_msgs.msg.Image`` / ``CompressedImage`` classes (what rclpy
+hands a subscription callback) wherever they can carry the case: every generated header
+value fits them (sizes and steps up to 2**32 - 1 in their uint32 fields, any uint8
+``is_bigendian``, any text as ``encoding`` / ``format``). Stand-in records (``ImageMsg``,
+``CompressedMsg``: the same fields) are kept for one thing the real classes cannot hold: a
+payload that is not ``array.array('B')``. Their ``data`` setter turns ``bytes`` or
+``bytearray`` into an ``array.array('B')`` copy, while ``convert`` is also handed ``bytes``
+and ``bytearray`` payloads (serialized or raw-subscription paths, other callers), so those
+cases stay stand-ins; the report counts each message class (``message_classes``).
+``real=False`` (``--stand-in-messages``) uses the stand-ins for every case, for an
+environment without ``sensor_msgs``. ``sensor_msgs`` is imported only for a real run; rclpy
+itself is never imported.
 """
 from __future__ import annotations
 
@@ -128,7 +137,8 @@ def strategies():
                      st.sampled_from([0, 1, 2, 3, MAX_DIM - 1, MAX_DIM, MAX_DIM + 1, 2**16,
                                       2**31 - 1, U32]))
     seeds = st.integers(0, 2**32 - 1)
-    containers = st.sampled_from(["bytes", "bytearray", "array"])
+    # array.array('B') is what rclpy delivers (and the real classes hold): the common case
+    containers = st.sampled_from(["array"] * 8 + ["bytes", "bytearray"])
     targets = st.sampled_from(["rgb8", "mono8"])
     rois = st.one_of(st.none(), st.tuples(*[st.floats(0, 1, allow_nan=False)] * 4))
 
@@ -223,16 +233,27 @@ def roi_inside(frac, shape) -> tuple[int, int, int, int] | None:
 
 
 def to_real_message(msg):
-    """The same fields in a real sensor_msgs message (only with --real-messages)."""
+    """The same fields in the real sensor_msgs message, or ``msg`` itself when its payload is
+    not an ``array.array('B')`` (the real class would turn it into one: see the module
+    docstring). The payload array is shared, not copied."""
+    if not (isinstance(msg.data, array.array) and msg.data.typecode == "B"):
+        return msg
     from sensor_msgs.msg import CompressedImage, Image
     if isinstance(msg, CompressedMsg):
         out = CompressedImage()
-        out.format, out.data = msg.format, bytes(msg.data)
-        return out
-    out = Image()
-    out.height, out.width, out.step = msg.height, msg.width, msg.step
-    out.encoding, out.is_bigendian, out.data = msg.encoding, msg.is_bigendian, bytes(msg.data)
+        out.format, out.data = msg.format, msg.data
+    else:
+        out = Image()
+        out.height, out.width, out.step = msg.height, msg.width, msg.step
+        out.encoding, out.is_bigendian, out.data = msg.encoding, msg.is_bigendian, msg.data
+    out.header.frame_id = msg.header.frame_id
     return out
+
+
+def message_class(msg) -> str:
+    """"sensor_msgs/Image", "sensor_msgs/CompressedImage", or the stand-in's name."""
+    package = type(msg).__module__.split(".")[0]
+    return f"{'stand-in' if package == 'vip_perception' else package}/{type(msg).__name__}"
 
 
 @dataclass
@@ -240,14 +261,23 @@ class Outcome:
     result: str                   # "ok", a ConversionError reason, or "escape"
     escape: dict | None = None
     seconds: float = 0.0
+    message_class: str = ""       # what the conversion was handed (``message_class``)
 
 
 def check_case(case: Case, preprocessors: list | None = None, real: bool = False) -> Outcome:
-    """Run one case through the node's conversion path and preprocessing; never raises."""
+    """Run one case through the node's conversion path and preprocessing; never raises.
+    ``real``: hand the conversion the real sensor_msgs message (``to_real_message``)."""
+    msg = to_real_message(case.msg) if real else case.msg
+    out = _check(case, msg, preprocessors)
+    out.message_class = message_class(msg)
+    return out
+
+
+def _check(case: Case, msg, preprocessors) -> Outcome:
+    """``check_case`` for ``msg``, the case's message in the class to test."""
     from vip_perception.data.image_folder import to_model_array
     from vip_perception.ros import convert
 
-    msg = to_real_message(case.msg) if real else case.msg
     t0 = time.perf_counter()
     stage = "validate_message"
     try:
@@ -290,6 +320,7 @@ class Tally:
     cases: int = 0
     results: Counter = field(default_factory=Counter)
     kinds: Counter = field(default_factory=Counter)
+    message_classes: Counter = field(default_factory=Counter)
     well_formed_rejected: Counter = field(default_factory=Counter)
     escapes: list = field(default_factory=list)
     slowest: list = field(default_factory=list)   # (seconds, description)
@@ -298,6 +329,7 @@ class Tally:
         self.cases += 1
         self.results[out.result] += 1
         self.kinds[case.kind.split("/")[0] + "/" + case.kind.split("/")[1]] += 1
+        self.message_classes[out.message_class] += 1
         if out.result == "escape":
             self.escapes.append({"case": case.describe(), **out.escape})
         elif case.well_formed and out.result != "ok":
@@ -316,6 +348,7 @@ class Tally:
             "rejected": sum(reasons.values()),
             "reasons": dict(sorted(reasons.items())),
             "case_kinds": dict(sorted(self.kinds.items())),
+            "message_classes": dict(sorted(self.message_classes.items())),
             "well_formed_rejected": dict(self.well_formed_rejected),
             "escape_examples": self.escapes[:20],
             "slowest_cases": [{"seconds": round(s, 4), **d} for s, d in
@@ -324,9 +357,18 @@ class Tally:
 
 
 def fuzz(cases: int, seed: int = 0, preprocessors: list | None = None,
-         real: bool = False) -> Tally:
+         real: bool = True) -> Tally:
     """Run ``cases`` generated messages through ``check_case``; the property never fails
-    (escapes are recorded, not raised), so Hypothesis only generates: no shrinking."""
+    (escapes are recorded, not raised), so Hypothesis only generates: no shrinking.
+    ``real`` (default): real sensor_msgs classes where they can carry the case; ImportError
+    names the fix when sensor_msgs is missing."""
+    if real:
+        try:
+            import sensor_msgs.msg  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(f"fuzz: sensor_msgs is not importable ({exc}); install the ROS 2 "
+                              f"Python packages, or fuzz with the stand-in messages "
+                              f"(--stand-in-messages)") from exc
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
 

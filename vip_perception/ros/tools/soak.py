@@ -225,7 +225,8 @@ def prepare(opts: SoakOptions, say) -> Setup:
     roi = f"[{(opts.width - side) // 2}, {(opts.height - side) // 2}, {side}, {side}]"
     node_cmd = [sys.executable, "-m", "vip_perception.ros.node", "--ros-args", "--params-file",
                 str(config), "-p", f"bank:={bank_a}", "-p", f"roi:={roi}",
-                "-p", f"deadline_ms:={float(opts.deadline_ms)}"]
+                "-p", f"deadline_ms:={float(opts.deadline_ms)}",
+                "-p", "output_format:=json"]  # the monitor reads the JSON form
     cam_cmd = [sys.executable, "-m", "vip_perception.ros.camera_source", "--ros-args",
                "--params-file", str(config), "-p", f"rate_hz:={float(opts.fps)}",
                "-p", f"width:={opts.width}", "-p", f"height:={opts.height}",
