@@ -180,7 +180,8 @@ class Engine:
         for member in bank.members:
             for threads in sorted(getattr(member, "latency", None) or {1: None}):
                 with _RUN_LOCK:
-                    _postprocess(bank, _run(member, x, threads), (0, 0, spec.width, spec.height))
+                    _postprocess(bank, _run(member, x, threads), (0, 0, spec.width, spec.height),
+                                 self._state.config.top_k)
                 runs += 1
         return runs
 
