@@ -218,7 +218,9 @@ def _e2e_run(ctx, bank: str, o: NodeBenchOptions, env: dict) -> dict:
 def node_benchmark(o: NodeBenchOptions, say=print) -> dict:
     """Overhead run, end-to-end run, delivery runs (Fast DDS defaults vs the profile); the
     JSON-ready result."""
+    from vip_perception.bank.provenance import portable_path
     from vip_perception.ros.executor import executor_kind
+    from vip_perception.ros.transport import profile_path
     from vip_perception.ros.tools.processes import resolve_bank
 
     bank = resolve_bank(o.bank)
@@ -241,11 +243,14 @@ def node_benchmark(o: NodeBenchOptions, say=print) -> dict:
     deliv = {"fastdds_defaults": delivery(o.delivery_frames, o.delivery_rate, o.width, o.height, dict(default_env)),
              "fastdds_shm_profile": delivery(o.delivery_frames, o.delivery_rate, o.width, o.height, env)}
     med = overhead["node_overhead_ms"]["median"]
+    profile = profile_path()
+    dds_note = dds_note.replace(profile, portable_path(profile)) if profile else dds_note  # no machine paths
     non_model = e2e["stages_ms"]["latency_minus_model"]["median"]
     info = machine_info(threads=1)
     return {
         "benchmark": "node", "cpu": info["cpu"], "python": info["python"],
-        "vector": info.get("vector"), "torch_threads": 1, "load_average": os.getloadavg(), "bank": bank,
+        "vector": info.get("vector"), "torch_threads": 1, "load_average": os.getloadavg(),
+        "bank": portable_path(bank),
         "image": {"width": o.width, "height": o.height, "encoding": "bgr8"},
         "dds": dds_note, "rmw": os.environ.get("RMW_IMPLEMENTATION", "default (rmw_fastrtps_cpp)"),
         "overhead": overhead, "end_to_end": e2e, "delivery": deliv,
