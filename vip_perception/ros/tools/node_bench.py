@@ -220,8 +220,8 @@ def node_benchmark(o: NodeBenchOptions, say=print) -> dict:
     JSON-ready result."""
     from vip_perception.bank.provenance import portable_path
     from vip_perception.ros.executor import executor_kind
-    from vip_perception.ros.transport import profile_path
     from vip_perception.ros.tools.processes import resolve_bank
+    from vip_perception.ros.transport import profile_path
 
     bank = resolve_bank(o.bank)
     env, default_env, dds_note = _environments()
