@@ -1,10 +1,10 @@
 """What the perception node does, shared by the plain node and the lifecycle node.
 
-One frame's path: the subscription callback validates the message header and keeps it as its
-camera's newest frame (``FrameSlots``); the worker thread takes frames round robin, drops
-those already older than the deadline, converts only the roi (``convert.message_to_roi``),
-runs ``engine.process(roi_image, capture_time, origin=roi_xy)`` (results in frame pixels) and
-publishes through ``output.Outputs``. Parameter changes go through ``ParameterGate``
+One frame's path: the callback of a raw subscription parses the serialized Image without a
+copy (``image_cdr``), validates it and keeps it as its camera's newest frame (``FrameSlots``);
+the worker takes frames round robin, drops those older than the deadline, converts only the roi
+(``convert.message_to_roi``), runs ``engine.process`` and publishes through ``output.Outputs``
+with the stages timed (``frame_timing``). Parameter changes go through ``ParameterGate``
 (validated without side effects, then applied); the worker picks them up between two frames.
 """
 from __future__ import annotations
