@@ -319,6 +319,10 @@ def node_bench(records: Path, data: dict) -> list[str]:
         ["deadline / misses", f"{e2e['deadline_ms']} ms / {e2e['deadline_misses']}"],
         ["members used", ", ".join(f"{k} {v}" for k, v in e2e["member_usage"].items())],
     ])
+    if "stages_ms" in e2e:  # per-stage breakdown of stamp -> published (TimingRecord fields)
+        out += ["", f"Where stamp -> published goes, per frame (executor {d.get('executor', '?')}):", ""]
+        out += table(["stage", "median ms", "p99 ms"],
+                     [[k, f(v["median"], 3), f(v["p99"], 3)] for k, v in e2e["stages_ms"].items()])
     labels = {"fastdds_defaults": "Fast DDS defaults",
               "fastdds_shm_profile": "Fast DDS with config/fastdds_shm_profile.xml"}
     rows = [[labels.get(k, k), f"{v['received']} / {v['sent']}", f(v["rate_hz"], 0)]

@@ -24,9 +24,16 @@ def test_node_bench_smoke(quick_bank, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r = json.loads(out.read_text())
     o = r["overhead"]
-    assert set(o["stages_ms"]) == {"deserialize", "callback", "convert", "preprocess", "publish"}
+    assert set(o["stages_ms"]) == {"convert", "preprocess", "publish", "timing_publish"}
     assert o["frames_processed"] > 0 and o["node_overhead_ms"]["median"] > 0
-    assert r["end_to_end"]["latency_stamp_to_published_ms"]["n"] > 0
+    e = r["end_to_end"]
+    assert e["latency_stamp_to_published_ms"]["n"] > 0
+    assert set(e["stages_ms"]) == {"receive", "slot_wait", "convert", "preprocess", "selection", "actual",
+                                   "postprocess", "publish", "unaccounted", "latency_minus_model"}
+    assert all(v["n"] == e["latency_stamp_to_published_ms"]["n"] for v in e["stages_ms"].values())
+    assert e["stages_ms"]["actual"]["median"] > 0 and e["stages_ms"]["receive"]["median"] >= 0
+    assert r["executor"] in ("SingleThreadedExecutor", "MultiThreadedExecutor")
+    assert "latency_minus_model_met" in r["target"]
     assert set(r["delivery"]) == {"fastdds_defaults", "fastdds_shm_profile"}
     assert r["cpu"] and "target" in r
-    assert "node overhead" in proc.stdout
+    assert "node overhead" in proc.stdout and "minus model" in proc.stdout

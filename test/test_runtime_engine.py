@@ -43,6 +43,8 @@ def test_timing_record_follows_the_deadline_rules():
     assert 0.0 < r.score <= 1.0
     assert set(t.to_dict()) >= {"member", "threads", "predicted_ms", "actual_ms", "remaining_ms",
                                 "deadline_met", "slowdown", "queue_age_ms"}
+    assert t.preprocess_ms >= 0 and t.postprocess_ms >= 0  # perf_counter, not the fake clock
+    assert (t.receive_ms, t.convert_ms, t.publish_ms) == (0.0, 0.0, 0.0)  # the node's to fill
     late = eng.process(IMAGE, clock() - 1.0e-3)  # 1 ms lost in transport: the large one no longer fits
     assert late.timing.member == "m_mid" and late.timing.deadline_met
 
@@ -249,3 +251,12 @@ def test_a_member_with_its_own_tail_is_held_back_while_the_others_keep_their_fac
     # a new bank forgets the old members' records, the machine's factor stays
     eng.swap_bank(FakeBank(three_members(clock, load), clock=clock))
     assert eng.estimator.option_factors() == {} and eng.estimator.factor(1) < 0.7
+
+
+def test_warm_up_runs_every_member_and_thread_count_without_observing():
+    eng, clock, _ = make(deadline=5.0, margin=0.5)
+    runs = eng.warm_up()
+    assert runs == sum(len(m.latency) for m in eng.bank.members)
+    assert eng.estimator.option_factors() == {}
+    r = eng.process(IMAGE, clock())  # the first frame after warm-up follows the usual rules
+    assert r.timing.member == "m_large" and r.timing.deadline_met

@@ -25,7 +25,16 @@ class Detection:
 
 @dataclass(frozen=True)
 class TimingRecord:
-    """What happened to one frame, in milliseconds."""
+    """What happened to one frame, in milliseconds (``selection_us``: microseconds).
+
+    The engine fills the fields up to ``postprocess_ms``; the node adds what only it sees
+    (``receive_ms``, ``convert_ms``, ``publish_ms``; 0.0 where no node is involved). One
+    frame's path, in order: capture stamp -> subscription callback (``receive_ms``: DDS
+    delivery and the executor) -> the worker takes the frame (the node's ``slot_wait_ms``) ->
+    message to roi pixels (``convert_ms``) -> ``preprocess_ms`` -> ``selection_us`` ->
+    model (``actual_ms``) -> ``postprocess_ms`` -> result message published (``publish_ms``).
+    ``queue_age_ms`` (capture -> engine start) covers the first three.
+    """
 
     member: str | None  # None when skipped
     threads: int
@@ -36,7 +45,12 @@ class TimingRecord:
     slowdown: float  # factor applied for ``threads``
     queue_age_ms: float  # capture -> start of processing
     selection_us: float = 0.0  # cost of the decision itself (factor lookup + selector)
-    end_to_end_ms: float = 0.0  # capture -> result ready
+    end_to_end_ms: float = 0.0  # capture -> result ready (engine side: before publishing)
+    preprocess_ms: float = 0.0  # roi pixels -> model input tensor (bank.preprocess)
+    postprocess_ms: float = 0.0  # model output -> result fields in frame pixels
+    receive_ms: float = 0.0  # capture stamp -> subscription callback (DDS delivery + executor)
+    convert_ms: float = 0.0  # message -> roi pixels (parse, validate, crop, colour), callback + worker
+    publish_ms: float = 0.0  # building and publishing the result message
 
     def to_dict(self) -> dict:
         return asdict(self)

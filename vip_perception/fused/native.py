@@ -8,13 +8,16 @@ serves every install of the same source (checkout, colcon workspace, pip): compi
 installed path instead would change ninja's command line and rebuild (~15 s) per install.
 Without a compiler (or with ``VIP_PERCEPTION_NATIVE=0``) everything still works: the
 pure-PyTorch paths are the references the kernels are tested against, and ``native_status()``
-says which one runs and why.
+says which one runs and why. Loading happens when a bank with fused ViP members is loaded,
+never inside a frame; ``load_seconds()`` says how long it took (the node's start-up phase
+"kernels").
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -24,11 +27,12 @@ from vip_perception.vip import vip_upsample
 
 from .pool_fusion import vip_max_pool2d
 
-__all__ = ["kernel_source", "load_native", "max_pool", "native_available", "native_status", "upsample"]
+__all__ = ["kernel_source", "load_native", "load_seconds", "max_pool", "native_available", "native_status",
+           "upsample"]
 
 SOURCE_NAME = "vip_upsample.cpp"
 _lock = threading.Lock()
-_state: dict = {"loaded": None, "reason": "not tried yet"}
+_state: dict = {"loaded": None, "reason": "not tried yet", "seconds": None}
 
 
 def kernel_source() -> Path | None:
@@ -71,8 +75,15 @@ def load_native() -> bool:
     with _lock:
         if _state["loaded"] is not None:
             return _state["loaded"]
+        t0 = time.perf_counter()
         _state["loaded"], _state["reason"] = _try_load()
+        _state["seconds"] = time.perf_counter() - t0
         return _state["loaded"]
+
+
+def load_seconds() -> float | None:
+    """Wall seconds the one build/load of this process took; None when not tried yet."""
+    return _state["seconds"]
 
 
 def _try_load() -> tuple[bool, str]:

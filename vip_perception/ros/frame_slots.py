@@ -13,7 +13,7 @@ from typing import Any
 
 @dataclass
 class Frame:
-    msg: Any             # sensor_msgs Image / CompressedImage (validated)
+    msg: Any             # image_cdr.RawImage (raw subscription) or CompressedImage, validated
     received_at: float   # clock() when the callback ran, s
     callback_ms: float   # time spent in the subscription callback
 

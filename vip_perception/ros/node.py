@@ -33,11 +33,13 @@ class VipPerceptionNode(Node):
 
 
 def spin_until_shutdown(node, summarize) -> int:
-    """Spin with two threads (a bank load in a parameter callback never stalls
-    subscriptions); SIGINT/SIGTERM end it quietly with the final summary on stdout."""
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    """Spin with ``executor.make_executor()`` (why that one: see ros/executor.py);
+    SIGINT/SIGTERM end it quietly with the final summary on stdout."""
+    from rclpy.executors import ExternalShutdownException
 
-    executor = MultiThreadedExecutor(num_threads=2)
+    from .executor import make_executor
+
+    executor = make_executor()
     executor.add_node(node)
     try:
         executor.spin()

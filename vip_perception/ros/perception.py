@@ -1,10 +1,10 @@
 """What the perception node does, shared by the plain node and the lifecycle node.
 
-One frame's path: the subscription callback validates the message header and keeps it as its
-camera's newest frame (``FrameSlots``); the worker thread takes frames round robin, drops
-those already older than the deadline, converts only the roi (``convert.message_to_roi``),
-runs ``engine.process(roi_image, capture_time, origin=roi_xy)`` (results in frame pixels) and
-publishes through ``output.Outputs``. Parameter changes go through ``ParameterGate``
+One frame's path: the callback of a raw subscription parses the serialized Image without a
+copy (``image_cdr``), validates it and keeps it as its camera's newest frame (``FrameSlots``);
+the worker takes frames round robin, drops those older than the deadline, converts only the roi
+(``convert.message_to_roi``), runs ``engine.process`` and publishes through ``output.Outputs``
+with the stages timed (``frame_timing``). Parameter changes go through ``ParameterGate``
 (validated without side effects, then applied); the worker picks them up between two frames.
 """
 from __future__ import annotations
@@ -17,9 +17,7 @@ from collections.abc import Callable
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from sensor_msgs.msg import CompressedImage, Image
 
-from vip_perception.bank import load_bank
-
-from . import bank_checks, convert, debug_image, diagnostics, output, parameters, qos
+from . import bank_checks, convert, debug_image, diagnostics, frame_timing, image_cdr, output, parameters, qos, startup
 from .frame_slots import Frame, FrameSlots
 from .parameter_gate import ParameterGate
 from .stats import CameraStats
@@ -49,6 +47,7 @@ class Perception:
         self._engine_fields = self._outputs = self._debug_pub = self._diag_pub = None
         self._subs, self._timers, self._prev, self._silent_warned = [], [], {}, {}
         self._started: float | None = None  # clock() at configure
+        self.startup = startup.StartupPhases()  # seconds per start-up phase, logged once ready
         self.watch_period_s, self.silent_warn_s = WATCH_PERIOD_S, SILENT_WARN_S
         self.silent_warnings: list[str] = []  # also logged; kept for tests and the summary
         self._sub_group, self._timer_group = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup()
@@ -61,8 +60,7 @@ class Perception:
         return self.gate.settings
 
     def _on_set_parameters(self, params):
-        return self.gate.on_set(params, getattr(self.engine, "bank", None),
-                                dict(self.frame_sizes))
+        return self.gate.on_set(params, getattr(self.engine, "bank", None), dict(self.frame_sizes))
 
     # ---- lifecycle --------------------------------------------------------------------
     def configure(self) -> None:
@@ -70,9 +68,8 @@ class Perception:
         publishers, subscriptions and timers."""
         s = self.settings
         path = bank_checks.bank_path(s.bank)
-        bank = load_bank(path, backend=s.backend)
+        bank, self.engine = startup.build_engine(path, s, self.engine_factory, self.clock, self.startup)
         self.gate.clear_pending_bank()  # the parameter's bank is the one just loaded
-        self.engine = self.engine_factory(bank, s, self.clock)
         self._engine_fields = s.engine_fields()
         self._outputs = output.Outputs(self.node, s.output_format, bank_checks.output_kind(bank))
         self._outputs.publish_labels(bank, s.score_threshold)  # latched on label_info
@@ -89,16 +86,17 @@ class Perception:
                                    callback_group=self._timer_group)]
         self.log.info(f"bank {path} ({bank.name}, task {bank.task}, {len(bank.members)} "
                       f"members, backend {s.backend}), deadline {s.deadline_ms} ms, output "
-                      f"{self._outputs.format}, image conversion via {convert.BACKEND}")
+                      f"{self._outputs.format}, image conversion via {convert.BACKEND}; {self.startup.describe()}")
 
     def _subscribe(self, s: parameters.Settings) -> None:
         compressed = s.image_transport == "compressed"
         sub_qos = qos.subscription_qos(s.reliability)
         msg_type = CompressedImage if compressed else Image
-        for camera in self.cameras:
+        for camera in self.cameras:  # raw Image: serialized bytes, parsed without a copy
             sub = self.node.create_subscription(
                 msg_type, camera + "/compressed" if compressed else camera,
-                lambda m, c=camera: self._on_image(c, m), sub_qos, callback_group=self._sub_group)
+                lambda m, c=camera: self._on_image(c, m), sub_qos, callback_group=self._sub_group,
+                raw=not compressed)
             self._subs.append(sub)
             self.log.info(f"camera {camera}: subscribed to {sub.topic_name} "
                           f"({msg_type.__name__}, {qos.describe(sub_qos)})")
@@ -133,17 +131,17 @@ class Perception:
 
     # ---- subscription callback: validate the header, keep the newest frame ------------
     def _on_image(self, camera: str, msg) -> None:
-        t0 = time.perf_counter()
-        cam = self.cameras[camera]
-        cam.on_received(self.clock())
+        t0, received_at, cam = time.perf_counter(), self.clock(), self.cameras[camera]
+        cam.on_received(received_at)
         if not self.active:
             return
         try:
+            msg = image_cdr.parse_image(msg) if isinstance(msg, bytes) else msg  # raw: serialized
             convert.validate_message(msg)
         except convert.ConversionError as exc:
             self._malformed(cam, exc)
             return
-        if self.slots.put(camera, Frame(msg, self.clock(), (time.perf_counter() - t0) * 1e3)):
+        if self.slots.put(camera, Frame(msg, received_at, (time.perf_counter() - t0) * 1e3)):
             cam.count("replaced")
 
     def _malformed(self, cam: CameraStats, exc: convert.ConversionError) -> None:
@@ -171,6 +169,7 @@ class Perception:
         """Between frames: swap bank, update engine config, rebuild outputs, republish labels."""
         bank = self.gate.take_pending_bank()
         if bank is not None:
+            getattr(self.engine, "warm_up", len)(bank)  # its first frame pays no first-call cost
             self.bank_error = bank_checks.swap_bank(self.engine, bank, self.log)
         if s.engine_fields() != self._engine_fields:
             self._engine_fields = s.engine_fields()  # tried once, not on every frame
@@ -207,24 +206,25 @@ class Perception:
             result.detections, s.score_threshold, s.max_detections)
         if not result.skipped:
             self._outputs.publish_result(msg.header, camera, result, box, dets)
+        t3 = time.perf_counter()
+        result = frame_timing.with_node_stages(result, frame.received_at, capture,
+                                               frame.callback_ms + (t1 - t0) * 1e3, (t3 - t2) * 1e3)
         latency_ms, slot_wait_ms = (self.clock() - capture) * 1e3, (now - frame.received_at) * 1e3
         self._outputs.publish_timing(msg.header, camera, result, slot_wait_ms, latency_ms)
-        t3 = time.perf_counter()
+        t4 = time.perf_counter()
         if s.publish_debug_image and self._debug_pub.get_subscription_count() > 0:
             self._debug_pub.publish(debug_image.render(msg, box, result, dets))
-        overhead_ms = frame.callback_ms + (t1 - t0) * 1e3 + (t3 - t2) * 1e3
+        overhead_ms = frame.callback_ms + (t1 - t0) * 1e3 + (t4 - t2) * 1e3
         cam.on_processed(result.timing.member, bool(result.timing.deadline_met), latency_ms,
                          overhead_ms, bool(result.skipped))
         if self.stage_log is not None:
-            self.stage_log.append({"camera": camera, "callback_ms": frame.callback_ms,
-                                   "convert_ms": (t1 - t0) * 1e3, "engine_ms": (t2 - t1) * 1e3,
-                                   "publish_ms": (t3 - t2) * 1e3, "latency_ms": latency_ms,
-                                   "slot_wait_ms": slot_wait_ms})
+            self.stage_log.append(frame_timing.stage_entry(camera, result, slot_wait_ms, latency_ms, (t4 - t3) * 1e3))
 
     # ---- timers and summary -----------------------------------------------------------
     def bank_info(self) -> dict:
-        """The serving bank (``bank_checks.bank_info``) and the last swap error."""
-        return bank_checks.bank_info(getattr(self.engine, "bank", None), self.bank_error)
+        """The serving bank, the last swap error and the start-up phases (seconds)."""
+        return {**bank_checks.bank_info(getattr(self.engine, "bank", None), self.bank_error),
+                "startup": self.startup.to_dict()}
 
     def _publish_diagnostics(self) -> None:
         statuses = diagnostics.period_statuses(

@@ -164,6 +164,27 @@ class Engine:
                 self.estimator.forget_options()  # per-option records were about the old models
                 self._state = _State(bank, config, selector)
 
+    def warm_up(self, bank=None) -> int:
+        """Run ``bank`` (default: the serving one) once end to end per member and profiled
+        thread count on a blank input, so no frame pays a first-call cost (allocator, kernel
+        selection, thread pools). Nothing is recorded: the slowdown estimator never sees these
+        runs. Each run holds the run lock, so frames already flowing wait at most one run.
+        Returns the number of runs; 0 for a bank without an ``input_spec``."""
+        bank = self._state.bank if bank is None else bank
+        spec = getattr(bank, "input_spec", None)
+        if spec is None:
+            return 0
+        shape = (spec.height, spec.width) if spec.channels == 1 else (spec.height, spec.width, spec.channels)
+        x = bank.preprocess(np.zeros(shape, np.uint8))  # (1, C, H, W) float32
+        runs = 0
+        for member in bank.members:
+            for threads in sorted(getattr(member, "latency", None) or {1: None}):
+                with _RUN_LOCK:
+                    _postprocess(bank, _run(member, x, threads), (0, 0, spec.width, spec.height),
+                                 self._state.config.top_k)
+                runs += 1
+        return runs
+
     def process(self, image: np.ndarray, capture_time: float, roi=None,
                 origin: tuple[int, int] = (0, 0)) -> FrameResult:
         """Run one frame within its deadline (see the module docstring for the timing rules).
@@ -180,7 +201,9 @@ class Engine:
         with _RUN_LOCK:
             state = self._state  # one consistent bank + config for the whole frame
             start = clock()
+            p0 = time.perf_counter()
             x = state.bank.preprocess(image)  # (1, C, H, W) float32
+            preprocess_ms = (time.perf_counter() - p0) * 1e3
             now = clock()
             cfg, selector, est = state.config, state.selector, self.estimator
             remaining_ms = (capture_time - now) * 1e3 + cfg.deadline_ms - cfg.margin_ms
@@ -190,20 +213,24 @@ class Engine:
             queue_age_ms = (start - capture_time) * 1e3
             if choice.skipped:
                 timing = TimingRecord(None, choice.threads, choice.predicted_ms, 0.0, remaining_ms, False,
-                                      choice.factor, queue_age_ms, selection_us, (clock() - capture_time) * 1e3)
+                                      choice.factor, queue_age_ms, selection_us, (clock() - capture_time) * 1e3,
+                                      preprocess_ms=preprocess_ms)
                 return FrameResult(None, None, None, True, timing, roi=region)
             member = selector.members[choice.index]
             r0 = clock()
             out = _run(member, x, choice.threads)  # the task's model output for this frame
             r1 = clock()
+            q0 = time.perf_counter()
             fields = _postprocess(state.bank, out, region, cfg.top_k)
+            postprocess_ms = (time.perf_counter() - q0) * 1e3
             end = clock()
             actual_ms = (r1 - r0) * 1e3
             est.observe(choice.threads, actual_ms, choice.base_ms, option=choice.index)
             selector.set_option_factors(est.option_factors(), est.factors(), est.active_options())  # next frame
         e2e_ms = (end - capture_time) * 1e3
         timing = TimingRecord(member.name, choice.threads, choice.predicted_ms, actual_ms, remaining_ms,
-                              e2e_ms <= cfg.deadline_ms, choice.factor, queue_age_ms, selection_us, e2e_ms)
+                              e2e_ms <= cfg.deadline_ms, choice.factor, queue_age_ms, selection_us, e2e_ms,
+                              preprocess_ms=preprocess_ms, postprocess_ms=postprocess_ms)
         return FrameResult(skipped=False, timing=timing, roi=region, **fields)
 
 
