@@ -18,7 +18,7 @@ from ..backends import BACKENDS, make_backend
 from ..backends.torch_backend import TorchRunner, run_torch
 from ..data.image_folder import to_model_array
 from ..tasks import Task, get_task
-from .manifest import CANDIDATES, read_manifest
+from .manifest import CANDIDATES, is_served, read_manifest
 from .records import BankError, CandidateRecord, InputSpec, LatencyProfile
 
 __all__ = ["AREA_MATMUL_MAX", "Bank", "Member", "area_weights", "backend_runners", "build_member_module",
@@ -96,6 +96,7 @@ class Member:
     spec: dict = field(default_factory=dict)
     file: str = ""
     runners: dict = field(default_factory=dict, repr=False)
+    served: bool = True  # false: a frontier-only member (``load_bank(..., frontier=True)``)
 
     def run(self, x: torch.Tensor, threads: int):
         """One batch-1 inference of ``x`` (1, C, H, W) at ``threads`` on the bank's backend;
@@ -119,7 +120,7 @@ class Bank:
     task: str
     class_names: list[str]
     input_spec: InputSpec
-    members: list[Member]  # compact ε-Pareto set, latency ascending (accuracy ascending too)
+    members: list[Member]  # served (compact ε-Pareto) set, latency ascending (accuracy ascending too)
     manifest: dict
     backend: str = "torch"  # what members run on: "torch" | "onnxruntime"
 
@@ -219,8 +220,13 @@ def _area_matmul(image: np.ndarray, height: int, width: int, channels: int) -> n
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as cv2.COLOR_RGB2GRAY
 
 
-def load_bank(path: str, backend: str = "torch") -> Bank:
+def load_bank(path: str, backend: str = "torch", frontier: bool = False) -> Bank:
     """Validate and load the bank in directory ``path`` (holding manifest.json).
+
+    ``members`` are the served members (manifest ``served`` true or absent), what the engine
+    and selector see; ``frontier=True`` also loads the frontier-only ones (``Member.served``
+    false), which ``bank profile`` measures to re-select the served set. Every file's hash is
+    checked either way.
 
     backend: "torch" (eager PyTorch, ViP fused) or "onnxruntime" (one session per member and
     profiled thread count, built here, so no frame pays for it); the bank's task must support
@@ -236,7 +242,8 @@ def load_bank(path: str, backend: str = "torch") -> Bank:
         raise BankError(f"{manifest_path}: unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     data = read_manifest(path)  # schema + every sha256, before any weight file is parsed
     task = require_backend(data["task"], backend, manifest_path)
-    members = [_load_member(path, manifest_path, m, task, backend, data["input"]) for m in data["members"]]
+    members = [_load_member(path, manifest_path, m, task, backend, data["input"]) for m in data["members"]
+               if frontier or is_served(m)]
     if not members or any(not m.latency for m in members):
         raise BankError(f"{manifest_path}: every member needs a latency profile")
     q, t = data["selection"]["quantile"], data["selection"]["threads"]
@@ -280,7 +287,7 @@ def _load_member(path: str, manifest_path: str, m: dict, task: Task, backend: st
     return Member(
         name=m["name"], val_accuracy=m["val_accuracy"], test_accuracy=m["test_accuracy"],
         vip_layers=list(m["vip_layers"]), parent=m["parent"], macs=m["macs"], param_bytes=m["param_bytes"],
-        latency=latency, module=module, spec=m["spec"], file=m["file"], runners=runners,
+        latency=latency, module=module, spec=m["spec"], file=m["file"], runners=runners, served=is_served(m),
     )
 
 

@@ -6,7 +6,8 @@ record.json and float16 safetensors weights, and is skipped on a re-run):
   parents  a few models trained properly (the sources of ViP variants)
   vip      per-layer sensitivity of each parent, then ViP layer groups fine-tuned from it
   profile  batch-1 latency of every candidate, interleaved, at each thread count
-  select   Pareto front and ε-Pareto compact set -> OUT/{manifest.json, *.safetensors, candidates.json}
+  select   Pareto front (weights shipped) and ε-Pareto compact set (served)
+           -> OUT/{manifest.json, *.safetensors, candidates.json}
 """
 from __future__ import annotations
 
@@ -412,13 +413,18 @@ def write_bank(out: str, recs: list[CandidateRecord], cfg: ClassifierRecipe, cla
                weights_of, build: dict) -> dict:
     """Select members and write OUT: <member>.safetensors, candidates.json, manifest.json (last).
 
+    Every Pareto-frontier candidate ships its weights as a manifest member; those of the
+    ε-Pareto compact set are marked ``served``, the others are frontier-only (loaded for
+    ``bank profile``, which re-selects the served set on the machine it runs on).
+
     ``weights_of(record)`` is the path of a candidate's weights. Returns the manifest; raises
     BankError when it fails the schema.
     """
     sc = cfg.select
     sel = selection(recs, sc.threads, sc.quantile, sc.epsilon, sc.keep_best, sc.hv_accuracy_ref, sc.min_accuracy)
     by_name = {r.name: r for r in recs}
-    members = [by_name[n] for n in sel["compact"]]
+    members = [by_name[n] for n in sel["frontier"]]  # the frontier's weights ship; the compact set is served
+    served = set(sel["compact"])
     os.makedirs(out, exist_ok=True)
     keep = {f"{m.name}.safetensors" for m in members}
     for f in os.listdir(out):  # stale member weights of an earlier build
@@ -437,7 +443,7 @@ def write_bank(out: str, recs: list[CandidateRecord], cfg: ClassifierRecipe, cla
         "name": cfg.name, "task": "classification", "class_names": class_names,
         "input": InputSpec(d.height, d.width, d.channels, tuple(d.mean), tuple(d.std), d.invert).to_dict(),
         "machine": machine, "selection": sel, "build": build,
-        "members": [{**m.to_dict(), "file": f"{m.name}.safetensors"} for m in members],
+        "members": [{**m.to_dict(), "file": f"{m.name}.safetensors", "served": m.name in served} for m in members],
         "files": files,
     }
     manifest = save_manifest(out, manifest)

@@ -8,7 +8,8 @@ Phases, each resumable from the work directory (a finished step leaves a file an
                from the parent -> vipNN/...
   evaluate     val and test mAP of every candidate (stored in its record.json)
   profile      batch-1 latency of whole detector and backbone alone, interleaved -> profile.json
-  select       ε-Pareto on (p50 latency, val mAP@0.5) -> OUT/{manifest.json, *.safetensors}
+  select       ε-Pareto on (p50 latency, val mAP@0.5) -> OUT/{manifest.json, *.safetensors}: the
+               frontier's weights ship, the ε-Pareto set (plus the parent) is served
 The manifest has the classifier bank's layout with task "detection"; val_accuracy and
 test_accuracy hold mAP@0.5 so the bank's selection and loading code applies unchanged.
 """
@@ -242,12 +243,13 @@ class DetectorBankBuilder:
             chosen.append("parent")
         os.makedirs(self.out, exist_ok=True)
         members, files = [], {}
-        for n in chosen:
+        for n in frontier + [n for n in chosen if n not in frontier]:  # frontier weights ship; `chosen` is served
             fname = f"{n}.safetensors"
             shutil.copyfile(self._p(n, "model.safetensors"), os.path.join(self.out, fname))
             files[fname] = file_entry(os.path.join(self.out, fname))
-            members.append(self._member_entry(n, recs[n], fname))
-        selection = {"threads": t, "quantile": q, "epsilon": c.epsilon, "frontier": frontier, "metric": "val_map50"}
+            members.append({**self._member_entry(n, recs[n], fname), "served": n in chosen})
+        selection = {"threads": t, "quantile": q, "epsilon": c.epsilon, "keep_best": True, "frontier": frontier,
+                     "compact": chosen, "metric": "val_map50"}
         save_manifest(self.out, self._manifest(recs, members, files, selection))
         log.info("bank %s: members %s (frontier %s)", self.out, chosen, frontier)
 

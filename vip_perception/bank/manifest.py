@@ -1,7 +1,9 @@
 """The bank manifest: one JSON file (with a schema version) that lists every file with its
 sha256, rebuilds each member's architecture and carries its profile and the machine it came
-from. It is validated against a JSON schema and every hash is checked before any weight file
-is opened, so a missing, truncated or tampered file fails with its path named."""
+from. A member is served (in the compact set) or frontier-only (``"served": false``: weights
+shipped so ``bank profile`` can re-select the compact set on another machine). It is validated
+against a JSON schema and every hash is checked before any weight file is opened, so a
+missing, truncated or tampered file fails with its path named."""
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +16,8 @@ from ..jsonfile import write_json
 from ..tasks import TASK_NAMES
 from .records import QUANTILES, BankError
 
-__all__ = ["CANDIDATES", "MANIFEST", "MANIFEST_SCHEMA", "SCHEMA_VERSION", "file_entry", "read_manifest",
-           "sha256_file", "validate_manifest", "write_json", "write_manifest"]
+__all__ = ["CANDIDATES", "MANIFEST", "MANIFEST_SCHEMA", "SCHEMA_VERSION", "file_entry", "is_served",
+           "read_manifest", "sha256_file", "validate_manifest", "write_json", "write_manifest"]
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -42,7 +44,11 @@ _model_fields = {
     "latency": _per_threads,
     # profiles of the same member on other execution backends (``bank profile --backend``)
     "backend_latency": {"type": "object", "additionalProperties": _per_threads},
+    # in the compact set the node serves (absent: true, as in banks that shipped only that set);
+    # false: a frontier-only member, weights present for ``bank profile`` to re-select from
+    "served": {"type": "boolean"},
 }
+_OPTIONAL_MEMBER_FIELDS = ("backend_latency", "served")
 _file = {
     "type": "object",
     "required": ["sha256", "bytes"],
@@ -79,13 +85,19 @@ MANIFEST_SCHEMA = {
             "type": "array", "minItems": 1,
             "items": {
                 "type": "object",
-                "required": ["file", *(k for k in _model_fields if k != "backend_latency")],
+                "required": ["file", *(k for k in _model_fields if k not in _OPTIONAL_MEMBER_FIELDS)],
                 "properties": {**_model_fields, "file": {"type": "string"}},
             },
         },
         "files": {"type": "object", "additionalProperties": _file, "minProperties": 1},
     },
 }
+
+
+def is_served(member: dict) -> bool:
+    """Whether a manifest member is in the served (compact) set: its ``served`` flag, true when
+    absent (manifests written before frontier-only members existed serve every member)."""
+    return bool(member.get("served", True))
 
 
 def sha256_file(path: str) -> str:
@@ -123,6 +135,8 @@ def read_manifest(directory: str) -> dict:
         raise BankError(f"{path}: schema_version {data.get('schema_version')!r} not supported "
                         f"(this code reads {SCHEMA_VERSION})")
     validate_manifest(data, path)
+    if not any(is_served(m) for m in data["members"]):
+        raise BankError(f"{path}: no member is served (every one has \"served\": false)")
     for m in data["members"]:
         if m["file"] not in data["files"]:
             raise BankError(f"{path}: member {m['name']} file {m['file']!r} has no sha256 entry")

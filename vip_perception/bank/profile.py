@@ -23,10 +23,11 @@ from ..backends.torch_backend import TorchRunner
 from ..machine import machine_info
 from ..quantiles import percentiles
 from .bank import backend_runners, load_bank, load_weights, require_backend
-from .manifest import file_entry, write_manifest
-from .records import LatencyProfile
+from .manifest import file_entry, is_served, write_manifest
+from .pareto import Point, eps_pareto, pareto_front
+from .records import BankError, LatencyProfile
 
-__all__ = ["profile_models", "reprofile", "summarise"]
+__all__ = ["member_profile", "profile_models", "reprofile", "reselect", "summarise"]
 
 
 def summarise(samples_ms: list[float]) -> LatencyProfile:
@@ -110,17 +111,66 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def member_profile(member: dict, backend: str = "torch") -> dict:
+    """A manifest member's latency record on ``backend`` ({"<threads>": {"p50": ms, ...}}):
+    ``latency`` for torch, ``backend_latency[backend]`` otherwise ({} when not profiled)."""
+    return member["latency"] if backend == "torch" else member.get("backend_latency", {}).get(backend, {})
+
+
+def reselect(manifest: dict, backend: str = "torch", threads: int | None = None) -> dict:
+    """Re-select the served set of ``manifest`` (in place) from all its members with weights,
+    served or frontier-only, on ``backend``'s profile; returns what it did.
+
+    The build's rule on this machine's numbers: the Pareto front of (latency, val accuracy),
+    then its ε-Pareto subset (``pareto.eps_pareto``) with the manifest's ``selection.epsilon``
+    and ``keep_best`` (true when absent, the detector build's rule). Latency is the
+    ``selection.quantile`` at ``threads`` (default ``selection.threads``, the build's reference
+    count). The served set is then monotonic: latency and accuracy rise together. Members off
+    the re-profiled front, or ε-covered by a faster one, become frontier-only (``served``
+    false); none is deleted, so a later profile can promote it again. A rule the build added on
+    top (the detector build always serves its parent) is not re-applied. Sets each member's
+    ``served``, ``selection.compact`` and ``selection.reselected`` (backend, threads, quantile,
+    frontier, promoted, dropped). BankError naming the member when it lacks that profile.
+    """
+    sel = manifest["selection"]
+    t, q = int(threads or sel["threads"]), sel["quantile"]
+    members = manifest["members"]
+    pts = []
+    for m in members:
+        lat = member_profile(m, backend).get(str(t))
+        if lat is None:
+            raise BankError(f"member {m['name']}: no {backend} latency profile at {t} threads to re-select with")
+        pts.append(Point(float(lat[q]), float(m["val_accuracy"])))
+    before = {m["name"] for m in members if is_served(m)}
+    chosen = set(eps_pareto(pts, float(sel["epsilon"]), keep_best=bool(sel.get("keep_best", True))))
+    for i, m in enumerate(members):
+        m["served"] = i in chosen
+    order = sorted(chosen, key=lambda i: (pts[i].latency, pts[i].accuracy))
+    served = [members[i]["name"] for i in order]
+    sel["compact"] = served
+    sel["reselected"] = {
+        "backend": backend, "threads": t, "quantile": q, "epsilon": sel["epsilon"],
+        "frontier": [members[i]["name"] for i in pareto_front(pts)], "served": served,
+        "promoted": sorted(set(served) - before), "dropped": sorted(before - set(served)), "at": _now(),
+    }
+    return sel["reselected"]
+
+
 def reprofile(path: str, threads: list[int], runs: int, warmup: int, rounds: int, progress: bool = True,
               backend: str = "torch", gap_ms: float = 0.0) -> dict:
-    """Re-measure every member of the bank in ``path`` on ``backend`` at ``threads`` and rewrite
-    its manifest (atomically, re-validated); returns the new manifest.
+    """Re-measure every member of the bank in ``path`` with weights (served or frontier-only) on
+    ``backend`` at ``threads``, re-select the served set from those numbers (``reselect``, at the
+    selection's thread count when profiled, else the largest of ``threads``) and rewrite its
+    manifest (atomically, re-validated); returns the new manifest, whose
+    ``selection.reselected`` says which members changed status.
 
     torch writes each member's ``latency``, re-sorts the members and replaces the machine record;
     another backend writes ``backend_latency[backend]`` and ``machine.backend_profiles[backend]``
-    and leaves the torch profile and member order alone. BankError for a bank that fails to
-    load or a backend its task does not support.
+    and leaves the torch profile and member order alone. There is one served set, so it
+    follows the backend profiled last: profile the backend the node will serve with last.
+    BankError for a bank that fails to load or a backend its task does not support.
     """
-    bank = load_bank(path)  # validates schema and hashes first (torch: every bank has that profile)
+    bank = load_bank(path, frontier=True)  # schema and hashes first (torch: every bank has that profile)
     task = require_backend(bank.task, backend, path)
     s = bank.input_spec
     models = {}
@@ -141,6 +191,7 @@ def reprofile(path: str, threads: list[int], runs: int, warmup: int, rounds: int
             m["latency"] = record
         else:
             m.setdefault("backend_latency", {})[backend] = record
+    ref = manifest["selection"]["threads"] if manifest["selection"]["threads"] in threads else threads[-1]
     if backend != "torch":  # the torch profile (and so the member order) stays as it was
         manifest["machine"].setdefault("backend_profiles", {})[backend] = {
             **machine_info(), "profiled_at": _now(), "gap_ms": gap_ms}
@@ -153,5 +204,6 @@ def reprofile(path: str, threads: list[int], runs: int, warmup: int, rounds: int
                                "reprofiled": True, "gap_ms": gap_ms}
         for rel in manifest["files"]:
             manifest["files"][rel] = file_entry(os.path.join(path, rel))
+    reselect(manifest, backend, ref)
     write_manifest(path, manifest)
     return manifest

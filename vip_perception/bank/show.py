@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 
+from .manifest import is_served
+from .pareto import Point, dominates
+
 FIELDS = ("name", "kind", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "val_accuracy", "test_accuracy",
           "vip_layers", "parent", "macs", "param_bytes")
 
@@ -24,9 +27,31 @@ def _row(d: dict, threads: int) -> dict:
     return row
 
 
+def flag_dominated(rows: list[dict], quantile: str) -> list[dict]:
+    """Set each row's ``dominated_by``: the name of another row that Pareto-dominates it in
+    (``latency_ms_<quantile>``, ``val_accuracy``) (no slower, at least as accurate, strictly
+    better in one), else None; rows without that latency are never flagged. Returns ``rows``.
+
+    On served members this is the monotonicity check: a served member dominated on this
+    machine's profile can never be the right choice (``bank profile`` re-selects it away)."""
+    key = f"latency_ms_{quantile}"
+    pts = [Point(r[key], r["val_accuracy"]) if r[key] is not None else None for r in rows]
+    for r, p in zip(rows, pts):
+        r["dominated_by"] = next((o["name"] for o, op in zip(rows, pts)
+                                  if o is not r and p is not None and op is not None and dominates(op, p)), None)
+    return rows
+
+
 def summarise(manifest: dict, candidates: list[dict], threads: int) -> dict:
-    """Everything `bank show` reports, as plain data."""
-    members = [_row(m, threads) for m in manifest["members"]]
+    """Everything `bank show` reports, as plain data.
+
+    ``members`` are the served members, each with ``dominated_by`` (another served member that
+    Pareto-dominates it at ``threads`` and the selection's quantile, else None);
+    ``frontier_only`` the members whose weights ship but are not served; ``dominated`` the
+    names of flagged served members."""
+    q = manifest["selection"]["quantile"]
+    members = flag_dominated([_row(m, threads) for m in manifest["members"] if is_served(m)], q)
+    frontier_only = [_row(m, threads) for m in manifest["members"] if not is_served(m)]
     cands = [_row(c, threads) for c in candidates]
     p50 = [m["latency_ms_p50"] for m in members if m["latency_ms_p50"]]
     sel = manifest["selection"]
@@ -44,12 +69,14 @@ def summarise(manifest: dict, candidates: list[dict], threads: int) -> dict:
             "best_candidate_test_accuracy": max((c["test_accuracy"] for c in cands), default=None),
             "slowest_member_p95_ms": max((m["latency_ms_p95"] or 0 for m in members), default=None),
         },
-        "members": members, "candidates": cands,
+        "members": members, "frontier_only": frontier_only,
+        "dominated": [m["name"] for m in members if m["dominated_by"]], "candidates": cands,
     }
 
 
 def table(rows: list[dict]) -> str:
-    """Report rows as a fixed-width text table (one line per row)."""
+    """Report rows as a fixed-width text table (one line per row); a row with ``dominated_by``
+    set ends in ``DOMINATED by NAME``."""
     head = (f"{'name':<16} {'kind':<6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'val':>6} {'test':>6} "
             f"{'MMACs':>7} {'kB':>6}  vip layers")
     lines = [head, "-" * len(head)]
@@ -59,7 +86,8 @@ def table(rows: list[dict]) -> str:
         lines.append(f"{r['name']:<16} {r['kind']:<6} {lat} "
                      f"{r['val_accuracy']:6.4f} {r['test_accuracy']:6.4f} {r['macs'] / 1e6:7.2f} "
                      f"{r['param_bytes'] / 1024:6.0f}  "
-                     f"{len(r['vip_layers'])}" + (f" ({r['parent']})" if r["parent"] else ""))
+                     f"{len(r['vip_layers'])}" + (f" ({r['parent']})" if r["parent"] else "")
+                     + (f"  DOMINATED by {r['dominated_by']}" if r.get("dominated_by") else ""))
     return "\n".join(lines)
 
 

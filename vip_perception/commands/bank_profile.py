@@ -1,17 +1,20 @@
 """`vip-perception bank profile DIR`: re-measure a built bank's member latencies on this machine.
 
 Latencies belong to the machine (CPU, cores, load), so a bank moved to a robot is re-profiled
-there before its profile drives deadline decisions. Members and weights stay as they are; the
-manifest's profiles, machine record and member order are rewritten (atomically) and its hashes
-re-checked (``bank.profile.reprofile``). Candidates' build-time latencies in candidates.json
-are left as measured at build.
+there before its profile drives deadline decisions. Every member with weights is measured,
+served or frontier-only, and the served (compact) set is re-selected from those numbers with
+the build's Pareto / ε-Pareto rule at the build's reference thread count and quantile, so it is
+monotonic in (latency, accuracy) on this machine (``bank.profile.reselect``). Weights stay as
+they are; the manifest's profiles, served flags, machine record and member order are
+rewritten (atomically) and its hashes re-checked (``bank.profile.reprofile``). Candidates'
+build-time latencies in candidates.json are left as measured at build.
 """
 from __future__ import annotations
 
 import argparse
 
 from ..backends import BACKENDS
-from ..bank.profile import reprofile
+from ..bank.profile import member_profile, reprofile
 from ..bank.records import BankError
 
 
@@ -45,11 +48,18 @@ def run(args) -> int:
     except BankError as exc:
         print(f"error: {exc}")
         return 1
-    t = manifest["selection"]["threads"]
+    r = manifest["selection"]["reselected"]
+    t = r["threads"]
     for m in manifest["members"]:
-        lat = (m["latency"] if args.backend == "torch" else m["backend_latency"][args.backend]).get(str(t))
+        lat = member_profile(m, args.backend).get(str(t))
         if lat is None:
             continue
-        print(f"{m['name']:<16} p50 {lat['p50']:7.3f}  p95 {lat['p95']:7.3f}  p99 {lat['p99']:7.3f} ms ({t} threads)")
+        status = "served" if m["served"] else "frontier-only"
+        print(f"{m['name']:<16} p50 {lat['p50']:7.3f}  p95 {lat['p95']:7.3f}  p99 {lat['p99']:7.3f} ms ({t} threads)"
+              f"  val {m['val_accuracy']:.4f}  {status}")
     print(f"re-profiled {len(manifest['members'])} members of {args.bank} on {manifest['machine']['cpu']}")
+    changes = [f"{n} served (was frontier-only)" for n in r["promoted"]]
+    changes += [f"{n} frontier-only (was served)" for n in r["dropped"]]
+    print(f"re-selected on {args.backend} {r['quantile']} at {t} threads (epsilon {r['epsilon']}): "
+          f"served {', '.join(r['served'])}; " + ("; ".join(changes) if changes else "no member changed status"))
     return 0

@@ -1,5 +1,8 @@
 """`vip-perception bank show DIR`: a bank's members and candidates as a table, JSON and a plot.
 
+Served members another served member dominates on the bank's profile are flagged
+(``DOMINATED by``, and ``dominated`` in the JSON); frontier-only members are listed apart.
+
 The report comes from ``bank.show.summarise``; this module prints it and writes the files.
 """
 from __future__ import annotations
@@ -36,6 +39,13 @@ def run(args) -> int:
     report = summarise(manifest, candidates, threads)
     print(f"bank {report['bank']} ({args.bank}); machine: {report['machine'].get('cpu')}; threads {threads}")
     print(table(report["members"]))
+    if report["dominated"]:
+        print(f"\nwarning: served member(s) {', '.join(report['dominated'])} dominated on this profile "
+              f"(another served member no slower and at least as accurate): the served set is not monotonic; "
+              f"run `vip-perception bank profile {args.bank}` on this machine to re-select it")
+    if report["frontier_only"]:
+        print("\nfrontier-only (weights shipped, not served; `bank profile` may promote them):")
+        print(table(report["frontier_only"]))
     s, hv = report["summary"], report["selection"].get("hypervolume", {})
     print(f"\n{s['members']} members ({s['vip_members']} ViP), p50 span {s['member_p50_span'] or 0:.1f}x, "
           f"best member test accuracy {s['best_member_test_accuracy']:.4f}; {s['candidates']} candidates "

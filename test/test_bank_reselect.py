@@ -1,0 +1,199 @@
+"""Frontier-only members and re-selection of the served set on this machine's profile.
+
+Banks here are made from the quick bank's one member: its weights copied under several names
+(same architecture), with hand-set latencies and accuracies in the manifest, so which member
+is dominated is known exactly; ``bank profile`` runs with a deterministic fake profiler.
+"""
+import json
+import random
+import shutil
+
+import pytest
+
+from vip_perception.bank import BankError, LatencyProfile, load_bank
+from vip_perception.bank.manifest import file_entry, is_served, read_manifest, write_manifest
+from vip_perception.bank.pareto import Point, dominates, eps_dominates, pareto_front
+from vip_perception.bank.profile import reselect
+from vip_perception.cli import main as cli
+
+# name: (p50 ms at 1 thread, val accuracy, served); epsilon 0.01: c is ε-covered by b
+MEMBERS = {"a": (1.0, 0.80, True), "b": (2.0, 0.85, True), "c": (3.0, 0.855, False), "d": (4.0, 0.90, True)}
+
+
+def _lat(ms: float) -> dict:
+    return {"1": LatencyProfile(ms, ms, ms, ms, 10).to_dict()}
+
+
+def make_bank(quick_bank, dst, members=MEMBERS, served_flags=True):
+    """A bank at ``dst`` whose members share the quick bank's architecture and weights."""
+    src = json.loads((quick_bank / "manifest.json").read_text())
+    proto = src["members"][0]
+    dst.mkdir()
+    manifest = {k: v for k, v in src.items() if k not in ("members", "files")}
+    manifest["selection"] = {"threads": 1, "quantile": "p50", "epsilon": 0.01, "keep_best": True,
+                             "frontier": list(members), "compact": [n for n, v in members.items() if v[2]]}
+    manifest["members"], manifest["files"] = [], {}
+    for name, (ms, acc, served) in members.items():
+        shutil.copyfile(quick_bank / proto["file"], dst / f"{name}.safetensors")
+        manifest["files"][f"{name}.safetensors"] = file_entry(str(dst / f"{name}.safetensors"))
+        m = {**proto, "name": name, "file": f"{name}.safetensors", "val_accuracy": acc, "latency": _lat(ms)}
+        m.pop("served", None)
+        if served_flags:
+            m["served"] = served
+        manifest["members"].append(m)
+    write_manifest(str(dst), manifest)
+    return dst
+
+
+@pytest.fixture
+def qb(quick_bank):
+    from pathlib import Path
+
+    return Path(quick_bank)
+
+
+def _fake_profiler(latency_ms: dict):
+    def profile(models, input_shape, threads, *args, **kwargs):
+        return {n: {t: LatencyProfile(latency_ms[n], latency_ms[n], latency_ms[n], latency_ms[n], 5) for t in threads}
+                for n in models}
+    return profile
+
+
+def _monotonic(bank) -> None:
+    lat = [m.quantile_ms(1, "p50") for m in bank.members]
+    acc = [m.val_accuracy for m in bank.members]
+    assert all(x < y for x, y in zip(lat, lat[1:])) and all(x < y for x, y in zip(acc, acc[1:])), (lat, acc)
+
+
+def test_load_serves_only_served_members_and_frontier_loads_all(qb, tmp_path):
+    bank = load_bank(str(make_bank(qb, tmp_path / "bank")))
+    assert [m.name for m in bank.members] == ["a", "b", "d"] and all(m.served for m in bank.members)
+    full = load_bank(str(tmp_path / "bank"), frontier=True)
+    assert [(m.name, m.served) for m in full.members] == [("a", True), ("b", True), ("c", False), ("d", True)]
+
+
+def test_old_format_manifest_serves_every_member(qb, tmp_path):
+    d = make_bank(qb, tmp_path / "old", served_flags=False)
+    data = read_manifest(str(d))
+    assert all("served" not in m for m in data["members"]) and all(is_served(m) for m in data["members"])
+    assert [m.name for m in load_bank(str(d)).members] == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("bank", ["fashion_mnist", "conveyor_detector"])
+def test_shipped_manifests_serve_every_member(bank):
+    from vip_perception.bank.provenance import _REPO
+
+    data = read_manifest(str(_REPO / "config" / "banks" / bank))
+    assert data["members"] and all(is_served(m) for m in data["members"])
+
+
+def test_no_served_member_is_an_error(qb, tmp_path):
+    d = make_bank(qb, tmp_path / "bank", {"a": (1.0, 0.8, False)})
+    with pytest.raises(BankError, match="no member is served"):
+        load_bank(str(d))
+
+
+def test_profile_drops_a_dominated_member_and_promotes_a_frontier_one(qb, tmp_path, monkeypatch, capsys):
+    """b became slower than c here: b is dominated by c, so c is served and b is not."""
+    d = make_bank(qb, tmp_path / "bank")
+    monkeypatch.setattr("vip_perception.bank.profile.profile_models",
+                        _fake_profiler({"a": 1.0, "b": 3.5, "c": 3.0, "d": 4.0}))
+    assert cli(["bank", "profile", str(d), "--threads", "1", "--runs", "5", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "c served (was frontier-only)" in out and "b frontier-only (was served)" in out
+    data = read_manifest(str(d))
+    assert {m["name"]: m["served"] for m in data["members"]} == {"a": True, "b": False, "c": True, "d": True}
+    r = data["selection"]["reselected"]
+    assert (r["promoted"], r["dropped"], r["served"]) == (["c"], ["b"], ["a", "c", "d"])
+    assert data["selection"]["compact"] == ["a", "c", "d"] and r["threads"] == 1 and r["quantile"] == "p50"
+    bank = load_bank(str(d))
+    assert [m.name for m in bank.members] == ["a", "c", "d"]
+    _monotonic(bank)
+    assert len(load_bank(str(d), frontier=True).members) == 4  # b's weights stay for a later profile
+
+
+def test_profile_of_an_old_format_bank_makes_it_monotonic(qb, tmp_path, monkeypatch, capsys):
+    d = make_bank(qb, tmp_path / "old", served_flags=False)
+    monkeypatch.setattr("vip_perception.bank.profile.profile_models",
+                        _fake_profiler({"a": 1.0, "b": 2.0, "c": 1.5, "d": 4.0}))  # b now dominated by c
+    assert cli(["bank", "profile", str(d), "--threads", "1", "--runs", "5", "--no-progress"]) == 0
+    assert "b frontier-only (was served)" in capsys.readouterr().out
+    bank = load_bank(str(d))
+    assert [m.name for m in bank.members] == ["a", "c", "d"]
+    _monotonic(bank)
+
+
+def test_show_flags_a_dominated_served_member(qb, tmp_path, capsys):
+    d = make_bank(qb, tmp_path / "old", {"a": (1.0, 0.80, True), "b": (3.5, 0.85, True), "c": (3.0, 0.855, True),
+                                         "d": (4.0, 0.90, False)})
+    jpath = tmp_path / "show.json"
+    assert cli(["bank", "show", str(d), "--json", str(jpath)]) == 0
+    out = capsys.readouterr().out
+    assert "DOMINATED by c" in out and "warning: served member(s) b dominated" in out
+    assert "frontier-only" in out
+    report = json.loads(jpath.read_text())
+    assert report["dominated"] == ["b"]
+    assert {m["name"]: m["dominated_by"] for m in report["members"]} == {"a": None, "b": "c", "c": None}
+    assert [m["name"] for m in report["frontier_only"]] == ["d"]
+
+
+def test_show_flags_nothing_on_a_monotonic_bank(qb, tmp_path, capsys):
+    d = make_bank(qb, tmp_path / "bank")
+    jpath = tmp_path / "show.json"
+    assert cli(["bank", "show", str(d), "--json", str(jpath)]) == 0
+    assert "DOMINATED" not in capsys.readouterr().out and json.loads(jpath.read_text())["dominated"] == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_reselect_is_monotonic_and_an_eps_cover(seed):
+    """On random profiles the re-selected served set rises in latency and accuracy together,
+    is on the front, and ε-covers every front point."""
+    rng = random.Random(seed)
+    eps = rng.choice([0.0, 0.005, 0.02])
+    members = [{"name": f"m{i}", "val_accuracy": round(rng.uniform(0.7, 0.95), 3),
+                "latency": _lat(round(rng.uniform(0.5, 20.0), 2)), "served": rng.random() < 0.5}
+               for i in range(rng.randint(1, 12))]
+    manifest = {"selection": {"threads": 1, "quantile": "p50", "epsilon": eps, "keep_best": True},
+                "members": members}
+    r = reselect(manifest, "torch", 1)
+    pts = {m["name"]: Point(m["latency"]["1"]["p50"], m["val_accuracy"]) for m in members}
+    served = [pts[n] for n in r["served"]]
+    assert served and all(a.latency < b.latency and a.accuracy < b.accuracy for a, b in zip(served, served[1:]))
+    assert not any(dominates(p, s) for p in pts.values() for s in served)
+    front = [list(pts.values())[i] for i in pareto_front(list(pts.values()))]
+    assert all(any(eps_dominates(s, f, eps) for s in served) for f in front)
+    assert served[-1].accuracy == max(p.accuracy for p in pts.values())  # keep_best
+    assert {m["name"] for m in members if m["served"]} == set(r["served"]) == set(manifest["selection"]["compact"])
+
+
+def test_reselect_names_a_member_without_the_profile():
+    manifest = {"selection": {"threads": 2, "quantile": "p50", "epsilon": 0.0},
+                "members": [{"name": "x", "val_accuracy": 0.9, "latency": _lat(1.0)}]}
+    with pytest.raises(BankError, match="member x: no torch latency profile at 2 threads"):
+        reselect(manifest)
+
+
+def test_classifier_build_ships_the_frontier_and_serves_the_compact_set(qb, tmp_path):
+    from vip_perception.bank.build_classifier import write_bank
+    from vip_perception.bank.recipe import ClassifierRecipe, load_recipe
+    from vip_perception.bank.records import CandidateRecord
+    from vip_perception.commands.bank_build import default_config_path
+
+    src = json.loads((qb / "manifest.json").read_text())
+    proto = src["members"][0]
+    cfg = load_recipe(default_config_path(), ClassifierRecipe, quick=True)
+    cfg.select.threads, cfg.select.quantile, cfg.select.epsilon, cfg.select.min_accuracy = 1, "p50", 0.01, 0.0
+
+    def rec(name, ms, acc):
+        return CandidateRecord(name=name, kind="base", spec=proto["spec"], val_accuracy=acc, test_accuracy=acc,
+                               macs=proto["macs"], param_bytes=proto["param_bytes"],
+                               latency={1: LatencyProfile(ms, ms, ms, ms, 10)})
+
+    recs = [rec(n, ms, acc) for n, (ms, acc, _) in MEMBERS.items()] + [rec("slow", 5.0, 0.85)]  # slow: dominated
+    out = tmp_path / "built"
+    manifest = write_bank(str(out), recs, cfg, src["class_names"], src["machine"],
+                          weights_of=lambda r: str(qb / proto["file"]), build={})
+    assert [(m["name"], m["served"]) for m in manifest["members"]] == [
+        ("a", True), ("b", True), ("c", False), ("d", True)]
+    assert sorted(p.name for p in out.glob("*.safetensors")) == [f"{n}.safetensors" for n in "abcd"]
+    assert [m.name for m in load_bank(str(out)).members] == ["a", "b", "d"]
