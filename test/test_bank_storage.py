@@ -73,8 +73,10 @@ def test_loaded_member_reproduces_val_accuracy(quick_bank):
 def test_manifest_round_trip(quick_bank):
     data = read_manifest(str(quick_bank))
     bank = load_bank(os.path.join(str(quick_bank), "manifest.json"))
-    for m, d in zip(bank.members,
-                    sorted(data["members"], key=lambda d: [x.name for x in bank.members].index(d["name"]))):
+    served = [d for d in data["members"] if d["served"]]  # the builder marks every member
+    assert [m.name for m in bank.members] == data["selection"]["compact"]
+    assert [d["name"] for d in data["members"]] == data["selection"]["frontier"]  # the frontier's weights ship
+    for m, d in zip(bank.members, sorted(served, key=lambda d: [x.name for x in bank.members].index(d["name"]))):
         assert (m.name, m.vip_layers, m.parent, m.macs, m.param_bytes) == (
             d["name"], d["vip_layers"], d["parent"], d["macs"], d["param_bytes"])
         assert m.latency[2].p95 == d["latency"]["2"]["p95"]
@@ -178,4 +180,6 @@ def test_profile_command_updates_manifest(bank_copy):
     assert after["machine"]["reprofiled"] is True
     assert all(m["latency"]["1"]["runs"] == 6 and set(m["latency"]) == {"1"} for m in after["members"])
     assert {m["name"] for m in after["members"]} == {m["name"] for m in before["members"]}
-    load_bank(str(bank_copy))  # still valid
+    r = after["selection"]["reselected"]  # re-selected on the new profile, at the only thread count
+    assert (r["backend"], r["threads"]) == ("torch", 1) and r["served"] == after["selection"]["compact"]
+    assert [m.name for m in load_bank(str(bank_copy)).members] == r["served"]
