@@ -82,12 +82,19 @@ def test_seed_is_the_prior_that_observations_age_toward():
     est = SlowdownEstimator(window=4, rank=2, half_life=1.0)
     est.seed({1: 2.0}, {(0, 1): 3.0})
     assert est.factor(1) == 2.0 and est.factor(2) == 1.0 and est.option_factors() == {(0, 1): pytest.approx(3.0)}
-    est.observe(1, 8.0, 1.0, option=0)  # one slow frame: the worst sample of a partial window
+    est.observe(1, 1.5, 1.0, option=0)  # a lucky first frame: the seed still counts as a sample
+    assert est.factor(1) == pytest.approx(2.0) and est.option_factors()[(0, 1)] == pytest.approx(3.0)
+    est.observe(1, 8.0, 1.0, option=0)  # a slow frame: the worst sample of a partial window
     assert est.factor(1) == pytest.approx(8.0)
     for _ in range(30):  # other thread count keeps running: the slow sample ages toward the seed
         est.observe(2, 1.0, 1.0)
     assert est.factor(1) == pytest.approx(2.0, rel=1e-3)
     assert est.priors()[0] == {1: pytest.approx(2.0)}
+    slow_aging = SlowdownEstimator(window=4, rank=2, half_life=1e9)
+    slow_aging.seed({1: 2.0}, {})
+    for _ in range(4):  # a full window of its own: the seed no longer counts as a sample
+        slow_aging.observe(1, 1.5, 1.0)
+    assert slow_aging.factor(1) == pytest.approx(1.5)
     with pytest.raises(ValueError, match="seed"):
         est.seed({1: 0.0}, {})
     est.reset()

@@ -64,7 +64,9 @@ calibration has set another prior (``seed``): a bank profiled on another machine
 that machine, and the ratio measured here (observed median / profiled p50 per option, their
 median per thread count; ``runtime.calibration``) then stands in for 1 everywhere above: it is
 what an unobserved key reports, and what stored log-ratios age toward. A probe after a load
-therefore tests against this machine's own speed, not the foreign profile's. ``reset`` drops the
+therefore tests against this machine's own speed, not the foreign profile's; until a key's
+window is full its seed counts as one of its samples (a lucky first frame does not undo it).
+``reset`` drops the
 priors too (the engine re-seeds from its calibration report); ``forget_options`` drops the
 options' priors with their records. Not thread-safe on its own: the engine calls it under its
 inference lock.
@@ -199,8 +201,12 @@ class SlowdownEstimator:
             p = prior.get(key, 0.0)
             aged = sorted((p + (lr - p) * 0.5 ** ((step - s) / hl) for s, lr in q), reverse=True)
             # A partial window (start-up, or an option being probed again) has too little
-            # evidence to call anything an outlier: take its worst sample.
-            out[key] = math.exp(aged[self.rank - 1] if len(aged) == self.window else aged[0])
+            # evidence to call anything an outlier: take its worst sample, the seed counting
+            # as one (a calibration is evidence too) until the window is full.
+            if len(aged) == self.window:
+                out[key] = math.exp(aged[self.rank - 1])
+            else:
+                out[key] = math.exp(max(aged[0], prior[key]) if key in prior else aged[0])
         return out
 
     def factor(self, threads: int) -> float:
