@@ -134,3 +134,29 @@ def test_engine_keeps_the_calibration_across_a_quantile_change_and_drops_it_on_a
     engine.swap_bank(other)
     assert engine.calibration is None
     assert engine.estimator.option_factors() == {} and engine.estimator.factor(2) == pytest.approx(2.0)
+
+
+def test_a_load_level_seed_ages_away_like_load():
+    """Machine kinds differ by small factors; 100x at 2 threads is a neighbour on the cores. It is
+    seeded as an observation, so the 2-thread factor ages back toward the profile and 2 threads
+    are probed again, instead of being ruled out for good."""
+    est = SlowdownEstimator(half_life=10.0)
+    est.seed({1: 1.5, 2: 100.0}, {(0, 2): 100.0, (0, 1): 1.5})
+    assert est.factor(2) == pytest.approx(100.0) and est.option_factors()[(0, 2)] == pytest.approx(100.0)
+    assert est.priors() == ({1: pytest.approx(1.5)}, {(0, 1): pytest.approx(1.5)})
+    for _ in range(100):
+        est.observe(1, 1.5, 1.0, option=0)
+    assert est.factor(2) < 1.01 and est.factor(1) == pytest.approx(1.5)
+
+
+def test_a_loaded_thread_count_does_not_use_up_the_budget_of_the_other():
+    """2 threads stalled 100x by a neighbour: the budget prediction is per thread count, so the
+    1-thread options after a stalled 2-thread one are still measured."""
+    clock, load = FakeClock(), Load()
+    load.factor = {1: 1.0, 2: 100.0}
+    bank = FakeBank(three_members(clock, load))
+    report = calibrate(bank, SlowdownEstimator(), budget_s=1.5, clock=clock, sleep=FakeSleep(clock))
+    runs = {(o.member, o.threads): o.runs for o in report.options}
+    assert runs[("m_small", 1)] == runs[("m_mid", 1)] == runs[("m_large", 1)] == 3
+    assert report.seconds <= 1.5 and runs.get(("m_large", 2), 0) < 3  # the budget cut the stalled one
+    assert report.thread_factors[1] == pytest.approx(1.0) and report.thread_factors[2] == pytest.approx(100.0)

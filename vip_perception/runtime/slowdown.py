@@ -64,7 +64,9 @@ calibration has set another prior (``seed``): a bank profiled on another machine
 that machine, and the ratio measured here (observed median / profiled p50 per option, their
 median per thread count; ``runtime.calibration``) then stands in for 1 everywhere above: it is
 what an unobserved key reports, and what stored log-ratios age toward. A probe after a load
-therefore tests against this machine's own speed, not the foreign profile's; until a key's
+therefore tests against this machine's own speed, not the foreign profile's. A calibration
+ratio far beyond what a machine kind explains (``MACHINE_RATIO_MAX``) was load during start-up:
+it is kept as an ordinary observation that ages away, not as a prior. Until a key's
 window is full its seed counts as one of its samples (a lucky first frame does not undo it).
 ``reset`` drops the
 priors too (the engine re-seeds from its calibration report); ``forget_options`` drops the
@@ -75,6 +77,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
+
+MACHINE_RATIO_MAX = 8.0  # a calibration ratio above this is load, not the machine's speed (``seed``)
 
 
 class SlowdownEstimator:
@@ -127,27 +131,42 @@ class SlowdownEstimator:
         self._opt_factors = {}
         self._opt_prior = {}
 
-    def seed(self, thread_factors: dict[int, float], option_factors: dict[tuple, float]) -> None:
+    def seed(self, thread_factors: dict[int, float], option_factors: dict[tuple, float],
+             machine_ratio_max: float = MACHINE_RATIO_MAX) -> None:
         """Set measured priors: ``thread_factors[threads]`` and ``option_factors[(option,
         threads)]`` (observed / profiled time ratios, > 0; clipped like observations) replace 1.0
         as the factor of a key without observations and as the value stored log-ratios age
         toward. Windows of seeded keys are cleared, so the first frames are predicted from the
-        seed, not from records taken before it. Keys not given keep their prior. A non-finite or
-        non-positive ratio raises ValueError naming the key."""
+        seed, not from records taken before it. Keys not given keep their prior.
+
+        A ratio above ``machine_ratio_max`` is load, not a machine kind (kinds differ by small
+        factors, 2x between the AVX-512 and AVX2 hosts measured; contention on shared cores by
+        one or two orders of magnitude): it is stored as one observation instead, which ages
+        toward the profile like any load, so the key is probed again once the load may be gone.
+        A non-finite or non-positive ratio raises ValueError naming the key."""
         def log_prior(key, f) -> float:
             if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0):
                 raise ValueError(f"slowdown seed for {key!r} must be a finite ratio > 0, got {f!r}")
             return min(max(math.log(f), self._lo), self._hi)
 
-        prior = {**self._prior, **{int(t): log_prior(t, f) for t, f in thread_factors.items()}}
-        opt_prior = {**self._opt_prior, **{tuple(k): log_prior(k, f) for k, f in option_factors.items()}}
-        for t in thread_factors:
-            self._obs.pop(int(t), None)
-        for k in option_factors:
-            self._opt_obs.pop(tuple(k), None)
-        self._prior, self._opt_prior = prior, opt_prior
-        self._factors = self._recompute(self._obs, prior)
-        self._opt_factors = self._recompute(self._opt_obs, opt_prior)
+        limit = math.log(machine_ratio_max)
+        threads = {int(t): log_prior(t, f) for t, f in thread_factors.items()}
+        options = {tuple(k): log_prior(k, f) for k, f in option_factors.items()}
+        for seeds, windows, prior in ((threads, self._obs, dict(self._prior)),
+                                      (options, self._opt_obs, dict(self._opt_prior))):
+            for key, lr in seeds.items():
+                windows.pop(key, None)
+                prior.pop(key, None)
+                if lr <= limit:
+                    prior[key] = lr
+                else:  # load: one observation, aged like any other
+                    windows[key] = deque([(self._step, lr)], maxlen=self.window)
+            if windows is self._obs:
+                self._prior = prior
+            else:
+                self._opt_prior = prior
+        self._factors = self._recompute(self._obs, self._prior)
+        self._opt_factors = self._recompute(self._opt_obs, self._opt_prior)
 
     def priors(self) -> tuple[dict[int, float], dict[tuple, float]]:
         """(thread-count priors, option priors) as factors (absent = 1.0): what ``seed`` set."""
