@@ -69,10 +69,30 @@ def test_evaluate_in_memory_writes_every_field_and_plot(tmp_path):
     # accuracy bookkeeping: a static policy's accuracy over all frames <= its processed accuracy
     p = rep["policies"]["static_smallest"]
     assert p["accuracy_all_frames"] <= p["accuracy_processed"] + 1e-12
+    cal = rep["scenario"]["calibration"]  # --calibrate is the default: every option measured
+    assert rep["scenario"]["calibrate"] is True and len(cal["options"]) + len(cal["skipped"]) == 4
     png = tmp_path / "p.png"
     plot(rep, str(png))
     assert png.stat().st_size > 10_000
     json.dumps(rep)  # serialisable as is
+
+
+def test_no_calibrate_leaves_the_engine_unseeded_and_the_flag_parses():
+    import argparse
+
+    from vip_perception.commands.evaluate_deadline import add_arguments
+
+    cfg = EvalConfig(bank="", background_load=0, frames=3, fps=500.0, reference_runs=5, margin_ms=0.01,
+                     deadline_scale=3.0, calibrate=False)
+    rep = evaluate(cfg, bank=tiny_bank(), data=Data())
+    assert rep["scenario"]["calibrate"] is False and rep["scenario"]["calibration"] is None
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--bank", "b"]).calibrate is True
+    args = parser.parse_args(["--bank", "b", "--no-calibrate", "--calibration-budget-s", "2"])
+    assert args.calibrate is False and args.calibration_budget_s == 2.0
+    with pytest.raises(ValueError, match="calibration-budget"):
+        EvalConfig(bank="x", calibration_budget_s=0).validate()
 
 
 def test_bad_scenarios_rejected():

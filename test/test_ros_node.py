@@ -160,6 +160,33 @@ def test_results_carry_the_input_header(rig):
     assert t["header"]["frame_id"] == "cam_2"
 
 
+def test_start_up_calibration_is_logged_in_bank_info_and_timing(rig):
+    """calibrate_on_start defaults to true: every option measured before serving (or skipped
+    when the 5 s budget ran out), recorded as a start-up phase and flagged on every frame."""
+    p = rig.node.perception
+    cal = p.bank_info()["calibration"]
+    assert cal is not None and cal["options"] and cal["median_ratio"] > 0
+    assert len(cal["options"]) + len(cal["skipped"]) == sum(len(m.latency) for m in p.engine.bank.members)
+    assert p.bank_info()["startup"]["calibration_s"] is not None
+    assert "calibration" in p.startup.describe() and "observed/profiled" in p.startup.describe()
+    rig.send_and_wait(rig.image(frame_id="cal"))
+    rig._wait(lambda: len(rig.timing) >= 1, "a timing record")
+    assert rig.timing[-1]["calibrated"] is True
+
+
+def test_calibrate_on_start_false_skips_it(ctx, quick_bank):
+    r = Rig(ctx, quick_bank, topics=("nocal_image",), name="vip_nocal", calibrate_on_start=False)
+    try:
+        p = r.node.perception
+        assert p.bank_info()["calibration"] is None and p.bank_info()["startup"]["calibration_s"] is None
+        assert "calibration" not in p.startup.describe()
+        r.send_and_wait(r.image(frame_id="nocal"), topic="nocal_image")
+        r._wait(lambda: len(r.timing) >= 1, "a timing record")
+        assert r.timing[-1]["calibrated"] is False
+    finally:
+        r.close()
+
+
 def _bad(rig, **fields):
     msg = rig.image(frame_id="bad")
     for k, v in fields.items():
@@ -267,6 +294,7 @@ def test_bank_swap_under_traffic(rig, quick_bank, tmp_path):
         n = len(rig.results)
         rig._wait(lambda: len(rig.results) >= n + 5, "results after the swap")
         assert rig.node.perception.engine.bank.path.rstrip("/") == other.rstrip("/")
+        assert rig.node.perception.bank_info()["calibration"]["options"]  # the new bank, calibrated
     finally:
         stop.set()
         feeder.join(timeout=5)

@@ -12,6 +12,7 @@ BANK = "config/banks/fashion_mnist"
 
 class _Settings:
     backend = "torch"
+    calibrate_on_start = False
 
 
 def test_phases_data_and_log_line():
@@ -43,3 +44,18 @@ def test_build_engine_loads_kernels_with_the_bank_and_warms_up():
     assert warmed == [sum(len(m.latency) for m in bank.members)]  # every member x thread count
     assert engine.estimator.option_factors() == {}  # warm-up runs are not observations
     assert all(m.module is not None for m in bank.members)  # materialised, nothing lazy left
+
+
+def test_build_engine_calibrates_when_asked_and_reports_it():
+    class Calibrating(_Settings):
+        calibrate_on_start = True
+
+    phases = StartupPhases()
+    bank, engine = build_engine(BANK, Calibrating(), lambda b, s, c: Engine(b, EngineConfig(50.0)), None, phases)
+    report = engine.calibration
+    assert report is not None and report.options  # at least the fastest options fit 5 s
+    assert {(o.member, o.threads) for o in report.options} | set(report.skipped) == \
+        {(m.name, t) for m in bank.members for t in m.latency}
+    assert phases.to_dict()["calibration_s"] is not None
+    assert phases.calibration == report.describe() and report.describe() in phases.describe()
+    assert "calibration" in phases.describe() and "observed/profiled" in phases.describe()

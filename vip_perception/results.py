@@ -51,6 +51,7 @@ class TimingRecord:
     receive_ms: float = 0.0  # capture stamp -> subscription callback (DDS delivery + executor)
     convert_ms: float = 0.0  # message -> roi pixels (parse, validate, crop, colour), callback + worker
     publish_ms: float = 0.0  # building and publishing the result message
+    calibrated: bool = False  # the engine's slowdown was seeded by a start-up calibration on this machine
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gap-ms", type=float, default=10.0,
                         help="idle time before every measured run (reference and measurement pass), so they run "
                              "as cold as a frame after the stream's idle gap does (default 10; >= 3 saturates here)")
+    parser.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
+                        help="before the stream, run every option a few times (paced by --gap-ms) and seed the "
+                             "adaptive engine's slowdown with this machine's speed, as the node's calibrate_on_start "
+                             "does (default: on)")
+    parser.add_argument("--calibration-budget-s", type=float, default=5.0,
+                        help="at most this many seconds of calibration (default 5)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         load_pattern=args.load_pattern, frames=args.frames, fps=args.fps, margin_ms=args.margin_ms,
         quantile=args.quantile, on_no_fit=args.on_no_fit, seed=args.seed,
         reference_runs=args.reference_runs, data_root=args.data_root, backend=args.backend, gap_ms=args.gap_ms,
-        deadline_ms=args.deadline_ms,
+        deadline_ms=args.deadline_ms, calibrate=args.calibrate, calibration_budget_s=args.calibration_budget_s,
     )
     try:
         report = evaluate(cfg)

@@ -63,6 +63,8 @@ class EvalConfig:
     backend: str = "torch"
     gap_ms: float = 10.0
     deadline_ms: float | None = None  # fixed deadline; None = deadline_scale x the reference p95
+    calibrate: bool = True  # calibrate the adaptive engine on this machine before the stream
+    calibration_budget_s: float = 5.0
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option (as its command-line flag).
@@ -85,6 +87,8 @@ class EvalConfig:
             raise ValueError(f"--deadline-ms must be > 0, got {self.deadline_ms}")
         if not self.gap_ms >= 0:
             raise ValueError(f"--gap-ms must be >= 0, got {self.gap_ms}")
+        if not self.calibration_budget_s > 0:
+            raise ValueError(f"--calibration-budget-s must be > 0, got {self.calibration_budget_s}")
 
     def engine_config(self, deadline_ms: float):
         """The engine's configuration for ``deadline_ms``, validated (ValueError otherwise)."""
@@ -115,6 +119,7 @@ class Setup:
     extra: dict  # every other fixed option: name -> option
     lookup: object  # Selector at ref_threads: static_best_fit's profile lookup
     load_on: tuple  # [onset, offset) frames of the background load
+    calibration: object = None  # the adaptive engine's CalibrationReport (None: not calibrated)
     started: float = field(default_factory=time.time)
     loadavg_start: list = field(default_factory=lambda: list(os.getloadavg()))
 
@@ -230,6 +235,10 @@ def prepare(cfg: EvalConfig, bank=None, data=None, clock=time.perf_counter) -> S
     batches = _reference_p95(bank, bank.preprocess(images[0]), ref, ref_threads, cfg)
     deadline_ms = cfg.deadline_scale * min(batches) if cfg.deadline_ms is None else float(cfg.deadline_ms)
     engine = Engine(bank, cfg.engine_config(deadline_ms), clock=clock)
+    # As the node does at start (calibrate_on_start): every option measured, paced like the
+    # stream, and the adaptive engine's slowdown seeded from it. The other policies are scored
+    # from measured times and do not predict, so only the adaptive one is affected.
+    calibration = engine.calibrate(cfg.calibration_budget_s, gap_ms=cfg.gap_ms) if cfg.calibrate else None
     static, extra = _fixed_policies(engine.selector, names, accuracy, with_ref, ref_threads)
     F = cfg.frames
     load_on = (0, F) if cfg.load_pattern == "constant" else (F // 3, 2 * F // 3)
@@ -238,7 +247,7 @@ def prepare(cfg: EvalConfig, bank=None, data=None, clock=time.perf_counter) -> S
                  options=engine.selector.options(), static=static, extra=extra,
                  lookup=Selector(bank.members, cfg.quantile, ref_threads, cfg.on_no_fit),
                  load_on=(0, 0) if cfg.background_load == 0 else load_on,
-                 started=started, loadavg_start=loadavg)
+                 started=started, loadavg_start=loadavg, calibration=calibration)
 
 
 # ----------------------------------------------------------------------------- frame loop
@@ -325,6 +334,8 @@ def _scenario(cfg: EvalConfig, s: Setup) -> dict:
         "gap_ms": cfg.gap_ms,
         "profile_gap_ms": {m.name: {str(t): getattr(p, "gap_ms", 0.0) for t, p in m.latency.items()}
                            for m in members},
+        "calibrate": cfg.calibrate,
+        "calibration": None if s.calibration is None else s.calibration.to_dict(),
         "margin_ms": cfg.margin_ms,
         "latency_quantile": cfg.quantile,
         "on_no_fit": cfg.on_no_fit,

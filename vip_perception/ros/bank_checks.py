@@ -84,18 +84,25 @@ def fit_reason(bank, settings: Settings) -> str | None:
     return None
 
 
-def bank_info(bank, error: str | None) -> dict:
-    """{"path", "name", "task", "backend", "members", "error"} of ``bank`` (only "error" when
-    None): what diagnostics and the summary report."""
+def bank_info(bank, error: str | None, calibration=None) -> dict:
+    """{"path", "name", "task", "backend", "members", "error", "calibration"} of ``bank`` (only
+    "error" when None): what diagnostics and the summary report. ``calibration``: the engine's
+    last ``CalibrationReport`` of this bank (its ``to_dict``; None when not calibrated)."""
     if bank is None:
         return {"error": error}
     return {"path": str(bank.path), "name": bank.name, "task": bank.task,
             "backend": getattr(bank, "backend", "torch"), "members": len(bank.members),
-            "error": error}
+            "error": error, "calibration": None if calibration is None else calibration.to_dict()}
 
 
-def swap_bank(engine, bank, log) -> str | None:
-    """Switch ``engine`` to the already loaded ``bank`` between frames. Returns None, or the
+def engine_info(engine, error: str | None) -> dict:
+    """``bank_info`` of the bank ``engine`` serves (None: no engine yet), with its calibration."""
+    return bank_info(getattr(engine, "bank", None), error, getattr(engine, "calibration", None))
+
+
+def swap_bank(engine, bank, log, calibrate: bool = False) -> str | None:
+    """Switch ``engine`` to the already loaded ``bank`` between frames and, with ``calibrate``,
+    calibrate it on this machine (``Engine.calibrate``; its line logged). Returns None, or the
     error (also logged) when the engine refused it and the old bank keeps serving."""
     old = getattr(engine.bank, "path", engine.bank)
     try:
@@ -104,6 +111,8 @@ def swap_bank(engine, bank, log) -> str | None:
         log.error(f"bank swap to {bank.path} failed, keeping {old}: {exc}")
         return str(exc)
     log.info(f"bank swapped: {old} -> {bank.path}")
+    if calibrate and hasattr(engine, "calibrate"):
+        log.info(f"bank {bank.path}: {engine.calibrate().describe()}")
     return None
 
 

@@ -64,6 +64,11 @@ SPECS: tuple[Spec, ...] = (
          "it misses is counted as malformed, roi_outside).", type=ParameterType.PARAMETER_INTEGER_ARRAY),
     Spec("threads", 0, "Intra-op threads for inference; 0 = let the selector choose among "
          "profiled thread counts.", min=0, max=256),
+    Spec("calibrate_on_start", True, "Before serving (and after a bank swap), run every (member, "
+         "threads) option a few times, paced like frames, in at most 5 s, and seed the slowdown "
+         "estimate with what this machine measured: a bank profiled on another machine kind then "
+         "predicts right from the first frame. Logged, in bank_info, and `calibrated` in the timing "
+         "JSON.", read_only=True),
     Spec("output_format", "auto", "auto: vision_msgs when importable, else JSON on "
          "std_msgs/String; vision_msgs; json.", choices=OUTPUT_FORMATS),
     Spec("publish_debug_image", False, "Publish an annotated frame on ~/debug_image (rendered "

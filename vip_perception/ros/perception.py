@@ -170,7 +170,7 @@ class Perception:
         bank = self.gate.take_pending_bank()
         if bank is not None:
             getattr(self.engine, "warm_up", len)(bank)  # its first frame pays no first-call cost
-            self.bank_error = bank_checks.swap_bank(self.engine, bank, self.log)
+            self.bank_error = bank_checks.swap_bank(self.engine, bank, self.log, s.calibrate_on_start)
         if s.engine_fields() != self._engine_fields:
             self._engine_fields = s.engine_fields()  # tried once, not on every frame
             bank_checks.update_config(self.engine, s, self.log)
@@ -222,9 +222,8 @@ class Perception:
 
     # ---- timers and summary -----------------------------------------------------------
     def bank_info(self) -> dict:
-        """The serving bank, the last swap error and the start-up phases (seconds)."""
-        return {**bank_checks.bank_info(getattr(self.engine, "bank", None), self.bank_error),
-                "startup": self.startup.to_dict()}
+        """The serving bank, its calibration, the last swap error and the start-up phases (s)."""
+        return {**bank_checks.engine_info(self.engine, self.bank_error), "startup": self.startup.to_dict()}
 
     def _publish_diagnostics(self) -> None:
         statuses = diagnostics.period_statuses(

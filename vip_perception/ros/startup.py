@@ -9,7 +9,9 @@ native kernels were compiled because no cached build matched). The phases, in or
   bank_load    manifest, checksums, weights, fused modules, backend sessions
   engine       engine construction and warm-up (every member run once per profiled thread
                count, so the first frame pays no first-call cost)
-  calibration  reserved for an on-machine latency calibration; None until one exists
+  calibration  every (member, threads) option run a few times, paced like frames, to seed the
+               slowdown estimate with this machine's speed (``runtime.calibration``; parameter
+               ``calibrate_on_start``); None when it is off
 
 Everything expensive happens here, before the first frame: nothing is loaded lazily later.
 No rclpy: the node measures, this module keeps and formats the numbers.
@@ -42,6 +44,7 @@ class StartupPhases:
         self.seconds: dict[str, float | None] = dict.fromkeys(PHASES)
         self.seconds["imports"] = process_age_s()
         self.kernels: str | None = None  # native_status(): which kernels serve and why
+        self.calibration: str | None = None  # CalibrationReport.describe(), when one ran
 
     def phase(self, name: str):
         """Context manager adding the wall time of its block to phase ``name``."""
@@ -64,7 +67,8 @@ class StartupPhases:
         parts = [f"{k} {'n/a' if d[k + '_s'] is None else format(d[k + '_s'], '.2f') + ' s'}"
                  for k in PHASES if not (k == "calibration" and d[k + "_s"] is None)]
         total = "n/a" if d["total_s"] is None else f"{d['total_s']:.2f} s"
-        return f"start-up {total}: {', '.join(parts)} ({self.kernels or 'kernels not tried'})"
+        line = f"start-up {total}: {', '.join(parts)} ({self.kernels or 'kernels not tried'})"
+        return line if self.calibration is None else f"{line}; {self.calibration}"
 
 
 class _Timed:
@@ -80,9 +84,11 @@ class _Timed:
 
 
 def build_engine(path: str, settings, engine_factory, clock, phases: StartupPhases):
-    """Load the bank at ``path`` on ``settings.backend`` and build its engine, warmed up;
-    returns (bank, engine). The native kernels are built or loaded during the bank load (when
-    a member has fused ViP layers): their time is moved from ``bank_load`` to ``kernels``.
+    """Load the bank at ``path`` on ``settings.backend`` and build its engine, warmed up and,
+    with ``settings.calibrate_on_start``, calibrated (``Engine.calibrate``; its report's line
+    goes to ``phases.calibration``); returns (bank, engine). The native kernels are built or
+    loaded during the bank load (when a member has fused ViP layers): their time is moved from
+    ``bank_load`` to ``kernels``.
     Raises what ``load_bank`` raises (BankError naming the path and the reason)."""
     from vip_perception.bank import load_bank
     from vip_perception.fused import native
@@ -102,4 +108,8 @@ def build_engine(path: str, settings, engine_factory, clock, phases: StartupPhas
         warm_up = getattr(engine, "warm_up", None)
         if warm_up is not None:
             warm_up()
+    calibrate = getattr(engine, "calibrate", None)
+    if settings.calibrate_on_start and calibrate is not None:
+        with phases.phase("calibration"):
+            phases.calibration = calibrate().describe()
     return bank, engine

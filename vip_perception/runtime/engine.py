@@ -27,6 +27,7 @@ from ..bank import BankError, load_bank
 from ..results import FrameResult, TimingRecord
 from ..roi import clip_roi, crop
 from ..tasks import get_task
+from .calibration import CalibrationReport, calibrate
 from .selector import NO_FIT_POLICIES, QUANTILES, Selector
 from .slowdown import SlowdownEstimator
 
@@ -81,6 +82,7 @@ class _State:
     bank: object
     config: EngineConfig
     selector: Selector
+    calibration: CalibrationReport | None = None  # the last one, for this bank
 
 
 class Engine:
@@ -125,6 +127,28 @@ class Engine:
     def selector(self) -> Selector:
         return self._state.selector
 
+    @property
+    def calibration(self) -> CalibrationReport | None:
+        """The last calibration of the serving bank (None: not calibrated since it was loaded)."""
+        return self._state.calibration
+
+    def calibrate(self, budget_s: float = 5.0, runs_per_option: int = 3, gap_ms: float = 10.0,
+                  clock: Callable[[], float] = time.perf_counter,
+                  sleep: Callable[[float], None] = time.sleep) -> CalibrationReport:
+        """Measure the serving bank's options on this machine and seed the slowdown estimate
+        (``runtime.calibration.calibrate``, at most ``budget_s`` seconds), under the run lock:
+        frames wait, and no frame's timing mixes with a calibration run. The report is kept
+        (``calibration``) and re-seeds the estimator when a quantile change resets it. Call it
+        after ``warm_up`` so no run pays a first-call cost. ValueError for bad arguments."""
+        with self._update_lock, _RUN_LOCK:
+            state = self._state
+            report = calibrate(state.bank, self.estimator, budget_s, runs_per_option, gap_ms,
+                               state.config.latency_quantile, state.selector.thread_counts, clock, sleep)
+            est = self.estimator
+            state.selector.set_option_factors(est.option_factors(), est.factors(), est.active_options())
+            self._state = _State(state.bank, state.config, state.selector, report)
+        return report
+
     def update_config(self, config: EngineConfig) -> None:
         """Validate and apply between frames; ValueError (with the reason) leaves the old config."""
         if not isinstance(config, EngineConfig):
@@ -133,10 +157,14 @@ class Engine:
         with self._update_lock:
             old = self._state
             selector = self._make_selector(old.bank, config)  # may raise (e.g. threads not profiled)
-            new = _State(old.bank, config, selector)
+            new = _State(old.bank, config, selector, old.calibration)
             with _RUN_LOCK:
                 if config.latency_quantile != old.config.latency_quantile:
-                    self.estimator.reset()  # ratios were relative to the old quantile
+                    self.estimator.reset()  # ratios were relative to the old quantile; the
+                    if old.calibration is not None:  # calibration's (against p50) still hold
+                        self.estimator.seed(old.calibration.thread_factors, old.calibration.option_factors())
+                    selector.set_option_factors(self.estimator.option_factors(), self.estimator.factors(),
+                                                self.estimator.active_options())
                 else:  # same bank, same members: their own records still hold
                     selector.set_option_factors(self.estimator.option_factors(), self.estimator.factors(),
                                                 self.estimator.active_options())
@@ -162,7 +190,7 @@ class Engine:
                 raise BankError(f"bank {getattr(bank, 'path', bank)!s} rejected: {exc}") from exc
             with _RUN_LOCK:  # the thread-count factors describe the machine and stay; the
                 self.estimator.forget_options()  # per-option records were about the old models
-                self._state = _State(bank, config, selector)
+                self._state = _State(bank, config, selector)  # uncalibrated until calibrate()
 
     def warm_up(self, bank=None) -> int:
         """Run ``bank`` (default: the serving one) once end to end per member and profiled
@@ -214,7 +242,7 @@ class Engine:
             if choice.skipped:
                 timing = TimingRecord(None, choice.threads, choice.predicted_ms, 0.0, remaining_ms, False,
                                       choice.factor, queue_age_ms, selection_us, (clock() - capture_time) * 1e3,
-                                      preprocess_ms=preprocess_ms)
+                                      preprocess_ms=preprocess_ms, calibrated=state.calibration is not None)
                 return FrameResult(None, None, None, True, timing, roi=region)
             member = selector.members[choice.index]
             r0 = clock()
@@ -230,7 +258,8 @@ class Engine:
         e2e_ms = (end - capture_time) * 1e3
         timing = TimingRecord(member.name, choice.threads, choice.predicted_ms, actual_ms, remaining_ms,
                               e2e_ms <= cfg.deadline_ms, choice.factor, queue_age_ms, selection_us, e2e_ms,
-                              preprocess_ms=preprocess_ms, postprocess_ms=postprocess_ms)
+                              preprocess_ms=preprocess_ms, postprocess_ms=postprocess_ms,
+                              calibrated=state.calibration is not None)
         return FrameResult(skipped=False, timing=timing, roi=region, **fields)
 
 

@@ -59,13 +59,26 @@ When a thread count is probed after a long pause (the stale rule above), the opt
 at it from before the pause are dropped with the thread count's: the load they describe may be
 gone.
 
-Unobserved thread counts have factor 1.0 (the profile is the prior). Not thread-safe on its
-own: the engine calls it under its inference lock.
+Unobserved thread counts have factor 1.0 (the profile is the prior), unless a start-up
+calibration has set another prior (``seed``): a bank profiled on another machine kind describes
+that machine, and the ratio measured here (observed median / profiled p50 per option, their
+median per thread count; ``runtime.calibration``) then stands in for 1 everywhere above: it is
+what an unobserved key reports, and what stored log-ratios age toward. A probe after a load
+therefore tests against this machine's own speed, not the foreign profile's. A calibration
+ratio far beyond what a machine kind explains (``MACHINE_RATIO_MAX``) was load during start-up:
+it is kept as an ordinary observation that ages away, not as a prior. Until a key's
+window is full its seed counts as one of its samples (a lucky first frame does not undo it).
+``reset`` drops the
+priors too (the engine re-seeds from its calibration report); ``forget_options`` drops the
+options' priors with their records. Not thread-safe on its own: the engine calls it under its
+inference lock.
 """
 from __future__ import annotations
 
 import math
 from collections import deque
+
+MACHINE_RATIO_MAX = 8.0  # a calibration ratio above this is load, not the machine's speed (``seed``)
 
 
 class SlowdownEstimator:
@@ -101,18 +114,64 @@ class SlowdownEstimator:
         self._factors: dict[int, float] = {}
         self._opt_obs: dict[tuple, deque] = {}  # (option, threads) -> deque[(step, log_ratio)]
         self._opt_factors: dict[tuple, float] = {}
+        self._prior: dict[int, float] = {}  # threads -> log-ratio prior (seed); absent = 0
+        self._opt_prior: dict[tuple, float] = {}  # (option, threads) -> log-ratio prior
 
     def reset(self) -> None:
         """Forget everything (e.g. the profile quantile changed, so old ratios mean something else)."""
         self._step = 0
         self._obs.clear()
         self._factors = {}
+        self._prior = {}
         self.forget_options()
 
     def forget_options(self) -> None:
-        """Drop the per-option records (a new bank: its options are other models)."""
+        """Drop the per-option records and priors (a new bank: its options are other models)."""
         self._opt_obs = {}
         self._opt_factors = {}
+        self._opt_prior = {}
+
+    def seed(self, thread_factors: dict[int, float], option_factors: dict[tuple, float],
+             machine_ratio_max: float = MACHINE_RATIO_MAX) -> None:
+        """Set measured priors: ``thread_factors[threads]`` and ``option_factors[(option,
+        threads)]`` (observed / profiled time ratios, > 0; clipped like observations) replace 1.0
+        as the factor of a key without observations and as the value stored log-ratios age
+        toward. Windows of seeded keys are cleared, so the first frames are predicted from the
+        seed, not from records taken before it. Keys not given keep their prior.
+
+        A ratio above ``machine_ratio_max`` is load, not a machine kind (kinds differ by small
+        factors, 2x between the AVX-512 and AVX2 hosts measured; contention on shared cores by
+        one or two orders of magnitude): it is stored as one observation instead, which ages
+        toward the profile like any load, so the key is probed again once the load may be gone.
+        A non-finite or non-positive ratio raises ValueError naming the key."""
+        def log_prior(key, f) -> float:
+            if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0):
+                raise ValueError(f"slowdown seed for {key!r} must be a finite ratio > 0, got {f!r}")
+            return min(max(math.log(f), self._lo), self._hi)
+
+        limit = math.log(machine_ratio_max)
+        threads = {int(t): log_prior(t, f) for t, f in thread_factors.items()}
+        options = {tuple(k): log_prior(k, f) for k, f in option_factors.items()}
+        for seeds, windows, prior in ((threads, self._obs, dict(self._prior)),
+                                      (options, self._opt_obs, dict(self._opt_prior))):
+            for key, lr in seeds.items():
+                windows.pop(key, None)
+                prior.pop(key, None)
+                if lr <= limit:
+                    prior[key] = lr
+                else:  # load: one observation, aged like any other
+                    windows[key] = deque([(self._step, lr)], maxlen=self.window)
+            if windows is self._obs:
+                self._prior = prior
+            else:
+                self._opt_prior = prior
+        self._factors = self._recompute(self._obs, self._prior)
+        self._opt_factors = self._recompute(self._opt_obs, self._opt_prior)
+
+    def priors(self) -> tuple[dict[int, float], dict[tuple, float]]:
+        """(thread-count priors, option priors) as factors (absent = 1.0): what ``seed`` set."""
+        return ({t: math.exp(v) for t, v in self._prior.items()},
+                {k: math.exp(v) for k, v in self._opt_prior.items()})
 
     def observe(self, threads: int, observed_ms: float, profiled_ms: float, option=None) -> None:
         """Feed one inference: its measured time and the profiled quantile it was predicted from.
@@ -136,8 +195,8 @@ class SlowdownEstimator:
                     del self._opt_obs[key]
         if option is not None:
             self._push(self._opt_obs, (option, threads), lr)
-        self._factors = self._recompute(self._obs)  # replaced, never mutated: readers see a complete dict
-        self._opt_factors = self._recompute(self._opt_obs)
+        self._factors = self._recompute(self._obs, self._prior)  # replaced, never mutated: readers see a
+        self._opt_factors = self._recompute(self._opt_obs, self._opt_prior)  # complete dict
 
     def _push(self, windows: dict, key, lr: float) -> bool:
         """Append to ``key``'s window; True when stale samples were dropped first (a probe)."""
@@ -151,16 +210,22 @@ class SlowdownEstimator:
         q.append((self._step, lr))
         return stale
 
-    def _recompute(self, windows: dict) -> dict:
+    def _recompute(self, windows: dict, prior: dict) -> dict:
         # Done once per observation (off the selection path), for every window, because aging
-        # advances for all of them. A few hundred float operations for a 6-member bank.
+        # advances for all of them. A few hundred float operations for a 6-member bank. Keys
+        # with a prior but no window report the prior; samples age toward their key's prior.
         step, hl = self._step, self.half_life
-        out = {}
+        out = {key: math.exp(p) for key, p in prior.items() if key not in windows}
         for key, q in windows.items():
-            aged = sorted((lr * 0.5 ** ((step - s) / hl) for s, lr in q), reverse=True)
+            p = prior.get(key, 0.0)
+            aged = sorted((p + (lr - p) * 0.5 ** ((step - s) / hl) for s, lr in q), reverse=True)
             # A partial window (start-up, or an option being probed again) has too little
-            # evidence to call anything an outlier: take its worst sample.
-            out[key] = math.exp(aged[self.rank - 1] if len(aged) == self.window else aged[0])
+            # evidence to call anything an outlier: take its worst sample, the seed counting
+            # as one (a calibration is evidence too) until the window is full.
+            if len(aged) == self.window:
+                out[key] = math.exp(aged[self.rank - 1])
+            else:
+                out[key] = math.exp(max(aged[0], prior[key]) if key in prior else aged[0])
         return out
 
     def factor(self, threads: int) -> float:
