@@ -351,14 +351,17 @@ class CameraSource(Node):
                 self._finish("end of source")
                 return
         header = Header()
-        header.stamp = (self.get_clock().now() if frame.stamp_ns is None
-                        else Time(nanoseconds=frame.stamp_ns)).to_msg()
         header.frame_id = self.p["frame_id"]
+        if frame.stamp_ns is not None:  # device/stream: stamped when read from the source
+            header.stamp = Time(nanoseconds=frame.stamp_ns).to_msg()
         if self.compressed:
             msg = convert.array_to_compressed(frame.rgb, "jpeg", header)
         else:
             msg = convert.array_to_image(_encode(frame.rgb, self.p["encoding"]),
                                          self.p["encoding"], header)
+        if frame.stamp_ns is None:  # generated frames: stamped when published, after encoding
+            msg.header.stamp = self.get_clock().now().to_msg()
+        header = msg.header
         self.pub.publish(msg)
         if self.truth_pub is not None and frame.truth is not None:
             truth = dict(frame.truth, stamp={"sec": header.stamp.sec,
