@@ -39,7 +39,7 @@ DETECTOR_REL = "config/banks/conveyor_detector"
 TASKS = ("auto", "classification", "detection")
 FRAME_SIZE = {"classification": (640, 480), "detection": (320, 240)}  # camera default w, h
 # Detection mode's default score threshold (the YAML's 0.25 favours recall; the measured
-# precision / recall of both are in benchmarks/).
+# precision / recall of both, as observed in development, are in docs/design.md).
 DEMO_SCORE_THRESHOLD = 0.5
 NO_RESULT_S = 60.0  # give up when the node has published nothing this long after launch
 
