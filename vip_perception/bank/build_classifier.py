@@ -31,12 +31,21 @@ from ..models import ModelSpec, build_model
 from .bank import build_member_module, inference_module
 from .candidates import sample_specs
 from .manifest import CANDIDATES, SCHEMA_VERSION, file_entry
-from .pareto import Point, eps_pareto, hypervolume, pareto_front
+from .pareto import Point, eps_pareto, hypervolume, pareto_front, unpaid_vip
 from .profile import profile_models
 from .provenance import portable_path, save_manifest
 from .recipe import ClassifierRecipe, TrainRecipe, to_dict
 from .records import CandidateRecord, InputSpec
-from .train_classifier import TrainConfig, evaluate, normalise, train
+from .train_classifier import (
+    StationImages,
+    TensorImages,
+    TrainConfig,
+    TrainImages,
+    evaluate,
+    normalise,
+    normalise_grey,
+    train,
+)
 
 log = logging.getLogger("vip_perception.bank")
 PHASES = ("base", "parents", "vip", "profile", "select")
@@ -44,15 +53,46 @@ PHASES = ("base", "parents", "vip", "profile", "select")
 
 @dataclass
 class Splits:
-    """Normalised float tensors (N, C, H, W) and int64 labels for train / val / test."""
+    """Training batches, normalised float val/test tensors (N, C, H, W) and int64 labels."""
 
-    x_train: torch.Tensor
-    y_train: torch.Tensor
+    train: TrainImages
     x_val: torch.Tensor
     y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
     class_names: list[str]
+
+
+def _station_splits(cfg: ClassifierRecipe) -> Splits:
+    """Fashion-MNIST garments rendered at the station: training batches rendered per step with
+    the camera's conditions; validation and test rendered once, nominal (what the camera shows)."""
+    from ..data import load_fashion_mnist, train_val_split
+    from ..data.station_render import StationAugment, render_station
+
+    d = cfg.data
+    if d.height != d.width:
+        raise ValueError(f"data.kind 'station' renders square crops: height {d.height} != width {d.width}")
+    try:
+        augment = StationAugment(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.station.items()})
+    except TypeError as exc:
+        raise ValueError(f"data.station: {exc}") from exc
+    full, test = load_fashion_mnist("train", d.root or None), load_fashion_mnist("test", d.root or None)
+    rng = np.random.default_rng(cfg.seed)
+    if d.train_limit and d.train_limit < len(full):
+        full = full.subset(np.sort(rng.permutation(len(full))[: d.train_limit]))
+    if d.test_limit and d.test_limit < len(test):
+        test = test.subset(np.sort(rng.permutation(len(test))[: d.test_limit]))
+    tr, va = train_val_split(len(full), d.val_size, cfg.seed)
+    items = torch.as_tensor(full.images[..., 0])  # (N, 28, 28) uint8
+
+    def nominal(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([normalise_grey(render_station(x[i:i + 1000], d.height), d.mean, d.std, d.invert)
+                          for i in range(0, len(x), 1000)])
+
+    labels = torch.as_tensor(full.labels)
+    train_images = StationImages(items[tr], labels[tr], d.height, d.mean, d.std, d.invert, augment)
+    return Splits(train_images, nominal(items[va]), labels[va], nominal(torch.as_tensor(test.images[..., 0])),
+                  torch.as_tensor(test.labels), full.class_names)
 
 
 def load_splits(cfg: ClassifierRecipe) -> Splits:
@@ -64,6 +104,8 @@ def load_splits(cfg: ClassifierRecipe) -> Splits:
     from ..data import load_fashion_mnist, load_image_folder, train_val_split
 
     d = cfg.data
+    if d.kind == "station":
+        return _station_splits(cfg)
     rng = np.random.default_rng(cfg.seed)
     if d.kind == "fashion_mnist":
         full, test = load_fashion_mnist("train", d.root or None), load_fashion_mnist("test", d.root or None)
@@ -80,7 +122,7 @@ def load_splits(cfg: ClassifierRecipe) -> Splits:
             rest, held = train_val_split(len(full), d.test_size, cfg.seed + 1)
             full, test = full.subset(rest), full.subset(held)
     else:
-        raise ValueError(f"data.kind must be 'fashion_mnist' or 'image_folder', got {d.kind!r}")
+        raise ValueError(f"data.kind must be 'fashion_mnist', 'station' or 'image_folder', got {d.kind!r}")
     if d.train_limit and d.train_limit < len(full):
         full = full.subset(np.sort(rng.permutation(len(full))[: d.train_limit]))
     if d.test_limit and d.test_limit < len(test):
@@ -92,7 +134,7 @@ def load_splits(cfg: ClassifierRecipe) -> Splits:
     def norm(images):
         return normalise(images, d.mean, d.std, d.invert)
 
-    return Splits(norm(full.images[tr]), torch.as_tensor(full.labels[tr]), norm(full.images[va]),
+    return Splits(TensorImages(norm(full.images[tr]), torch.as_tensor(full.labels[tr])), norm(full.images[va]),
                   torch.as_tensor(full.labels[va]), norm(test.images), torch.as_tensor(test.labels), full.class_names)
 
 
@@ -204,12 +246,12 @@ class ClassifierBankBuilder:
             t0 = time.time()
             self._splits = load_splits(self.cfg)
             s = self._splits
-            log.info("data: train %d, val %d, test %d (%.1f s)", len(s.y_train), len(s.y_val), len(s.y_test),
+            log.info("data: train %d, val %d, test %d (%.1f s)", len(s.train), len(s.y_val), len(s.y_test),
                      time.time() - t0)
         return self._splits
 
     def _train_config(self, recipe: TrainRecipe, macs: int, seed: int) -> TrainConfig:
-        n = len(self.splits.y_train)
+        n = len(self.splits.train)
         samples = recipe.epochs * n
         if recipe.mac_budget > 0:
             samples = min(samples, max(recipe.min_samples, recipe.mac_budget / max(1, macs)))
@@ -218,18 +260,22 @@ class ClassifierBankBuilder:
         return TrainConfig(samples=max(recipe.batch_size, int(samples)), batch_size=recipe.batch_size,
                            optimizer=recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum,
                            weight_decay=recipe.weight_decay, schedule=recipe.schedule,
-                           label_smoothing=recipe.label_smoothing, augment=recipe.augment, bf16=self.bf16, seed=seed)
+                           label_smoothing=recipe.label_smoothing, augment=recipe.augment, bf16=self.bf16, seed=seed,
+                           low_res_fraction=recipe.low_res_fraction)
 
     def _fit(self, name: str, kind: str, spec: ModelSpec, model: nn.Module, recipe: TrainRecipe,
              vip_layers=(), parent=None) -> CandidateRecord:
         from ..vip import count_macs
 
+        if recipe.low_res_fraction > 0 and spec.head != "gap":
+            raise ValueError(f"{name}: train.low_res_fraction needs a resolution-free head (head: gap), "
+                             f"got head {spec.head!r}")
         seed = _seed_of(self.cfg.seed, name)
         macs = int(count_macs(model, self.input_shape).total)
         tc = self._train_config(recipe, macs, seed)
         s = self.splits
         t0 = time.time()
-        loss = train(model, s.x_train, s.y_train, tc, desc=name, progress=self.progress)
+        loss = train(model, s.train, tc, desc=name, progress=self.progress)
         seconds = time.time() - t0
         round_to_storage(model)
         rec = CandidateRecord(
@@ -238,7 +284,7 @@ class ClassifierBankBuilder:
             macs=macs, param_bytes=int(sum(p.numel() * p.element_size() for p in model.parameters())),
             train={"samples": tc.samples, "seconds": round(seconds, 1), "final_loss": round(loss, 4),
                    "optimizer": tc.optimizer, "lr": tc.lr, "schedule": tc.schedule, "augment": tc.augment,
-                   "bf16": tc.bf16},
+                   "bf16": tc.bf16, "low_res_fraction": tc.low_res_fraction},
         )
         self.save(rec, model)
         self.trained.append(name)
@@ -369,13 +415,16 @@ def _load_half(model: nn.Module, path: str) -> nn.Module:
 
 
 def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon: float, keep_best: bool,
-              hv_accuracy_ref: float, min_accuracy: float = 0.0) -> dict:
+              hv_accuracy_ref: float, min_accuracy: float = 0.0, vip_min_speedup: float = 1.0) -> dict:
     """Frontier, compact set and hypervolumes (with and without ViP variants) of ``recs``.
 
-    Only candidates with validation accuracy >= ``min_accuracy`` are eligible. Raises
-    ValueError when none is.
+    Only candidates with validation accuracy >= ``min_accuracy`` are eligible, and ViP variants
+    only when at least ``vip_min_speedup`` x faster than their parent (p50, every profiled
+    thread count: ``pareto.unpaid_vip``). Raises ValueError when none is.
     """
-    recs = [r for r in recs if r.val_accuracy >= min_accuracy]
+    unpaid = unpaid_vip([r.name for r in recs], [r.parent if r.kind == "vip" else None for r in recs],
+                        [{t: p.quantile("p50") for t, p in r.latency.items()} for r in recs], vip_min_speedup)
+    recs = [r for i, r in enumerate(recs) if r.val_accuracy >= min_accuracy and i not in unpaid]
     if not recs:
         raise ValueError(f"no candidate reaches select.min_accuracy={min_accuracy}")
     pts = [Point(r.quantile_ms(threads, quantile), r.val_accuracy) for r in recs]
@@ -394,7 +443,7 @@ def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon:
     lhv_all, lhv_no = hypervolume(lg(pts), lref), hypervolume(lg(no_vip), lref)
     return {
         "threads": threads, "quantile": quantile, "epsilon": epsilon, "keep_best": keep_best,
-        "min_accuracy": min_accuracy, "eligible": len(recs),
+        "min_accuracy": min_accuracy, "vip_min_speedup": vip_min_speedup, "eligible": len(recs),
         "frontier": [recs[i].name for i in front], "compact": [recs[i].name for i in compact],
         "hypervolume": {
             "reference": {"latency_ms": ref.latency, "val_accuracy": ref.accuracy},
@@ -421,7 +470,8 @@ def write_bank(out: str, recs: list[CandidateRecord], cfg: ClassifierRecipe, cla
     BankError when it fails the schema.
     """
     sc = cfg.select
-    sel = selection(recs, sc.threads, sc.quantile, sc.epsilon, sc.keep_best, sc.hv_accuracy_ref, sc.min_accuracy)
+    sel = selection(recs, sc.threads, sc.quantile, sc.epsilon, sc.keep_best, sc.hv_accuracy_ref, sc.min_accuracy,
+                    sc.vip_min_speedup)
     by_name = {r.name: r for r in recs}
     members = [by_name[n] for n in sel["frontier"]]  # the frontier's weights ship; the compact set is served
     served = set(sel["compact"])

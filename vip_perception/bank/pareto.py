@@ -78,3 +78,23 @@ def hypervolume(points: Sequence[Point], ref: Point) -> float:
         nxt = front[k + 1].latency if k + 1 < len(front) else ref.latency
         area += (nxt - p.latency) * (p.accuracy - ref.accuracy)
     return area
+
+
+def unpaid_vip(names: Sequence[str], parents: Sequence[str | None], latency: Sequence[dict[int, float]],
+               min_speedup: float) -> set[int]:
+    """Indices of ViP variants (``parents[i]`` set) slower than ``min_speedup`` x their parent at
+    any thread count both were profiled at (``latency[i]``: threads -> ms). A variant whose
+    parent is not among ``names`` is kept: nothing here to compare it with. ``min_speedup``
+    <= 1 disables the rule."""
+    if min_speedup <= 1.0:
+        return set()
+    index = {n: i for i, n in enumerate(names)}
+    out = set()
+    for i, parent in enumerate(parents):
+        j = index.get(parent) if parent else None
+        if j is None:
+            continue
+        common = set(latency[i]) & set(latency[j])
+        if any(latency[j][t] < min_speedup * latency[i][t] for t in common):
+            out.add(i)
+    return out

@@ -24,7 +24,7 @@ from ..machine import machine_info
 from ..quantiles import percentiles
 from .bank import backend_runners, load_bank, load_weights, require_backend
 from .manifest import file_entry, is_served, write_manifest
-from .pareto import Point, eps_pareto, pareto_front
+from .pareto import Point, eps_pareto, pareto_front, unpaid_vip
 from .records import BankError, LatencyProfile
 
 __all__ = ["member_profile", "profile_models", "reprofile", "reselect", "summarise"]
@@ -142,7 +142,13 @@ def reselect(manifest: dict, backend: str = "torch", threads: int | None = None)
             raise BankError(f"member {m['name']}: no {backend} latency profile at {t} threads to re-select with")
         pts.append(Point(float(lat[q]), float(m["val_accuracy"])))
     before = {m["name"] for m in members if is_served(m)}
-    chosen = set(eps_pareto(pts, float(sel["epsilon"]), keep_best=bool(sel.get("keep_best", True))))
+    parents = [m.get("parent") if m["kind"] == "vip" else None for m in members]
+    unpaid = unpaid_vip([m["name"] for m in members], parents,
+                        [{int(t): float(p["p50"]) for t, p in member_profile(m, backend).items()} for m in members],
+                        float(sel.get("vip_min_speedup", 1.0)))
+    eligible = [i for i in range(len(members)) if i not in unpaid]
+    chosen = {eligible[i] for i in eps_pareto([pts[i] for i in eligible], float(sel["epsilon"]),
+                                              keep_best=bool(sel.get("keep_best", True)))}
     for i, m in enumerate(members):
         m["served"] = i in chosen
     order = sorted(chosen, key=lambda i: (pts[i].latency, pts[i].accuracy))
@@ -151,7 +157,8 @@ def reselect(manifest: dict, backend: str = "torch", threads: int | None = None)
     sel["reselected"] = {
         "backend": backend, "threads": t, "quantile": q, "epsilon": sel["epsilon"],
         "frontier": [members[i]["name"] for i in pareto_front(pts)], "served": served,
-        "promoted": sorted(set(served) - before), "dropped": sorted(before - set(served)), "at": _now(),
+        "promoted": sorted(set(served) - before), "dropped": sorted(before - set(served)),
+        "vip_too_slow": sorted(members[i]["name"] for i in unpaid), "at": _now(),
     }
     return sel["reselected"]
 

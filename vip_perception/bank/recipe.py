@@ -30,7 +30,9 @@ class RecipeError(ValueError):
 class DataConfig:
     """Where the classifier bank's images come from and how they are normalised."""
 
-    kind: str = "fashion_mnist"  # "fashion_mnist" (IDX files) or "image_folder" (one sub-folder per class)
+    # "fashion_mnist" (IDX files at 28x28), "station" (Fashion-MNIST garments rendered as the
+    # station camera shows them, at height x width) or "image_folder" (one sub-folder per class)
+    kind: str = "fashion_mnist"
     root: str = ""  # IDX directory or ImageFolder root; "" = $VIP_FASHION_MNIST_DIR or Debian's dataset
     test_root: str = ""  # image_folder only: a separate test folder ("" = carve test out of root)
     val_size: int = 5000  # images held out of the training split to choose members
@@ -43,6 +45,7 @@ class DataConfig:
     mean: list[float] = field(default_factory=lambda: [0.2860])  # per channel, in [0, 1] units
     std: list[float] = field(default_factory=lambda: [0.3530])  # per channel, in [0, 1] units
     invert: bool = False  # preprocess computes 255 - pixel first (dark objects on light ground)
+    station: dict = field(default_factory=dict)  # kind "station": StationAugment ranges overriding the defaults
 
 
 @dataclass
@@ -60,7 +63,8 @@ class TrainRecipe:
     weight_decay: float = 5e-4  # on weights with more than one dimension
     schedule: str = "onecycle"  # "onecycle" | "cosine" | "step3"
     label_smoothing: float = 0.0  # cross-entropy label smoothing
-    augment: bool = False  # random crop (pad 2) + horizontal flip
+    augment: bool = False  # random crop (pad 2) + h-flip; kind "station": the camera's conditions
+    low_res_fraction: float = 0.0  # first fraction of the steps at half resolution (gap heads only)
 
 
 @dataclass
@@ -121,6 +125,8 @@ class SelectConfig:
     epsilon: float = 0.005  # additive ε on validation accuracy (fraction)
     keep_best: bool = True  # always keep the most accurate frontier model
     min_accuracy: float = 0.0  # candidates below this validation accuracy are never members
+    vip_min_speedup: float = 1.0  # a ViP variant must be this much faster than its parent (p50, every
+    #                               profiled thread count) to be eligible; 1.0 = no rule
     hv_accuracy_ref: float = 0.80  # hypervolume reference accuracy (latency ref: 1.05 x slowest candidate)
 
 

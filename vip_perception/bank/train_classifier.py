@@ -1,9 +1,15 @@
-"""Training, fine-tuning and evaluation of bank candidates on in-memory uint8 image arrays.
+"""Training, fine-tuning and evaluation of bank candidates.
 
-Data stay uint8 in memory and are normalised per batch, so every candidate shares one copy.
-bf16 autocast is used for training only where the CPU has native bf16 (AVX512-BF16/AMX), where
-it is a speed-up rather than a slowdown; evaluation stays float32 so the reported accuracy is
-that of the deployed float32 module.
+Training draws batches from a ``TrainImages`` source: ``TensorImages`` (normalised images in
+memory; random crop + flip) or ``StationImages`` (28x28 garments rendered at the station per
+batch, ``data.station_render``), so every candidate shares one copy of the data and enlarged
+images are never stored. A run may spend its first steps at half resolution
+(``TrainConfig.low_res_fraction``; fully convolutional models only): at 64x64 a step at 32x32
+costs a quarter, and the full-resolution steps at the end adapt the model to the input it
+serves. Training runs channels-last (oneDNN's fast layout on CPU). bf16 autocast is used for
+training only where the CPU has native bf16 (AVX512-BF16/AMX), where it is a speed-up rather
+than a slowdown; evaluation stays float32 so the reported accuracy is that of the deployed
+float32 module.
 """
 from __future__ import annotations
 
@@ -14,7 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from tqdm import tqdm
+
+from ..data.station_render import StationAugment, render_station
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +40,14 @@ class TrainConfig:
     weight_decay: float = 5e-4
     schedule: str = "onecycle"  # "onecycle" | "cosine" | "step3" (lr/10 every third, as ViP's authors)
     label_smoothing: float = 0.0
-    augment: bool = False  # random crop (pad 2) + horizontal flip
+    augment: bool = False  # the source's augmentation (crop + flip, or the station's conditions)
     bf16: bool = False  # bf16 autocast for forward/backward
     seed: int = 0
+    low_res_fraction: float = 0.0  # first fraction of the steps at half the input resolution
+
+    def __post_init__(self):
+        if not 0.0 <= self.low_res_fraction < 1.0:
+            raise ValueError(f"low_res_fraction must be in [0, 1), got {self.low_res_fraction}")
 
 
 def normalise(images: np.ndarray | torch.Tensor, mean, std, invert: bool = False) -> torch.Tensor:
@@ -41,6 +55,55 @@ def normalise(images: np.ndarray | torch.Tensor, mean, std, invert: bool = False
     x = torch.as_tensor(images).permute(0, 3, 1, 2).float().div_(255.0)  # (N, C, H, W)
     if invert:
         x = 1.0 - x
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+class TensorImages:
+    """Normalised float images (N, C, H, W) and int64 labels (N,) held in memory."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def batch(self, idx: torch.Tensor, gen: torch.Generator, augment: bool, half: bool) -> torch.Tensor:
+        """(B, C, H, W), or (B, C, H/2, W/2) area-averaged when ``half``."""
+        x = self.images[idx]
+        if augment:
+            x = _augment(x, gen)
+        return F.avg_pool2d(x, 2) if half else x
+
+
+class StationImages:
+    """28x28 garments (N, 28, 28) uint8 rendered at the station, ``size`` px, per batch."""
+
+    def __init__(self, items: torch.Tensor, labels: torch.Tensor, size: int, mean, std, invert: bool,
+                 augment: StationAugment):
+        self.items, self.labels, self.size = items, labels, size
+        self.mean, self.std, self.invert, self.augment = mean, std, invert, augment
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def batch(self, idx: torch.Tensor, gen: torch.Generator, augment: bool, half: bool) -> torch.Tensor:
+        size = self.size // 2 if half else self.size
+        grey = render_station(self.items[idx], size, self.augment if augment else None, gen)  # (B, 1, S, S)
+        return normalise_grey(grey, self.mean, self.std, self.invert)
+
+
+TrainImages = TensorImages | StationImages
+
+
+def normalise_grey(grey: torch.Tensor, mean, std, invert: bool = False) -> torch.Tensor:
+    """float (N, 1, H, W) grey levels 0..255 -> normalised (N, C, H, W), C = len(mean) (grey repeated)."""
+    x = grey / 255.0
+    if invert:
+        x = 1.0 - x
+    c = len(mean)
+    x = x.expand(-1, c, -1, -1) if c > 1 else x
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     return (x - m) / s
@@ -85,25 +148,28 @@ def _scheduler(opt, cfg: TrainConfig, steps: int):
     raise ValueError(f"schedule must be onecycle|cosine|step3, got {cfg.schedule!r}")
 
 
-def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
-          desc: str = "train", progress: bool = True) -> float:
-    """Train in place on normalised float images (N, C, H, W); returns the last-100-step mean loss."""
-    n = images.shape[0]
+def train(model: nn.Module, data: TrainImages, cfg: TrainConfig, desc: str = "train", progress: bool = True) -> float:
+    """Train in place on batches drawn from ``data``; returns the last-100-step mean loss.
+
+    Raises FloatingPointError when the loss stops being finite.
+    """
+    n = len(data)
     gen = torch.Generator().manual_seed(cfg.seed)
     steps = max(1, math.ceil(cfg.samples / cfg.batch_size))
+    low_res_steps = int(steps * cfg.low_res_fraction)
     opt = _optimizer(model, cfg)
     sched = _scheduler(opt, cfg, steps)
     model.train()
+    model.to(memory_format=torch.channels_last)
     perm, pos, losses = torch.randperm(n, generator=gen), 0, []
     bar = tqdm(range(steps), desc=desc, leave=False, disable=not progress, mininterval=2.0)
-    for _ in bar:
+    for step in bar:
         if pos + cfg.batch_size > n:
             perm, pos = torch.randperm(n, generator=gen), 0
         idx = perm[pos:pos + cfg.batch_size]
         pos += cfg.batch_size
-        x, y = images[idx], labels[idx]  # (B, C, H, W), (B,)
-        if cfg.augment:
-            x = _augment(x, gen)
+        x = data.batch(idx, gen, cfg.augment, half=step < low_res_steps)  # (B, C, H, W)
+        x, y = x.contiguous(memory_format=torch.channels_last), data.labels[idx]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             logits = model(x)  # (B, K)
         loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
@@ -116,6 +182,7 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
         losses.append(loss.item())
         if len(losses) % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    model.to(memory_format=torch.contiguous_format)
     model.eval()
     return float(np.mean(losses[-100:]))
 
