@@ -197,3 +197,34 @@ def test_classifier_build_ships_the_frontier_and_serves_the_compact_set(qb, tmp_
         ("a", True), ("b", True), ("c", False), ("d", True)]
     assert sorted(p.name for p in out.glob("*.safetensors")) == [f"{n}.safetensors" for n in "abcd"]
     assert [m.name for m in load_bank(str(out)).members] == ["a", "b", "d"]
+
+
+@pytest.mark.parametrize("v_ms, served", [(3.5, False), (2.5, True)])
+def test_profile_serves_a_vip_member_only_when_it_pays(qb, tmp_path, monkeypatch, capsys, v_ms, served):
+    """selection.vip_min_speedup 1.3: v (ViP of d, 4.0 ms) at 3.5 ms is 1.14x -> not served even
+    though it is on the front; at 2.5 ms (1.6x) it is."""
+    members = {"a": (1.0, 0.80, True), "b": (2.0, 0.85, True), "v": (3.0, 0.88, True), "d": (4.0, 0.90, True)}
+    d = make_bank(qb, tmp_path / "bank", members)
+    data = read_manifest(str(d))
+    data["selection"]["vip_min_speedup"] = 1.3
+    for m in data["members"]:
+        if m["name"] == "v":
+            m["kind"], m["parent"] = "vip", "d"
+    write_manifest(str(d), data)
+    monkeypatch.setattr("vip_perception.bank.profile.profile_models",
+                        _fake_profiler({"a": 1.0, "b": 2.0, "v": v_ms, "d": 4.0}))
+    assert cli(["bank", "profile", str(d), "--threads", "1", "--runs", "5", "--no-progress"]) == 0
+    data = read_manifest(str(d))
+    assert {m["name"]: m["served"] for m in data["members"]}["v"] is served
+    assert data["selection"]["reselected"]["vip_too_slow"] == ([] if served else ["v"])
+    assert [m.name for m in load_bank(str(d)).members] == (["a", "b", "v", "d"] if served else ["a", "b", "d"])
+
+
+def test_unpaid_vip_rule():
+    from vip_perception.bank.pareto import unpaid_vip
+
+    names, parents = ["p", "v1", "v2", "orphan"], [None, "p", "p", "gone"]
+    latency = [{1: 10.0, 2: 6.0}, {1: 7.0, 2: 4.0}, {1: 7.0, 2: 5.0}, {1: 1.0}]
+    assert unpaid_vip(names, parents, latency, 1.3) == {2}  # v2 pays at 1 thread, not at 2 (1.2x)
+    assert unpaid_vip(names, parents, latency, 1.0) == set()  # the rule off
+    assert unpaid_vip(names, parents, latency, 1.5) == {1, 2}

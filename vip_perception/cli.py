@@ -29,6 +29,7 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
                                "replay a timed frame stream under CPU load"),
     ("evaluate", "detector"): ("vip_perception.commands.evaluate_detector",
                                "mAP and latency of a detector bank's members"),
+    ("data", "video"): ("vip_perception.commands.data_video", "write a synthetic scene as a video file"),
     (None, "demo"): ("vip_perception.commands.demo", "camera source + node over DDS with a live summary"),
     (None, "fuzz"): ("vip_perception.commands.fuzz", "fuzz image conversion and preprocessing"),
     (None, "soak"): ("vip_perception.commands.soak", "run camera + node for minutes; report crashes, RSS and latency"),
@@ -38,6 +39,7 @@ GROUP_HELP = {
     "bench": "benchmarks that print ratios measured side by side and write JSON",
     "bank": "build, re-profile and inspect model banks",
     "evaluate": "evaluations against ground truth",
+    "data": "write datasets and videos from the project's data",
 }
 
 

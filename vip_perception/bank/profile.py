@@ -142,7 +142,7 @@ def reselect(manifest: dict, backend: str = "torch", threads: int | None = None)
             raise BankError(f"member {m['name']}: no {backend} latency profile at {t} threads to re-select with")
         pts.append(Point(float(lat[q]), float(m["val_accuracy"])))
     before = {m["name"] for m in members if is_served(m)}
-    parents = [m.get("parent") if m["kind"] == "vip" else None for m in members]
+    parents = [m.get("parent") if m.get("kind") == "vip" else None for m in members]
     unpaid = unpaid_vip([m["name"] for m in members], parents,
                         [{int(t): float(p["p50"]) for t, p in member_profile(m, backend).items()} for m in members],
                         float(sel.get("vip_min_speedup", 1.0)))

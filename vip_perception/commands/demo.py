@@ -39,10 +39,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="halfway through, start N busy background processes (CPU "
                              "contention: watch the node pick faster members); default 0")
     parser.add_argument("--logs", default=None, help="directory for the two processes' logs")
+    parser.add_argument("--video", default=None, metavar="FILE",
+                        help="play this video file as the camera instead of the synthetic scene "
+                             "(frame size: the file's unless --width/--height; no ground truth, so "
+                             "no accuracy: misses and member mix)")
+    parser.add_argument("--no-calibrate", action="store_true",
+                        help="start the node with calibrate_on_start:=false (for comparison)")
+    parser.add_argument("--json", default=None, metavar="OUT", help="write the summary's figures as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     return run_demo(DemoOptions(
         seconds=args.seconds, fps=args.fps, bank=args.bank, task=args.task, backend=args.backend,
         deadline_ms=args.deadline_ms, score_threshold=args.score_threshold, width=args.width,
-        height=args.height, load=args.load, logs=args.logs))
+        height=args.height, load=args.load, logs=args.logs, video=args.video,
+        calibrate=not args.no_calibrate, json=args.json))

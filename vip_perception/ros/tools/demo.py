@@ -60,6 +60,9 @@ class DemoOptions:
     height: int | None = None
     load: int = 0
     logs: str | None = None
+    video: str | None = None  # play this file as the camera (no ground truth: misses and mix only)
+    calibrate: bool = True  # the node's calibrate_on_start
+    json: str | None = None  # write the summary's figures here
 
 
 def bank_task(bank: str) -> str:
@@ -109,6 +112,9 @@ class Scoreboard:
 
         self.det = DetectionScore()  # belt scene: detections against the truth boxes
         self.members: Counter = Counter()
+        self.phase = "quiet"  # "loaded" once the background load runs
+        self.by_phase: dict[str, Counter] = {"quiet": Counter(), "loaded": Counter()}
+        self.misses_by_phase: Counter = Counter()
         self.misses = 0
         self.skipped = 0
         self.latency: deque = deque(maxlen=2000)
@@ -153,8 +159,12 @@ class Scoreboard:
         if d.get("skipped"):
             self.skipped += 1
             return
-        self.members[d.get("member") or "none"] += 1
-        self.misses += 0 if d.get("deadline_met") else 1
+        member = d.get("member") or "none"
+        self.members[member] += 1
+        self.by_phase[self.phase][member] += 1
+        missed = 0 if d.get("deadline_met") else 1
+        self.misses += missed
+        self.misses_by_phase[self.phase] += missed
         self.latency.append(d.get("latency_ms", 0.0))
 
     def rate(self, times: deque, now: float, window: float = 2.0) -> float:
@@ -180,11 +190,24 @@ class Scoreboard:
                 f"{d.false_negatives} missed)",
                 "mean best IoU of truth boxes   : " + ("n/a" if miou is None else f"{miou:.3f}")]
 
-    def member_mix(self) -> str:
-        total = sum(self.members.values())
+    def member_mix(self, phase: str | None = None) -> str:
+        """"name share% ..." over all results, or those of one load ``phase``."""
+        counts = self.members if phase is None else self.by_phase[phase]
+        total = sum(counts.values())
         if not total:
             return "no results yet"
-        return " ".join(f"{m} {100.0 * c / total:.0f}%" for m, c in self.members.most_common())
+        return " ".join(f"{m} {100.0 * c / total:.0f}%" for m, c in counts.most_common())
+
+    def figures(self) -> dict:
+        """The summary's numbers as JSON data."""
+        phases = {ph: {"results": sum(c.values()), "misses": self.misses_by_phase[ph],
+                       "member_share": {m: n / max(1, sum(c.values())) for m, n in c.most_common()}}
+                  for ph, c in self.by_phase.items()}
+        total = sum(self.members.values())
+        return {"results": total, "misses": self.misses, "skipped": self.skipped,
+                "miss_fraction": self.misses / total if total else None,
+                "station_accuracy": self.station_correct / self.station_total if self.station_total else None,
+                "latency_ms": {"p50": self.latency_p(50), "p95": self.latency_p(95)}, "phases": phases}
 
     def latency_p(self, q: float) -> float | None:
         return percentile(self.latency, q)
@@ -262,6 +285,8 @@ def _node_command(config: Path, opts: DemoOptions, bank: str, task: str, width: 
         cmd += ["-p", f"backend:={opts.backend}"]
     if opts.deadline_ms is not None:
         cmd += ["-p", f"deadline_ms:={float(opts.deadline_ms)}"]
+    if not opts.calibrate:
+        cmd += ["-p", "calibrate_on_start:=false"]
     if task == "detection":  # the detector sees the whole frame
         threshold = DEMO_SCORE_THRESHOLD if opts.score_threshold is None else opts.score_threshold
         cmd += ["-p", f"roi:=[0, 0, {width}, {height}]", "-p", f"score_threshold:={float(threshold)}"]
@@ -279,24 +304,42 @@ def prepare(opts: DemoOptions) -> Launch:
         raise SystemExit(f"error: {CONFIG_REL} not found in the source tree or an installed share/")
     bank, task = resolve_mode(opts.bank, opts.task)
     default_w, default_h = FRAME_SIZE[task]
+    if opts.video:
+        default_w, default_h = _video_size(opts.video)
     width = opts.width if opts.width is not None else default_w
     height = opts.height if opts.height is not None else default_h
     env, dds_note = child_env()
     logs = Path(opts.logs or tempfile.mkdtemp(prefix="vip_demo_"))
     logs.mkdir(parents=True, exist_ok=True)
     scene = "belt" if task == "detection" else "station"
+    source = ["-p", "source:=video", "-p", f"path:={os.path.abspath(opts.video)}"] if opts.video else \
+        ["-p", f"scene:={scene}"]
     cam_cmd = [sys.executable, "-m", "vip_perception.ros.camera_source", "--ros-args",
                "--params-file", str(config), "-p", f"rate_hz:={float(opts.fps)}",
-               "-p", f"width:={width}", "-p", f"height:={height}", "-p", f"scene:={scene}",
+               "-p", f"width:={width}", "-p", f"height:={height}", *source,
                "-p", "wait_for_subscribers:=1"]  # start when the node listens
-    print(f"vip-perception demo: {opts.seconds:.0f} s from the node's first result, synthetic "
-          f"conveyor ({scene} scene) at {opts.fps:g} fps {width}x{height} bgr8 -> vip_perception "
-          f"node ({task})")
+    what = f"video {opts.video}" if opts.video else f"synthetic conveyor ({scene} scene)"
+    print(f"vip-perception demo: {opts.seconds:.0f} s from the node's first result, {what} at "
+          f"{opts.fps:g} fps {width}x{height} bgr8 -> vip_perception node ({task})"
+          + ("" if opts.calibrate else ", start-up calibration off"))
     print(f"  bank: {bank}" + (f" on {opts.backend}" if opts.backend else ""))
     print(f"  DDS: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, {dds_note}")
     print(f"  logs: {logs}")
     return Launch(bank, task, width, height, env, dds_note, logs,
                   _node_command(config, opts, bank, task, width, height), cam_cmd)
+
+
+def _video_size(path: str) -> tuple[int, int]:
+    """(width, height) of a video file; SystemExit naming the file when OpenCV cannot open it."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        if not os.path.isfile(path) or not cap.isOpened():
+            raise SystemExit(f"error: {path}: not a video file OpenCV can open")
+        return int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        cap.release()
 
 
 # ----------------------------------------------------------------------------- loop
@@ -350,6 +393,7 @@ def _loop(opts: DemoOptions, launch: Launch, board: Scoreboard, executor, procs:
             return first, None
         if opts.load and not load.running and window >= opts.seconds / 2:
             load.start()
+            board.phase = "loaded"
             out.note(f"[{now - start:5.1f} s] background load: {opts.load} busy processes started")
 
 
@@ -391,7 +435,21 @@ def run_demo(opts: DemoOptions) -> int:
     if out.tty:
         print()
     print(_summary(board, launch.logs, first, interrupted, launch.task))
+    if opts.json:
+        _write_json(opts, launch, board, first)
     return 0
+
+
+def _write_json(opts: DemoOptions, launch: Launch, board: Scoreboard, first_result) -> None:
+    from dataclasses import asdict
+
+    from vip_perception.jsonfile import write_json
+    from vip_perception.machine import machine_info
+
+    write_json(opts.json, {"options": asdict(opts), "bank": launch.bank, "task": launch.task,
+                           "frame": [launch.width, launch.height], "first_result_s": first_result,
+                           **board.figures(), "machine": machine_info()})
+    print(f"figures: {opts.json}")
 
 
 # ----------------------------------------------------------------------------- report
@@ -412,6 +470,10 @@ def _summary(board: Scoreboard, logs: Path, first_result, interrupted: bool,
              *(board.detection_lines() if task == "detection" else
                [f"accuracy at the station        : {board.accuracy()}"]),
              f"member mix                     : {board.member_mix()}",
+             *([f"  without load                 : {board.member_mix('quiet')} "
+                f"({board.misses_by_phase['quiet']} misses)",
+                f"  under load                   : {board.member_mix('loaded')} "
+                f"({board.misses_by_phase['loaded']} misses)"] if sum(board.by_phase["loaded"].values()) else []),
              f"deadline misses                : {board.misses}, skipped {board.skipped}",
              "latency stamp -> result        : "
              + ("n/a" if p50 is None else f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"),
