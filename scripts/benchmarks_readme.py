@@ -31,6 +31,8 @@ COMMANDS = {
                         "--warmup 2 --json benchmarks/fused_vgg16.json",
     "bank_fashion_mnist.json": "vip-perception bank show config/banks/fashion_mnist --json "
                                "benchmarks/bank_fashion_mnist.json --plot benchmarks/bank_fashion_mnist.png",
+    "bank_station.json": "vip-perception bank show config/banks/station --threads 1 --json "
+                         "benchmarks/bank_station.json --plot benchmarks/bank_station.png",
     "node_bench.json": "vip-perception bench node --json benchmarks/node_bench.json",
     "detector_conveyor.json": "OMP_NUM_THREADS=1 vip-perception evaluate detector --bank "
                               "config/banks/conveyor_detector --json benchmarks/detector_conveyor.json "
@@ -299,6 +301,97 @@ def deadline(records: Path, data: dict) -> list[str]:
     return out
 
 
+def bank_station(records: Path, data: dict) -> list[str]:
+    name = "bank_station.json"
+    d = data[name]
+    sel, summ, inp = d["selection"], d["summary"], d["input"]
+    build = d["machine"]
+    out = [f"The station-camera classifier bank: Fashion-MNIST garments rendered as the station camera "
+           f"shows them, {inp['height']}x{inp['width']} grey, trained with the camera's conditions "
+           "(position, scale, rotation, lighting, belt, blur, noise; `config/bank_station.yaml`). "
+           "Validation and test images are the nominal station view (the test split is reported "
+           "only). Served members below, with the profile the manifest carries "
+           + ("(re-profiled paced, `bank profile --gap-ms " + f"{build.get('gap_ms', 0):g}`)"
+              if build.get("reprofiled") else "(the build's profile)")
+           + f"; selection over {sel['threads']}-thread {sel['quantile']} latency, ε = {sel['epsilon']}, "
+           f"and a ViP variant is eligible only at >= {sel.get('vip_min_speedup', 1.0)}x its parent "
+           "(p50, every profiled thread count).", ""]
+    rows = []
+    for m in d["members"] + d["frontier_only"]:
+        lat = m["latency_ms"]
+        speed = m.get("speedup_vs_parent") or {}
+        rows.append([m["name"] + ("" if m in d["members"] else " (frontier-only)"), m["kind"],
+                     f(lat.get("1", {}).get("p50")), f(lat.get("1", {}).get("p95")),
+                     f(lat.get("2", {}).get("p50")), f(lat.get("2", {}).get("p95")),
+                     f(m["val_accuracy"], 4), f(m["test_accuracy"], 4),
+                     ", ".join(m["vip_layers"]) or "-",
+                     " / ".join(f"{f(speed.get(t))}x" for t in ("1", "2") if t in speed) or "-"])
+    out += table(["member", "kind", "p50 1T ms", "p95 1T ms", "p50 2T ms", "p95 2T ms", "val", "test",
+                  "ViP layers", "speed-up vs parent (1T / 2T)"], rows)
+    vips = [c for c in d["candidates"] if c["kind"] == "vip"]
+    rows = [[c["name"], f(c["val_accuracy"], 4), f(c["test_accuracy"], 4), ", ".join(c["vip_layers"]),
+             " / ".join(f"{f(v)}x" for _, v in sorted((c.get("speedup_vs_parent") or {}).items()))]
+            for c in vips]
+    out += ["", "Every ViP variant built (build profile; speed-up over its parent at 1 / 2 threads):", ""]
+    out += table(["variant", "val", "test", "ViP layers", "speed-up"], rows)
+    cost = d.get("build_cost")
+    out += ["", f"{summ['members']} served members ({summ['vip_members']} ViP), p50 span "
+            f"{f(summ['member_p50_span'], 1)}x at {d['threads']} thread, best member test accuracy "
+            f"{pct(summ['best_member_test_accuracy'], 2)}."
+            + (f" Build cost: {cost}." if cost else "")]
+    return out + plot(records, name) + [""] + provenance(name, d)
+
+
+STATION_RUNS = ("deadline_station_step.json", "deadline_station_constant.json")
+
+
+def deadline_station(records: Path, data: dict) -> list[str]:
+    out = [("The station bank at camera rate: a copy of the shipped bank re-profiled on the "
+            "machine that runs the evaluation, then `evaluate deadline` at 30 fps under one busy "
+            "background process (step: on for the middle of the run; constant: throughout)."), ""]
+    for name in STATION_RUNS:
+        out += [""] + deadline_run(records, data, name)
+    return out
+
+
+PORTABILITY_RUNS = ("portability_detector.json", "portability_detector_nocal.json",
+                    "portability_classifier.json", "portability_classifier_nocal.json")
+
+
+def portability(records: Path, data: dict) -> list[str]:
+    out = [("The node served from a 768x432 video at 12.5 fps (`vip-perception data video`), through "
+            "`vip-perception demo --video`, with and without start-up calibration. Misses count "
+            "frames whose result came after the deadline."), ""]
+    rows = []
+    for name in PORTABILITY_RUNS:
+        d = data[name]
+        o = d["options"]
+        mix = d["phases"]["quiet"]["member_share"]
+        rows.append([name, Path(d["bank"]).name, f(o["deadline_ms"], 0), "on" if o["calibrate"] else "off",
+                     d["results"], d["misses"], pct(d["miss_fraction"], 2),
+                     ", ".join(f"{k} {pct(v, 0)}" for k, v in mix.items())])
+    out += table(["record", "bank", "deadline ms", "calibration", "results", "misses", "miss ratio",
+                  "member mix"], rows)
+    for name in PORTABILITY_RUNS:
+        out += [""] + provenance(name, data[name])
+    return out
+
+
+DEMO_RUNS = ("demo_station_load.json",)
+
+
+def demo_station(records: Path, data: dict) -> list[str]:
+    d = data["demo_station_load.json"]
+    o = d["options"]
+    rows = [[phase, p["results"], p["misses"], ", ".join(f"{k} {pct(v, 0)}" for k, v in p["member_share"].items())]
+            for phase, p in d["phases"].items()]
+    out = [f"`scripts/demo` at {f(o['fps'], 0)} fps on the station camera with the station bank, "
+           f"{o['load']} busy process(es) from half-way: the member mix without and under load. "
+           f"Accuracy at the station: {pct(d['station_accuracy'])}.", ""]
+    out += table(["phase", "results", "misses", "member mix"], rows)
+    return out + [""] + provenance("demo_station_load.json", d)
+
+
 def node_bench(records: Path, data: dict) -> list[str]:
     name = "node_bench.json"
     d = data[name]
@@ -443,6 +536,10 @@ SECTIONS = (
     ("Fused ViP and ONNX Runtime on VGG16", ("fused_vgg16.json",), fused_vgg16),
     ("The Fashion-MNIST model bank", ("bank_fashion_mnist.json",), bank_fashion_mnist),
     ("Torch and ONNX Runtime on the shipped bank", ("bank_backends.json",), bank_backends),
+    ("The station-camera classifier bank", ("bank_station.json",), bank_station),
+    ("The station bank at camera rate", STATION_RUNS, deadline_station),
+    ("Portability: a video, with and without start-up calibration", PORTABILITY_RUNS, portability),
+    ("The demo at camera rate", DEMO_RUNS, demo_station),
     ("Deadline runtime under CPU load", DEADLINE_RUNS, deadline),
     ("Node overhead and DDS delivery", ("node_bench.json",), node_bench),
     ("ViP Faster R-CNN on conveyor scenes", ("detector_conveyor.json", "detector_conveyor_run1.json",

@@ -122,3 +122,31 @@ def test_demo_detection_mode_end_to_end(tmp_path):
     scored = int(out.split("detections per frame")[1].split(" in ")[1].split()[0])
     assert scored > 0, out
     assert "Traceback" not in proc.stderr
+
+
+def test_demo_plays_a_video_without_calibration_and_writes_json(quick_bank, tmp_path):
+    """--video: the camera plays the file at its size; --no-calibrate reaches the node; --load
+    splits the member mix by phase; --json holds the summary's figures."""
+    from vip_perception.data.scene_video import write_scene_video
+
+    video = str(tmp_path / "station.avi")
+    write_scene_video(video, "station", 320, 240, 10.0, 40)
+    out_json = tmp_path / "demo.json"
+    proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "demo", "--seconds", "8", "--fps", "10",
+                           "--bank", quick_bank, "--video", video, "--no-calibrate", "--load", "1",
+                           "--json", str(out_json), "--logs", str(tmp_path / "logs")],
+                          env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert f"video {video}" in out and "320x240" in out and "start-up calibration off" in out
+    d = json.loads(out_json.read_text())
+    assert d["options"]["video"] == video and d["options"]["calibrate"] is False
+    assert d["frame"] == [320, 240] and d["task"] == "classification"
+    assert d["results"] > 0 and d["results"] == sum(p["results"] for p in d["phases"].values())
+    assert d["phases"]["quiet"]["results"] > 0
+    assert abs(sum(d["phases"]["quiet"]["member_share"].values()) - 1.0) < 1e-9
+    assert d["station_accuracy"] is None  # a video has no ground truth
+    assert d["command"].startswith("vip-perception ") and "machine" in d
+    if d["phases"]["loaded"]["results"]:
+        assert "under load" in out and "without load" in out
+    assert "Traceback" not in proc.stderr

@@ -67,14 +67,14 @@ def _station_splits(cfg: ClassifierRecipe) -> Splits:
     """Fashion-MNIST garments rendered at the station: training batches rendered per step with
     the camera's conditions; validation and test rendered once, nominal (what the camera shows)."""
     from ..data import load_fashion_mnist, train_val_split
-    from ..data.station_render import StationAugment, render_station
+    from ..data.station_render import render_station, station_augment
 
     d = cfg.data
     if d.height != d.width:
         raise ValueError(f"data.kind 'station' renders square crops: height {d.height} != width {d.width}")
     try:
-        augment = StationAugment(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.station.items()})
-    except TypeError as exc:
+        augment = station_augment(d.station)
+    except ValueError as exc:
         raise ValueError(f"data.station: {exc}") from exc
     full, test = load_fashion_mnist("train", d.root or None), load_fashion_mnist("test", d.root or None)
     rng = np.random.default_rng(cfg.seed)
@@ -251,6 +251,13 @@ class ClassifierBankBuilder:
         return self._splits
 
     def _train_config(self, recipe: TrainRecipe, macs: int, seed: int) -> TrainConfig:
+        from ..data.station_render import station_augment
+
+        station = None
+        if recipe.station:
+            if not isinstance(self.splits.train, StationImages):
+                raise ValueError("train.station is for data.kind 'station' only")
+            station = station_augment(recipe.station, self.splits.train.augment)
         n = len(self.splits.train)
         samples = recipe.epochs * n
         if recipe.mac_budget > 0:
@@ -261,7 +268,7 @@ class ClassifierBankBuilder:
                            optimizer=recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum,
                            weight_decay=recipe.weight_decay, schedule=recipe.schedule,
                            label_smoothing=recipe.label_smoothing, augment=recipe.augment, bf16=self.bf16, seed=seed,
-                           low_res_fraction=recipe.low_res_fraction)
+                           low_res_fraction=recipe.low_res_fraction, station=station)
 
     def _fit(self, name: str, kind: str, spec: ModelSpec, model: nn.Module, recipe: TrainRecipe,
              vip_layers=(), parent=None) -> CandidateRecord:
@@ -284,7 +291,8 @@ class ClassifierBankBuilder:
             macs=macs, param_bytes=int(sum(p.numel() * p.element_size() for p in model.parameters())),
             train={"samples": tc.samples, "seconds": round(seconds, 1), "final_loss": round(loss, 4),
                    "optimizer": tc.optimizer, "lr": tc.lr, "schedule": tc.schedule, "augment": tc.augment,
-                   "bf16": tc.bf16, "low_res_fraction": tc.low_res_fraction},
+                   "bf16": tc.bf16, "low_res_fraction": tc.low_res_fraction,
+                   **({"station": recipe.station} if recipe.station else {})},
         )
         self.save(rec, model)
         self.trained.append(name)
@@ -326,11 +334,40 @@ class ClassifierBankBuilder:
 
     def phase_parents(self) -> None:
         for p in self.cfg.parents:
-            if self.done(p.name) or not self.claim(p.name):
+            if self.done(p.name):
+                if self._needs_refine(p) and self.claim(p.name):
+                    self._refine(p)
+                continue
+            if not self.claim(p.name):
                 continue
             spec = self._parent_spec(p)
             torch.manual_seed(_seed_of(self.cfg.seed, p.name))
             self._fit(p.name, "parent", spec, build_model(spec), p.train)
+            if p.refine is not None:
+                self.claim(p.name)
+                self._refine(p)
+
+    def _needs_refine(self, p) -> bool:
+        return p.refine is not None and "refine" not in self.record(p.name).train
+
+    def _refine(self, p) -> CandidateRecord:
+        """The parent's second stage: continue training the saved model with ``p.refine``."""
+        rec = self.record(p.name)
+        model = self.load_model(rec)
+        tc = self._train_config(p.refine, rec.macs, _seed_of(self.cfg.seed, p.name + ".refine"))
+        s = self.splits
+        t0 = time.time()
+        loss = train(model, s.train, tc, desc=f"{p.name} refine", progress=self.progress)
+        round_to_storage(model)
+        before = rec.val_accuracy
+        rec.val_accuracy, rec.test_accuracy = evaluate(model, s.x_val, s.y_val), evaluate(model, s.x_test, s.y_test)
+        rec.train["refine"] = {"samples": tc.samples, "seconds": round(time.time() - t0, 1),
+                               "final_loss": round(loss, 4), "optimizer": tc.optimizer, "lr": tc.lr,
+                               "schedule": tc.schedule, "station": p.refine.station, "val_accuracy_before": before}
+        self.save(rec, model)
+        log.info("%-40s refine val %.4f -> %.4f test %.4f (%d samples, %.0f s)", p.name, before, rec.val_accuracy,
+                 rec.test_accuracy, tc.samples, time.time() - t0)
+        return rec
 
     def phase_vip(self) -> None:
         from ..vip import apply_vip, count_macs, vip_layer_names
@@ -342,8 +379,8 @@ class ClassifierBankBuilder:
             count = vc.variants_per_parent if p.vip_variants < 0 else p.vip_variants
             if count == 0:
                 continue
-            if not self.done(p.name):
-                log.warning("vip: parent %s not trained; skipped", p.name)
+            if not self.done(p.name) or self._needs_refine(p):
+                log.warning("vip: parent %s not trained (or not refined); skipped", p.name)
                 continue
             prec = self.record(p.name)
             parent = self.load_model(prec)

@@ -65,6 +65,7 @@ class TrainRecipe:
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     augment: bool = False  # random crop (pad 2) + h-flip; kind "station": the camera's conditions
     low_res_fraction: float = 0.0  # first fraction of the steps at half resolution (gap heads only)
+    station: dict = field(default_factory=dict)  # kind "station": ranges for this run, over data.station
 
 
 @dataclass
@@ -93,6 +94,9 @@ class ParentConfig:
     name: str  # candidate name (also the prefix of its variants' names)
     spec: dict  # ModelSpec fields (input size and classes come from the data section)
     train: TrainRecipe = field(default_factory=TrainRecipe)  # its training
+    # a second training stage continuing the first (full resolution, its own schedule and
+    # conditions); resumable: a parent trained without it is refined on the next run
+    refine: TrainRecipe | None = None
     vip_variants: int = -1  # ViP variants of this parent (-1: vip.variants_per_parent; 0: none)
 
 

@@ -42,6 +42,23 @@ def flag_dominated(rows: list[dict], quantile: str) -> list[dict]:
     return rows
 
 
+def add_vip_speedups(rows: list[dict], reference: list[dict]) -> list[dict]:
+    """Set each row's ``speedup_vs_parent``: {threads: parent p50 / row p50} for a ViP variant
+    whose parent is in ``reference`` (rows of the same profile: members first, then build
+    candidates), else None. Returns ``rows``."""
+    by_name: dict[str, dict] = {}
+    for r in reference:
+        by_name.setdefault(r["name"], r)
+    for r in rows:
+        parent = by_name.get(r["parent"]) if r["kind"] == "vip" and r["parent"] else None
+        if parent is None:
+            r["speedup_vs_parent"] = None
+            continue
+        r["speedup_vs_parent"] = {t: parent["latency_ms"][t]["p50"] / p["p50"]
+                                  for t, p in r["latency_ms"].items() if t in parent["latency_ms"] and p["p50"]}
+    return rows
+
+
 def summarise(manifest: dict, candidates: list[dict], threads: int) -> dict:
     """Everything `bank show` reports, as plain data.
 
@@ -53,6 +70,8 @@ def summarise(manifest: dict, candidates: list[dict], threads: int) -> dict:
     members = flag_dominated([_row(m, threads) for m in manifest["members"] if is_served(m)], q)
     frontier_only = [_row(m, threads) for m in manifest["members"] if not is_served(m)]
     cands = [_row(c, threads) for c in candidates]
+    add_vip_speedups(members + frontier_only, members + frontier_only + cands)
+    add_vip_speedups(cands, cands)
     p50 = [m["latency_ms_p50"] for m in members if m["latency_ms_p50"]]
     sel = manifest["selection"]
     return {

@@ -44,6 +44,7 @@ class TrainConfig:
     bf16: bool = False  # bf16 autocast for forward/backward
     seed: int = 0
     low_res_fraction: float = 0.0  # first fraction of the steps at half the input resolution
+    station: StationAugment | None = None  # StationImages: this run's conditions (None: the source's)
 
     def __post_init__(self):
         if not 0.0 <= self.low_res_fraction < 1.0:
@@ -88,9 +89,12 @@ class StationImages:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def batch(self, idx: torch.Tensor, gen: torch.Generator, augment: bool, half: bool) -> torch.Tensor:
+    def batch(self, idx: torch.Tensor, gen: torch.Generator, augment: bool | StationAugment,
+              half: bool) -> torch.Tensor:
+        """``augment``: False (nominal), True (this source's ranges) or the ranges to draw from."""
         size = self.size // 2 if half else self.size
-        grey = render_station(self.items[idx], size, self.augment if augment else None, gen)  # (B, 1, S, S)
+        ranges = augment if isinstance(augment, StationAugment) else (self.augment if augment else None)
+        grey = render_station(self.items[idx], size, ranges, gen)  # (B, 1, S, S)
         return normalise_grey(grey, self.mean, self.std, self.invert)
 
 
@@ -168,7 +172,8 @@ def train(model: nn.Module, data: TrainImages, cfg: TrainConfig, desc: str = "tr
             perm, pos = torch.randperm(n, generator=gen), 0
         idx = perm[pos:pos + cfg.batch_size]
         pos += cfg.batch_size
-        x = data.batch(idx, gen, cfg.augment, half=step < low_res_steps)  # (B, C, H, W)
+        augment = (cfg.station or True) if cfg.augment else False
+        x = data.batch(idx, gen, augment, half=step < low_res_steps)  # (B, C, H, W)
         x, y = x.contiguous(memory_format=torch.channels_last), data.labels[idx]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             logits = model(x)  # (B, K)

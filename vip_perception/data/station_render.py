@@ -54,6 +54,19 @@ class StationAugment:
             raise ValueError("StationAugment.scale and slat_period must be positive")
 
 
+def station_augment(overrides: dict, base: StationAugment | None = None) -> StationAugment:
+    """``base`` (default: the defaults) with the fields in ``overrides`` replaced (lists become
+    ranges); ValueError naming the field for an unknown field or a bad range."""
+    from dataclasses import fields, replace
+
+    known = {f.name for f in fields(StationAugment)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"station augmentation: unknown fields {unknown} (known: {sorted(known)})")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return replace(base or StationAugment(), **values)
+
+
 def _uniform(lo_hi: tuple[float, float], n: int, gen: torch.Generator | None) -> torch.Tensor:
     lo, hi = lo_hi
     return lo + (hi - lo) * torch.rand(n, generator=gen)

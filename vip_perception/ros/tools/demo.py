@@ -441,12 +441,16 @@ def run_demo(opts: DemoOptions) -> int:
 
 
 def _write_json(opts: DemoOptions, launch: Launch, board: Scoreboard, first_result) -> None:
+    import shlex
     from dataclasses import asdict
+    from datetime import datetime, timezone
 
     from vip_perception.jsonfile import write_json
     from vip_perception.machine import machine_info
 
-    write_json(opts.json, {"options": asdict(opts), "bank": launch.bank, "task": launch.task,
+    write_json(opts.json, {"command": "vip-perception " + shlex.join(sys.argv[1:]),
+                           "timestamp_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           "options": asdict(opts), "bank": launch.bank, "task": launch.task,
                            "frame": [launch.width, launch.height], "first_result_s": first_result,
                            **board.figures(), "machine": machine_info()})
     print(f"figures: {opts.json}")
