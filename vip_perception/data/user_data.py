@@ -117,6 +117,12 @@ def drop_crowd(target: dict) -> dict:
             "iscrowd": target["iscrowd"][keep]}
 
 
+def folder_name(class_name: str) -> str:
+    """A class name as a folder name: path separators become "_" (Fashion-MNIST's "T-shirt/top"
+    is the folder "T-shirt_top"). A bank's class matches a data class when either form is equal."""
+    return class_name.replace("/", "_").replace("\\", "_").strip()
+
+
 def read_rgb(path: str) -> np.ndarray | None:
     """uint8 (H, W, 3) RGB (grey and 16-bit images converted), or None when it cannot be decoded."""
     import cv2
