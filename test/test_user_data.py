@@ -114,6 +114,8 @@ def test_unreadable_images_are_skipped_then_refused(tmp_path):
     assert ds.skipped == {"unreadable image": 1}
     ds[13]
     assert ds.skipped == {"unreadable image": 1}  # counted once per file
+    ds.substitute = False  # evaluation: an unreadable image is no item, never another image twice
+    assert ds[13] is None and ds[14][1] == 1 and ds.skipped == {"unreadable image": 1}
     for name in ("004.png", "005.png"):
         (tmp_path / "train" / "nut" / name).write_bytes(b"")
     ds = open_split(detect_dataset(str(tmp_path)), "train")
@@ -222,6 +224,8 @@ def test_coco_single_file_is_split_by_image(tmp_path):
     ("bad_json", r"instances_train.json: cannot read COCO JSON"),
     ("other_categories", r"instances_val.json: categories .* differ from"),
     ("folder_as_detection", r"no annotations/instances_\*.json; detection needs a COCO directory"),
+    ("coco_as_classification", r"a COCO directory \(annotations/instances_\*.json\) holds detection data; "
+                               r"classification needs an ImageFolder"),
 ])
 def test_coco_errors_name_the_file(tmp_path, case, message):
     one = [(1, "a.png", 16, 12)]
@@ -248,6 +252,10 @@ def test_coco_errors_name_the_file(tmp_path, case, message):
     elif case == "other_categories":
         _coco(tmp_path, "train", one, box)
         _coco(tmp_path, "val", one, box, categories=CATEGORIES[:2])
+    elif case == "coco_as_classification":
+        _coco(tmp_path, "train", one, box)
+        _coco(tmp_path, "val", one, box)
+        task = "classification"
     else:
         _folder(tmp_path, splits=["train", "val"])
         task = "detection"
