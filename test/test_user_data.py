@@ -71,6 +71,8 @@ def test_folder_works_with_dataloader_workers(tmp_path):
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2, collate_fn=list)
     labels = [label for batch in loader for _, label in batch]
     assert labels == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    both = torch.utils.data.ConcatDataset([torch.utils.data.Subset(ds, [0, 8]), ds])  # torch's map-style protocol
+    assert len(both) == 11 and both[1][1] == 2 and both[10][1] == 2
 
 
 @pytest.mark.parametrize("case, message", [

@@ -72,7 +72,9 @@ def detect_dataset(root: str, task: str | None = None, seed: int = 0, val_fracti
 
 
 def open_split(info: DatasetInfo, split: str, seed: int = 0):
-    """A torch Dataset over one split; decoding happens in ``__getitem__`` (cv2), in the workers.
+    """A map-style dataset over one split (torch's protocol: ``len`` and ``[i]``, so DataLoader,
+    Subset and ConcatDataset take it; this module imports no torch); decoding happens in
+    ``__getitem__`` (cv2), in the DataLoader's workers.
 
     Classification items are ``(image uint8 (H, W, 3) RGB, label int)``; detection items are
     ``(image, {"boxes": float32 (N, 4) xyxy pixels, "labels": int64 (N,) in 0..C-1,
@@ -359,6 +361,7 @@ def _coco_sources(root: str, files: list[str]) -> dict[str, str]:
         if split in sources:
             raise DatasetError(f"{f}: a second {split} annotation file besides {sources[split]}; keep one per split")
         sources[split] = f
+    sources = {s: sources[s] for s in SPLITS if s in sources}
     for needed in ("train", "val"):
         if needed not in sources:
             raise DatasetError(f"{root}/annotations: no instances_{needed}*.json split besides "
@@ -370,14 +373,13 @@ def _coco_sources(root: str, files: list[str]) -> dict[str, str]:
 def _detect_coco(root: str, files: list[str], seed: int, val_fraction: float, test_fraction: float) -> DatasetInfo:
     sources = _coco_sources(root, files)
     first = sources.get("train") or sources[""]
-    categories = _parse_coco(first, root)[0]
-    splits = {}
-    for split, path in sources.items():
-        cats, listing, _ = _parse_coco(path, root)
+    parsed = {split: _parse_coco(path, root)[:2] for split, path in sources.items()}  # each file read once
+    categories = parsed["train" if "train" in parsed else ""][0]
+    for split, (cats, _) in parsed.items():
         if cats != categories:
-            raise DatasetError(f"{path}: categories {cats} differ from {first}: {categories}; export every split "
-                               "with the same label set")
-        splits[split] = len(listing.image_ids)
+            raise DatasetError(f"{sources[split]}: categories {cats} differ from {first}: {categories}; export "
+                               "every split with the same label set")
+    splits = {split: len(listing.image_ids) for split, (_, listing) in parsed.items()}
     info = DatasetInfo(root, "coco", "detection", [name for _, name in categories], {}, [c for c, _ in categories],
                        val_fraction, test_fraction, sources)
     if "" in splits:
