@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from vip_perception.cli import main as cli
 from vip_perception.data.conveyor import ConveyorScenes
 from vip_perception.data.export import export_conveyor, export_fashion_mnist
 from vip_perception.data.user_data import DatasetError, detect_dataset, folder_name, open_split
-from vip_perception.evaluation.accuracy import evaluate_accuracy, match_classes
+from vip_perception.evaluation.accuracy import build_split_settings, evaluate_accuracy, match_classes
 from vip_perception.tasks.detection import evaluate_map
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,6 +89,24 @@ def test_an_unreadable_image_is_left_out_once(fm_folder, tmp_path, capsys):
     assert "skipped: {'unreadable image': 1}" in capsys.readouterr().out
 
 
+def test_data_without_splits_is_split_as_the_build_split_it(fm_folder, tmp_path):
+    data = str(tmp_path / "flat")
+    for name in os.listdir(os.path.join(fm_folder, "train")):
+        shutil.copytree(os.path.join(fm_folder, "train", name), os.path.join(data, name))
+    recipe = {"build": {"recipe": {"seed": 4, "data": {"kind": "user_data", "val_fraction": 0.2,
+                                                       "test_fraction": 0.3}}}}
+    assert build_split_settings(SimpleNamespace(manifest=recipe)) == {"seed": 4, "val_fraction": 0.2,
+                                                                     "test_fraction": 0.3}
+    assert build_split_settings(SimpleNamespace(manifest={})) == {"seed": 0, "val_fraction": 0.15,
+                                                                 "test_fraction": 0.15}
+    path = str(tmp_path / "acc.json")
+    assert cli(["evaluate", "accuracy", "--bank", CLASSIFIER, "--data", data, "--json", path, "--seed", "3",
+                "--test-fraction", "0.2", "--no-progress"]) == 0
+    result = _read(path)
+    assert result["split_settings"] == {"seed": 3, "val_fraction": 0.15, "test_fraction": 0.2}
+    assert result["images"] == 10  # 30 images, 3 per class: one per class to val, one to test
+
+
 def test_class_names_match_by_name_or_folder_name():
     assert match_classes(["a/b", "c"], ["c", "a_b"], "B", "D") == [1, 0]
     with pytest.raises(DatasetError, match=r"classes of D \['c', 'x'\] do not match those of bank B \['a/b', 'c'\]"):
@@ -98,6 +117,7 @@ def test_class_names_match_by_name_or_folder_name():
     ("other_classes", r"classes of .* \['Bag', 'Coat'\] do not match those of bank .* \['T-shirt/top', "),
     ("detector_on_folder", r"no annotations/instances_\*.json; detection needs a COCO directory"),
     ("no_split", r"no 'test' split \(this data has \['train', 'val'\]\)"),
+    ("bad_fractions", r"val_fraction 0.9 and test_fraction 0.15 must be in \[0, 1\) with val_fraction > 0 and a sum"),
     ("bad_limit", r"--limit >= 0"),
 ])
 def test_errors_are_one_line(fm_folder, tmp_path, capsys, case, message):
@@ -109,10 +129,11 @@ def test_errors_are_one_line(fm_folder, tmp_path, capsys, case, message):
                 shutil.copytree(os.path.join(fm_folder, split, name), os.path.join(data, split, name))
     elif case == "detector_on_folder":
         bank = DETECTOR
-    elif case == "no_split":
+    elif case in ("no_split", "bad_fractions"):
         data = str(tmp_path / "flat")
         for name in os.listdir(os.path.join(fm_folder, "train")):
             shutil.copytree(os.path.join(fm_folder, "train", name), os.path.join(data, name))
+        extra = ["--test-fraction", "0"] if case == "no_split" else ["--val-fraction", "0.9"]
     else:
         extra = ["--limit", "-1"]
     assert cli(["evaluate", "accuracy", "--bank", bank, "--data", data, "--no-progress"] + extra) == 2

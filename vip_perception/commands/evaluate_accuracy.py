@@ -18,11 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for inference and latency")
     parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
                         help="serve the members on this backend, as the node would")
-    parser.add_argument("--seed", type=int, default=0, help="split seed of data without its own splits (and --limit)")
-    parser.add_argument("--val-fraction", type=float, default=0.15,
-                        help="data without its own splits: the fraction held out for val, as the build used")
-    parser.add_argument("--test-fraction", type=float, default=0.0,
-                        help="data without its own splits: the fraction held out for test, as the build used")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="data without its own splits: the split seed (default: the bank's build recipe, else 0)")
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help="data without its own splits: fraction held out for val (default: the build's, else 0.15)")
+    parser.add_argument("--test-fraction", type=float, default=None,
+                        help="data without its own splits: fraction held out for test (default: the build's, "
+                             "else 0.15)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
 
 
@@ -30,15 +32,17 @@ def run(args) -> int:
     from vip_perception.bank import load_bank
     from vip_perception.bank.records import BankError
     from vip_perception.data.user_data import detect_dataset
-    from vip_perception.evaluation.accuracy import evaluate_accuracy
+    from vip_perception.evaluation.accuracy import build_split_settings, evaluate_accuracy
 
     if args.threads < 1 or args.limit < 0:
         print("error: --threads must be >= 1 and --limit >= 0", file=sys.stderr)
         return 2
     try:
         bank = load_bank(args.bank, backend=args.backend)
-        info = detect_dataset(args.data, bank.task, args.seed, args.val_fraction, args.test_fraction)
-        result = evaluate_accuracy(bank, info, args.split, args.limit, args.threads, args.seed,
+        split = build_split_settings(bank)
+        split.update({k: v for k in split if (v := getattr(args, k)) is not None})
+        info = detect_dataset(args.data, bank.task, split["seed"], split["val_fraction"], split["test_fraction"])
+        result = evaluate_accuracy(bank, info, args.split, args.limit, args.threads, split["seed"],
                                    not args.no_progress)
     except (BankError, ValueError) as exc:  # BankError, DatasetError: one line naming the file
         print(f"error: {exc}", file=sys.stderr)

@@ -33,6 +33,22 @@ def match_classes(bank_names: list[str], data_names: list[str], bank_where: str,
     return mapping
 
 
+DEFAULT_SPLIT = {"seed": 0, "val_fraction": 0.15, "test_fraction": 0.15}
+
+
+def build_split_settings(bank) -> dict:
+    """{"seed", "val_fraction", "test_fraction"} the bank's build split its data with (from the
+    manifest's recipe), so data without its own splits is scored on the build's held-out images;
+    ``DEFAULT_SPLIT`` for what the manifest does not record."""
+    build = bank.manifest.get("build") or {}
+    recipe = build.get("recipe") or {}
+    data = recipe.get("data") or {}
+    seed = recipe.get("seed", build.get("seed", DEFAULT_SPLIT["seed"]))
+    return {"seed": int(seed),
+            "val_fraction": float(data.get("val_fraction", DEFAULT_SPLIT["val_fraction"])),
+            "test_fraction": float(data.get("test_fraction", DEFAULT_SPLIT["test_fraction"]))}
+
+
 class _Top1:
     """Top-1 of each member; the target is the data's class index."""
 
@@ -147,6 +163,7 @@ def evaluate_accuracy(bank, info: DatasetInfo, split: str = "test", limit: int =
     return {"bank": os.path.abspath(bank.path), "name": bank.name, "task": bank.task, "backend": bank.backend,
             "data": os.path.abspath(info.root), "format": info.format, "split": split,
             "images": len(times[bank.members[0].name]),
-            "skipped": dict(dataset.skipped), "metric": metric, "threads": threads, "seed": seed,
+            "skipped": dict(dataset.skipped), "metric": metric, "threads": threads,
+            "split_settings": {"seed": seed, "val_fraction": info.val_fraction, "test_fraction": info.test_fraction},
             "machine": machine_info(threads), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "members": list(rows.values())}
