@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from vip_perception.data.image_folder import load_image_folder
 from vip_perception.data.user_data import (
     DatasetError,
     coco_ground_truth,
@@ -200,6 +201,19 @@ def test_coco_ground_truth_scores_itself_perfectly(tmp_path):
     ev.accumulate()
     ev.summarize()
     assert ev.stats[0] == pytest.approx(1.0) and ev.stats[1] == pytest.approx(1.0)
+
+
+def test_windows_file_names_and_the_in_memory_reader(tmp_path):
+    _coco(tmp_path, "default", [(1, "sub/a.png", 16, 12), (2, "b.png", 16, 12)], [], where="images")
+    doc = json.loads((tmp_path / "annotations" / "instances_default.json").read_text())
+    doc["images"][0]["file_name"] = "sub\\a.png"
+    (tmp_path / "annotations" / "instances_default.json").write_text(json.dumps(doc))
+    info = detect_dataset(str(tmp_path))
+    assert info.splits == {"train": 1, "val": 1}
+    _folder(tmp_path / "folder", per_class=(2, 1, 1))
+    (tmp_path / "folder" / "nut" / "000.png").write_bytes(b"broken")
+    with pytest.raises(DatasetError, match=r"nut/000.png: cannot decode image; fix or remove it"):
+        load_image_folder(str(tmp_path / "folder"), 8, 8, 3)
 
 
 def test_coco_single_file_is_split_by_image(tmp_path):

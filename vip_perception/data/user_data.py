@@ -453,6 +453,7 @@ def _resolve_images(data: dict, path: str, root: str, split: str | None) -> tupl
     for im in data["images"]:
         try:
             name, image_id, size = str(im["file_name"]), int(im["id"]), (int(im["height"]), int(im["width"]))
+            name = name.replace("\\", "/")  # exports made on Windows
         except (KeyError, TypeError, ValueError) as exc:
             raise DatasetError(f"{path}: every image needs 'id', 'file_name', 'width' and 'height' "
                                f"(image {im!r:.80}: {exc!r})") from exc
