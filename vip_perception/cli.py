@@ -30,6 +30,10 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("evaluate", "detector"): ("vip_perception.commands.evaluate_detector",
                                "mAP and latency of a detector bank's members"),
     ("data", "video"): ("vip_perception.commands.data_video", "write a synthetic scene as a video file"),
+    ("data", "export"): ("vip_perception.commands.data_export",
+                         "write Fashion-MNIST as an ImageFolder or conveyor scenes as a COCO directory"),
+    ("evaluate", "accuracy"): ("vip_perception.commands.evaluate_accuracy",
+                               "top-1 or COCO mAP and latency of each member on an ImageFolder or COCO data"),
     (None, "demo"): ("vip_perception.commands.demo", "camera source + node over DDS with a live summary"),
     (None, "fuzz"): ("vip_perception.commands.fuzz", "fuzz image conversion and preprocessing"),
     (None, "soak"): ("vip_perception.commands.soak", "run camera + node for minutes; report crashes, RSS and latency"),
@@ -39,7 +43,7 @@ GROUP_HELP = {
     "bench": "benchmarks that print ratios measured side by side and write JSON",
     "bank": "build, re-profile and inspect model banks",
     "evaluate": "evaluations against ground truth",
-    "data": "write datasets and videos from the project's data",
+    "data": "write the project's data as the datasets and videos users bring",
 }
 
 
