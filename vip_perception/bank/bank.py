@@ -23,7 +23,8 @@ from .manifest import CANDIDATES, is_served, read_manifest
 from .records import BankError, CandidateRecord, InputSpec, LatencyProfile
 
 __all__ = ["AREA_MATMUL_MAX", "Bank", "Member", "area_weights", "backend_runners", "build_member_module",
-           "imported_runners", "inference_module", "is_imported", "load_bank", "load_weights", "require_backend"]
+           "imported_runners", "inference_module", "is_imported", "is_imported_bank", "load_bank", "load_weights",
+           "require_backend"]
 
 
 def build_member_module(spec: dict, vip_layers: list[str], task: str = "classification") -> nn.Module:
@@ -293,14 +294,26 @@ def _require_imported_backend(data: dict, backend: str, where: str) -> Task | No
     return get_task(data["task"])
 
 
-def imported_runners(member: dict, fpath: str, threads: list[int]) -> dict:
+def is_imported_bank(path: str) -> bool:
+    """Whether the bank in directory ``path`` holds imported ONNX members, read from its
+    manifest without checking it (False when unreadable: ``load_bank`` then says why)."""
+    import json
+
+    try:
+        with open(os.path.join(os.fspath(path), "manifest.json"), encoding="utf-8") as fh:
+            return any(is_imported(m) for m in json.load(fh).get("members", []) if isinstance(m, dict))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def imported_runners(spec: dict, fpath: str, threads: list[int]) -> dict:
     """An imported member's runners: one ``ImportedRunner`` (ONNX Runtime session + the
     manifest's decoder) per thread count, each checked on a blank input so a graph whose outputs
     do not fit fails at load, not on a frame. BankError naming ``fpath`` and the tensor."""
     from ..backends.onnx_decoders import Decoder, ImportedRunner, OnnxModelError
 
     try:
-        decoder = Decoder.from_dict(member["spec"]["decoder"])
+        decoder = Decoder.from_dict(spec["decoder"])
         runners = {t: ImportedRunner(fpath, decoder, t) for t in threads}
         for r in runners.values():
             r(torch.zeros(r.input_shape))  # (1, C, H, W)
@@ -317,7 +330,7 @@ def _load_imported(path: str, manifest_path: str, m: dict, input_spec: dict) -> 
         raise BankError(f"{manifest_path}: member {m['name']} has no onnxruntime latency profile; "
                         f"run `vip-perception bank profile {path} --backend onnxruntime`")
     latency = {int(t): LatencyProfile.from_dict(p) for t, p in profile.items()}
-    runners = imported_runners(m, fpath, sorted(latency))
+    runners = imported_runners(m["spec"], fpath, sorted(latency))
     shape = (1, input_spec["channels"], input_spec["height"], input_spec["width"])
     if any(r.input_shape != shape for r in runners.values()):
         raise BankError(f"{fpath}: input {runners[max(latency)].input_name!r} is "
