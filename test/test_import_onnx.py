@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
 
 import numpy as np
@@ -281,3 +282,65 @@ def test_import_errors_name_the_file_or_option(yolo_bank, tmp_path):
     with pytest.raises(ImportOnnxError, match="labels.txt: a labels file names at least two classes"):
         read_labels(str(labels))
     assert not os.path.exists(tmp_path / "b")  # nothing written by a failed import
+
+
+# ---------------------------------------------------------------------------------------------
+# classification: logits models on an ImageFolder, class order from --labels
+
+
+class Brightness(nn.Module):
+    """Logits (1, 2) from the mean pixel: [m - 0.5, 0.5 - m] x 10 (first class = bright)."""
+
+    def __init__(self, bright_first: bool) -> None:
+        super().__init__()
+        self.sign = 1.0 if bright_first else -1.0
+
+    def forward(self, x):  # (1, 3, 32, 32) in [0, 1]
+        m = x.mean() - 0.5
+        return (torch.stack([m, -m]) * 10.0 * self.sign).unsqueeze(0)  # (1, 2)
+
+
+def write_folder(root) -> None:
+    """``root/{train,val}/{bright,dark}/<i>.png``, 30x40 (h, w) images."""
+    import cv2
+
+    for split, n in (("train", 2), ("val", 4)):
+        for name, value in (("bright", 220), ("dark", 30)):
+            os.makedirs(os.path.join(root, split, name), exist_ok=True)
+            for i in range(n):
+                cv2.imwrite(os.path.join(root, split, name, f"{i}.png"), np.full((30, 40, 3), value + i, np.uint8))
+
+
+def test_logits_models_on_an_image_folder_with_labels_in_model_order(tmp_path):
+    data = str(tmp_path / "data")
+    write_folder(data)
+    models = [export(Brightness(True), tmp_path / "bright_first.onnx", shape=(1, 3, 32, 32)),
+              export(Brightness(False), tmp_path / "dark_first.onnx", shape=(1, 3, 32, 32))]
+    opts = ImportOptions(threads=[1], runs=4, warmup=1, rounds=2, progress=False)
+    manifest = import_onnx(models, data, str(tmp_path / "bank"), opts)
+    acc = {m["name"]: m["val_accuracy"] for m in manifest["members"]}
+    assert manifest["task"] == "classification" and manifest["input"].get("resize", "stretch") == "stretch"
+    assert acc == {"bright_first": 1.0, "dark_first": 0.0}  # the data's order: bright, dark
+    labels = tmp_path / "labels.txt"
+    labels.write_text("dark\nbright\n")  # the second model's output order
+    opts.labels = read_labels(str(labels))
+    manifest = import_onnx(models, data, str(tmp_path / "bank2"), opts)
+    assert {m["name"]: m["val_accuracy"] for m in manifest["members"]} == {"bright_first": 0.0, "dark_first": 1.0}
+    bank = load_bank(str(tmp_path / "bank2"), backend="onnxruntime")
+    result = Engine(bank, EngineConfig(deadline_ms=1e4, threads=1)).process(np.full((30, 40, 3), 10, np.uint8),
+                                                                            capture_time=time.time())
+    assert result.class_name == "dark" and result.timing.member == "dark_first"
+
+
+def test_command_prints_one_line_errors(tmp_path, capsys):
+    from vip_perception.cli import main
+
+    data = str(tmp_path / "data")
+    write_folder(data)
+    model = export(Constant(torch.zeros(1, 3)), tmp_path / "three.onnx", shape=(1, 3, 32, 32))
+    rc = main(["bank", "import-onnx", "--data", data, "--out", str(tmp_path / "b"), "--no-progress", model])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "three.onnx: output 'output0' has shape (1, 3); the logits layout is (1, C) with C = 2 classes" in err
+    rc = main(["bank", "import-onnx", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "b"), model])
+    assert rc == 2 and "none: data directory not found" in capsys.readouterr().err
