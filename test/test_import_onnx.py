@@ -151,13 +151,14 @@ def test_manifest_schema_knows_every_format():
 class SideYolo(nn.Module):
     """A YOLO-layout (1, 4 + 2, 2) detector of one 'widget' (class 1) left or right in a
     letterboxed 64x64 input. ``looks``: score each side by its brightness (right every time);
-    otherwise always say left (right on half the images). ``depth`` convolutions of 32
+    otherwise always say left (right on half the images). ``depth`` convolutions of ``width``
     channels only add cost (their output enters the scores at 1e-9 weight)."""
 
-    def __init__(self, looks: bool, depth: int) -> None:
+    def __init__(self, looks: bool, depth: int, width: int = 8) -> None:
         super().__init__()
         self.looks = looks
-        layers = [nn.Conv2d(3, 32, 3, padding=1)] + [nn.Conv2d(32, 32, 3, padding=1) for _ in range(depth - 1)]
+        layers = [nn.Conv2d(3, width, 3, padding=1)]
+        layers += [nn.Conv2d(width, width, 3, padding=1) for _ in range(depth - 1)]
         self.body = nn.Sequential(*layers)
         _, (nh, nw), (top, left) = letterbox_geometry(FRAME_HW, (SIZE, SIZE))
         sx, sy = nw / FRAME_HW[1], nh / FRAME_HW[0]
@@ -204,8 +205,8 @@ def yolo_bank(tmp_path_factory):
     data = str(base / "data")
     write_coco(data, "train", ["left", "right"])
     write_coco(data, "val", ["left", "right"] * 3)
-    models = [export(SideYolo(looks=False, depth=1), base / "yolo_n.onnx"),
-              export(SideYolo(looks=True, depth=6), base / "yolo_m.onnx")]
+    models = [export(SideYolo(looks=False, depth=1), base / "yolo_n.onnx"),  # about 0.9 M MACs
+              export(SideYolo(looks=True, depth=6, width=64), base / "yolo_m.onnx")]  # about 0.8 G MACs
     opts = ImportOptions(threads=[1], runs=30, warmup=3, rounds=3, progress=False)
     manifest = import_onnx(models, data, str(base / "bank"), opts)
     return str(base / "bank"), data, manifest
@@ -344,3 +345,38 @@ def test_command_prints_one_line_errors(tmp_path, capsys):
     assert "three.onnx: output 'output0' has shape (1, 3); the logits layout is (1, C) with C = 2 classes" in err
     rc = main(["bank", "import-onnx", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "b"), model])
     assert rc == 2 and "none: data directory not found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# the real node (rclpy, DDS) serving the imported bank
+
+
+def test_node_serves_the_imported_bank_and_switches_with_the_deadline(yolo_bank, ctx, tmp_path):
+    import cv2
+
+    from test_ros_node import Rig
+    from vip_perception.ros import convert
+
+    path, data, _ = yolo_bank
+    fast, slow = load_bank(path, backend="onnxruntime").members
+    rig = Rig(ctx, path, topics=("cam",), name="vip_onnx", backend="onnxruntime", deadline_ms=5000.0,
+              margin_ms=0.1)
+    try:
+        rgb = cv2.cvtColor(cv2.imread(os.path.join(data, "val", "1.png")), cv2.COLOR_BGR2RGB)  # widget right
+
+        def send(frame_id: str) -> dict:
+            msg = convert.array_to_image(np.ascontiguousarray(rgb), "rgb8")
+            msg.header.frame_id = frame_id
+            msg.header.stamp = rig.probe.get_clock().now().to_msg()
+            rig.send_and_wait(msg, topic="cam")
+            return rig.detections[-1]
+
+        loose = send("loose")
+        assert loose["member"] == slow.name and loose["class_names"][0] == "widget"
+        assert np.allclose(loose["boxes"][0], RIGHT, atol=0.01)  # frame pixels, through the letterbox
+        # half the slow member's profile: the fast one (fits, or runs as the fastest anyway)
+        assert all(r.successful for r in rig.set(deadline_ms=max(0.5, slow.quantile_ms(1) / 2)))
+        tight = send("tight")
+        assert tight["member"] == fast.name and np.allclose(tight["boxes"][0], LEFT, atol=0.01)
+    finally:
+        rig.close()
