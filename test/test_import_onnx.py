@@ -19,6 +19,7 @@ from vip_perception.bank import BankError, load_bank
 from vip_perception.bank.import_onnx import ImportOnnxError, ImportOptions, import_onnx, read_labels
 from vip_perception.bank.manifest import MANIFEST_SCHEMA, read_manifest
 from vip_perception.bank.profile import reprofile
+from vip_perception.bank.show import summarise
 from vip_perception.letterbox import boxes_from_letterbox, letterbox_geometry, letterbox_image
 from vip_perception.runtime.engine import Engine, EngineConfig
 
@@ -81,8 +82,12 @@ def test_torchvision_decoder_keeps_classes_and_scores_in_range(tmp_path):
     boxes = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8], [9, 9, 12, 12], [0, 0, 2, 2]], dtype=torch.float32)
     labels = torch.tensor([2, 1, 3, 1])  # label 3 is no class of a 2-class bank (offset 1)
     scores = torch.tensor([0.5, 0.95, 0.9, 0.1])  # 0.1: below the threshold
-    path = export(Constant(scores, boxes, labels), tmp_path / "tv.onnx", outputs=("scores", "boxes", "labels"))
-    got = ImportedRunner(path, Decoder("torchvision", 2), 1)(torch.zeros(1, 3, SIZE, SIZE))
+    # one (C, H, W) image, no batch axis: how torchvision detectors export
+    path = export(Constant(scores, boxes, labels), tmp_path / "tv.onnx", shape=(3, SIZE, SIZE),
+                  outputs=("scores", "boxes", "labels"))
+    runner = ImportedRunner(path, Decoder("torchvision", 2), 1)
+    assert runner.input_shape == (1, 3, SIZE, SIZE) and not runner.batched
+    got = runner(torch.zeros(1, 3, SIZE, SIZE))
     assert got["boxes"].tolist() == [[5, 6, 7, 8], [1, 2, 3, 4]]  # matched by name, best first
     assert got["labels"].tolist() == [1, 2] and np.allclose(got["scores"].numpy(), [0.95, 0.5])
 
@@ -249,6 +254,8 @@ def test_engine_serves_the_imported_bank_and_switches_with_the_deadline(yolo_ban
 
 
 def test_reprofile_on_onnxruntime_and_torch_refused(yolo_bank, tmp_path):
+    """``bank profile --backend onnxruntime`` re-profiles an imported bank; torch is refused
+    with the way out; ``bank show`` reports the onnxruntime profile."""
     import shutil
 
     path = str(tmp_path / "bank")
@@ -256,6 +263,10 @@ def test_reprofile_on_onnxruntime_and_torch_refused(yolo_bank, tmp_path):
     manifest = reprofile(path, [1, 2], runs=4, warmup=1, rounds=2, progress=False, backend="onnxruntime")
     assert set(manifest["members"][0]["backend_latency"]["onnxruntime"]) == {"1", "2"}
     assert load_bank(path, backend="onnxruntime").threads == [1, 2]
+    manifest = reprofile(path, [2], runs=4, warmup=1, rounds=2, progress=False, backend="onnxruntime")
+    assert manifest["selection"]["threads"] == 2  # its only profile: the selection follows it
+    rows = summarise(manifest, [], 2)["members"]
+    assert all(r["kind"] == "imported" and r["latency_ms_p50"] > 0 for r in rows)
     with pytest.raises(BankError, match="members are imported ONNX models, served on onnxruntime only"):
         reprofile(path, [1], runs=2, warmup=1, rounds=1, progress=False, backend="torch")
     with pytest.raises(BankError, match="-p backend:=onnxruntime"):

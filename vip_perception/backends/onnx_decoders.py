@@ -2,7 +2,8 @@
 turn their raw outputs into what a task's ``postprocess`` reads.
 
 A bank member made by ``bank import-onnx`` is an opaque graph: its input is one float32 image
-tensor (1, C, H, W) with a fixed H and W, and its outputs follow one of three layouts
+tensor (1, C, H, W), or (C, H, W) as torchvision detectors export, with a fixed H and W (the
+bank's preprocessing makes it: resize and normalisation are the manifest's), and its outputs follow one of three layouts
 (``FORMATS``), each with its decoder:
 
 - ``logits``: one output (1, C), C the bank's class count -> the (1, C) tensor classification
@@ -75,21 +76,25 @@ def _shape(a) -> str:
     return "(" + ", ".join(str(v) for v in a) + ("," if len(a) == 1 else "") + ")"
 
 
-def input_layout(session) -> tuple[str, tuple[int, int, int, int]]:
-    """(input name, (1, C, H, W)) of an ONNX Runtime session: one float32 input of rank 4, batch
-    1 (or symbolic), C 1 or 3 and a fixed H and W; OnnxModelError naming the input otherwise."""
+def input_layout(session) -> tuple[str, tuple[int, int, int, int], bool]:
+    """(input name, (1, C, H, W), batched) of an ONNX Runtime session: one float32 input
+    (1, C, H, W) (batch 1 or symbolic) or (C, H, W) (``batched`` false: torchvision detectors
+    export one image without a batch axis), C 1 or 3 and a fixed H and W; OnnxModelError
+    naming the input otherwise."""
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise OnnxModelError(f"the model has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
                              "an imported model takes one image tensor (1, C, H, W)")
     i = inputs[0]
     shape = list(i.shape)
-    fixed = len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[1:])
-    batch_ok = fixed and (shape[0] == 1 or not isinstance(shape[0], int))  # 1 or symbolic
-    if i.type != "tensor(float)" or not batch_ok or shape[1] not in (1, 3):
+    batched = len(shape) == 4
+    chw = shape[1:] if batched else shape
+    fixed = len(chw) == 3 and all(isinstance(d, int) and d > 0 for d in chw)
+    batch_ok = not batched or shape[0] == 1 or not isinstance(shape[0], int)  # 1 or symbolic
+    if i.type != "tensor(float)" or not fixed or not batch_ok or chw[0] not in (1, 3):
         raise OnnxModelError(f"input {i.name!r} is {i.type} of shape {_shape(shape)}; expected float32 (1, C, H, W) "
-                             "with C 1 or 3 and a fixed H and W (export the model at a fixed input size)")
-    return i.name, (1, shape[1], shape[2], shape[3])
+                             "or (C, H, W) with C 1 or 3 and a fixed H and W (export the model at a fixed input size)")
+    return i.name, (1, *chw), batched
 
 
 def _squeeze_batch(a: np.ndarray, rank: int) -> np.ndarray:
@@ -176,7 +181,7 @@ class ImportedRunner:
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
             raise OnnxModelError(f"ONNX Runtime cannot load the model ({str(exc).splitlines()[0]})") from None
-        self.input_name, self.input_shape = input_layout(self.session)
+        self.input_name, self.input_shape, self.batched = input_layout(self.session)
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.decoder, self.threads = decoder, threads
 
@@ -185,7 +190,7 @@ class ImportedRunner:
         if tuple(x.shape) != self.input_shape:
             raise ValueError(f"input {self.input_name!r} is {self.input_shape}, got {tuple(x.shape)}")
         arr = np.ascontiguousarray(x.detach().to(torch.float32).numpy())  # (1, C, H, W)
-        return self.session.run(None, {self.input_name: arr})
+        return self.session.run(None, {self.input_name: arr if self.batched else arr[0]})
 
     def __call__(self, x: torch.Tensor):
         return decode(self.raw(x), self.output_names, self.decoder)

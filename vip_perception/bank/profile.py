@@ -207,6 +207,8 @@ def reprofile(path: str, threads: list[int], runs: int, warmup: int, rounds: int
     if backend != "torch":  # the torch profile (and so the member order) stays as it was
         manifest["machine"].setdefault("backend_profiles", {})[backend] = {
             **machine_info(), "profiled_at": _now(), "gap_ms": gap_ms}
+        if imported:  # its only profile: the selection's thread count follows it, as torch's does
+            manifest["selection"]["threads"] = ref
     else:
         sel = manifest["selection"]
         if sel["threads"] not in threads:
