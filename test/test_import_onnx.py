@@ -286,6 +286,12 @@ def test_import_errors_name_the_file_or_option(yolo_bank, tmp_path):
         import_onnx([wrong], data, str(tmp_path / "b"), opts)
     with pytest.raises(ImportOnnxError, match="--format logits gives classification outputs, not detection"):
         import_onnx([wrong], data, str(tmp_path / "b"), ImportOptions(task="detection", format="logits"))
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a graph")
+    with pytest.raises(ImportOnnxError, match="garbage.onnx: ONNX Runtime cannot load the model"):
+        import_onnx([str(garbage)], data, str(tmp_path / "b"), opts)
+    with pytest.raises(ImportOnnxError, match="missing.onnx: ONNX model not found"):
+        import_onnx([str(tmp_path / "missing.onnx")], data, str(tmp_path / "b"), opts)
     labels = tmp_path / "labels.txt"
     labels.write_text("person\nwidget\n")
     with pytest.raises(ImportOnnxError, match=r"--labels: the data's classes \['gadget'\] are not among"):

@@ -145,29 +145,39 @@ def _input_spec(shape: tuple, resize: str, opts: ImportOptions) -> InputSpec:
     return InputSpec(shape[2], shape[3], channels, mean, std, False, resize, int(opts.pad_value))
 
 
-def _split_accuracy(bank: Bank, runner, info, split: str, class_map: list[int], progress: bool) -> dict:
-    """{"top1"} or {"map50", "map"} of ``runner`` on ``split``, through the served path."""
+def _coco_records(detections, image_id: int, class_map: list[int]) -> list[dict]:
+    """Detections (frame pixels, model class ids) -> COCO result records in the data's ids."""
+    out = []
+    for d in detections:
+        k = class_map[d.class_id]
+        if k >= 0:
+            x0, y0, x1, y1 = d.box
+            out.append({"image_id": image_id, "category_id": k + 1, "score": d.score,
+                        "bbox": [x0, y0, x1 - x0, y1 - y0]})
+    return out
+
+
+def _split_accuracy(bank: Bank, runners: dict, info, split: str, class_map: list[int], progress: bool) -> dict:
+    """name -> {"top1"} or {"map50", "map"} of each runner on ``split``, through the served path
+    (each image decoded and preprocessed once for all members)."""
     task = get_task(bank.task)
     items = open_split(info, split)
     s = bank.input_spec
-    correct, results = 0, []
+    correct, results = dict.fromkeys(runners, 0), {n: [] for n in runners}
     for i in tqdm(range(len(items)), desc=f"accuracy {split}", disable=not progress, mininterval=2.0):
         image, target = items[i]
-        out = runner(bank.preprocess(image))
+        x = bank.preprocess(image)  # (1, C, H, W)
         h, w = image.shape[:2]
-        fields = task.postprocess(out, bank.class_names, (s.height, s.width), (0, 0, w, h))
-        if bank.task == "classification":
-            correct += int(class_map[fields["class_id"]] == int(target))
-            continue
-        for d in fields["detections"]:
-            k = class_map[d.class_id]
-            if k >= 0:
-                x0, y0, x1, y1 = d.box
-                results.append({"image_id": int(target["image_id"]), "category_id": k + 1, "score": d.score,
-                                "bbox": [x0, y0, x1 - x0, y1 - y0]})
+        for name, runner in runners.items():
+            fields = task.postprocess(runner(x), bank.class_names, (s.height, s.width), (0, 0, w, h))
+            if bank.task == "classification":
+                correct[name] += int(class_map[fields["class_id"]] == int(target))
+            else:
+                results[name] += _coco_records(fields["detections"], int(target["image_id"]), class_map)
     if bank.task == "classification":
-        return {"top1": correct / max(1, len(items))}
-    return coco_map(coco_ground_truth(info, split), results)
+        return {n: {"top1": c / max(1, len(items))} for n, c in correct.items()}
+    gt = coco_ground_truth(info, split)
+    return {n: coco_map(gt, r) for n, r in results.items()}
 
 
 def _now() -> str:
@@ -176,17 +186,15 @@ def _now() -> str:
 
 def _measure(bank: Bank, models: dict, info, class_map: list[int], progress: bool) -> dict[str, dict]:
     """name -> {"val_accuracy", "test_accuracy", "metrics"} (test: 0.0 without a test split)."""
-    out = {}
-    for name, (_, runner) in models.items():
-        metrics = {}
-        for split in ("val", "test"):
-            if split in info.splits:
-                metrics |= {f"{split}_{k}": v for k, v in _split_accuracy(bank, runner, info, split, class_map,
-                                                                          progress).items()}
-        key = "top1" if bank.task == "classification" else "map50"
-        out[name] = {"val_accuracy": metrics[f"val_{key}"], "test_accuracy": metrics.get(f"test_{key}", 0.0),
-                     "metrics": metrics}
-    return out
+    runners = {name: runner for name, (_, runner) in models.items()}
+    metrics: dict[str, dict] = {name: {} for name in models}
+    for split in ("val", "test"):
+        if split in info.splits:
+            for name, m in _split_accuracy(bank, runners, info, split, class_map, progress).items():
+                metrics[name] |= {f"{split}_{k}": v for k, v in m.items()}
+    key = "top1" if bank.task == "classification" else "map50"
+    return {name: {"val_accuracy": m[f"val_{key}"], "test_accuracy": m.get(f"test_{key}", 0.0), "metrics": m}
+            for name, m in metrics.items()}
 
 
 def _member_entry(name: str, source: str, out: str, decoder: Decoder, fmt: str, measured: dict, latency: dict) -> dict:
