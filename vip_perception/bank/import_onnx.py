@@ -21,7 +21,7 @@ import datetime
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from tqdm import tqdm
@@ -229,6 +229,9 @@ def import_onnx(model_paths: list[str], data: str, out: str, opts: ImportOptions
     if resize not in RESIZE_MODES:
         raise ImportOnnxError(f"--resize {resize!r}: choose one of {', '.join(RESIZE_MODES)}")
     class_names = list(opts.labels) if opts.labels else list(info.class_names)
+    if len(class_names) < 2:  # the manifest's rule for every bank
+        raise ImportOnnxError(f"{data}: {len(class_names)} class; a bank names at least two classes (a one-class "
+                              "model's outputs cannot be imported; pass --labels for a model with more)")
     class_map = _class_map(class_names, list(info.class_names), bool(opts.labels))
     try:
         decoder = Decoder(fmt, len(class_names), resize == "letterbox", opts.score_threshold, opts.iou_threshold,
@@ -256,7 +259,7 @@ def import_onnx(model_paths: list[str], data: str, out: str, opts: ImportOptions
         "selection": {"threads": threads[-1], "quantile": opts.quantile, "epsilon": opts.epsilon, "keep_best": True,
                       "frontier": [], "metric": "val_top1" if task == "classification" else "val_map50"},
         "build": {"import_onnx": {"data": os.path.abspath(data), "data_format": info.format, "format": fmt,
-                                  "resize": resize, "labels_given": bool(opts.labels),
+                                  "options": {k: v for k, v in asdict(opts).items() if k != "progress"},
                                   "sources": {n: os.path.abspath(p) for n, (p, _) in models.items()}}},
         "members": [_member_entry(n, p, out, decoder, fmt, measured[n], latency[n]) for n, (p, _) in models.items()],
         "files": files,
