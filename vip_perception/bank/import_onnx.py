@@ -24,18 +24,16 @@ import shutil
 from dataclasses import asdict, dataclass, field
 
 import torch
-from tqdm import tqdm
 
 from ..backends.onnx_decoders import FORMATS, TASK_OF_FORMAT, Decoder, ImportedRunner, OnnxModelError
-from ..data.user_data import coco_ground_truth, detect_dataset, open_split
+from ..data.user_data import detect_dataset
+from ..evaluation.accuracy import evaluate_accuracy, match_classes
 from ..letterbox import DEFAULT_PAD_VALUE, RESIZE_MODES
 from ..machine import machine_info
-from ..tasks import get_task
-from ..tasks.detection import coco_map
-from .bank import Bank
+from .bank import Bank, Member
 from .manifest import file_entry, write_manifest
 from .profile import profile_models, reselect
-from .records import InputSpec
+from .records import InputSpec, LatencyProfile
 
 __all__ = ["ImportOnnxError", "ImportOptions", "import_onnx", "read_labels"]
 
@@ -123,16 +121,6 @@ def _open_models(paths: list[str], decoder: Decoder, threads: int) -> dict[str, 
     return out
 
 
-def _class_map(model_names: list[str], data_names: list[str], labels_given: bool) -> list[int]:
-    """For each model class index, the data's class index (-1: not in the data)."""
-    if not labels_given:
-        return list(range(len(model_names)))
-    missing = [n for n in data_names if n not in model_names]
-    if missing:
-        raise ImportOnnxError(f"--labels: the data's classes {missing} are not among the model's classes")
-    return [data_names.index(n) if n in data_names else -1 for n in model_names]
-
-
 def _input_spec(shape: tuple, resize: str, opts: ImportOptions) -> InputSpec:
     channels = shape[1]
     mean, std = tuple(opts.mean), tuple(opts.std)
@@ -145,56 +133,23 @@ def _input_spec(shape: tuple, resize: str, opts: ImportOptions) -> InputSpec:
     return InputSpec(shape[2], shape[3], channels, mean, std, False, resize, int(opts.pad_value))
 
 
-def _coco_records(detections, image_id: int, class_map: list[int]) -> list[dict]:
-    """Detections (frame pixels, model class ids) -> COCO result records in the data's ids."""
-    out = []
-    for d in detections:
-        k = class_map[d.class_id]
-        if k >= 0:
-            x0, y0, x1, y1 = d.box
-            out.append({"image_id": image_id, "category_id": k + 1, "score": d.score,
-                        "bbox": [x0, y0, x1 - x0, y1 - y0]})
-    return out
-
-
-def _split_accuracy(bank: Bank, runners: dict, info, split: str, class_map: list[int], progress: bool) -> dict:
-    """name -> {"top1"} or {"map50", "map"} of each runner on ``split``, through the served path
-    (each image decoded and preprocessed once for all members)."""
-    task = get_task(bank.task)
-    items = open_split(info, split)
-    s = bank.input_spec
-    correct, results = dict.fromkeys(runners, 0), {n: [] for n in runners}
-    for i in tqdm(range(len(items)), desc=f"accuracy {split}", disable=not progress, mininterval=2.0):
-        image, target = items[i]
-        x = bank.preprocess(image)  # (1, C, H, W)
-        h, w = image.shape[:2]
-        for name, runner in runners.items():
-            fields = task.postprocess(runner(x), bank.class_names, (s.height, s.width), (0, 0, w, h))
-            if bank.task == "classification":
-                correct[name] += int(class_map[fields["class_id"]] == int(target))
-            else:
-                results[name] += _coco_records(fields["detections"], int(target["image_id"]), class_map)
-    if bank.task == "classification":
-        return {n: {"top1": c / max(1, len(items))} for n, c in correct.items()}
-    gt = coco_ground_truth(info, split)
-    return {n: coco_map(gt, r) for n, r in results.items()}
-
-
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _measure(bank: Bank, models: dict, info, class_map: list[int], progress: bool) -> dict[str, dict]:
-    """name -> {"val_accuracy", "test_accuracy", "metrics"} (test: 0.0 without a test split)."""
-    runners = {name: runner for name, (_, runner) in models.items()}
-    metrics: dict[str, dict] = {name: {} for name in models}
+def _measure(bank: Bank, info, progress: bool) -> dict[str, dict]:
+    """name -> {"val_accuracy", "test_accuracy", "metrics"} of each member of the in-memory
+    ``bank``, scored as the node serves it (``evaluation.accuracy.evaluate_accuracy``: classes
+    matched by name) on the val split and the test split when there is one (else 0.0)."""
+    keys = ("top1",) if bank.task == "classification" else ("map50", "map")
+    metrics: dict[str, dict] = {m.name: {} for m in bank.members}
     for split in ("val", "test"):
         if split in info.splits:
-            for name, m in _split_accuracy(bank, runners, info, split, class_map, progress).items():
-                metrics[name] |= {f"{split}_{k}": v for k, v in m.items()}
-    key = "top1" if bank.task == "classification" else "map50"
-    return {name: {"val_accuracy": m[f"val_{key}"], "test_accuracy": m.get(f"test_{key}", 0.0), "metrics": m}
-            for name, m in metrics.items()}
+            result = evaluate_accuracy(bank, info, split, threads=bank.threads[-1], progress=progress)
+            for row in result["members"]:
+                metrics[row["name"]] |= {f"{split}_{k}": row[k] for k in keys}
+    return {name: {"val_accuracy": m[f"val_{keys[0]}"], "test_accuracy": m.get(f"test_{keys[0]}", 0.0),
+                   "metrics": m} for name, m in metrics.items()}
 
 
 def _member_entry(name: str, source: str, out: str, decoder: Decoder, fmt: str, measured: dict, latency: dict) -> dict:
@@ -229,10 +184,10 @@ def import_onnx(model_paths: list[str], data: str, out: str, opts: ImportOptions
     if resize not in RESIZE_MODES:
         raise ImportOnnxError(f"--resize {resize!r}: choose one of {', '.join(RESIZE_MODES)}")
     class_names = list(opts.labels) if opts.labels else list(info.class_names)
+    match_classes(class_names, list(info.class_names), f"{out} (--labels)" if opts.labels else out, data)
     if len(class_names) < 2:  # the manifest's rule for every bank
         raise ImportOnnxError(f"{data}: {len(class_names)} class; a bank names at least two classes (a one-class "
                               "model's outputs cannot be imported; pass --labels for a model with more)")
-    class_map = _class_map(class_names, list(info.class_names), bool(opts.labels))
     try:
         decoder = Decoder(fmt, len(class_names), resize == "letterbox", opts.score_threshold, opts.iou_threshold,
                           opts.max_detections)
@@ -243,9 +198,11 @@ def import_onnx(model_paths: list[str], data: str, out: str, opts: ImportOptions
     shape = next(iter(models.values()))[1].input_shape
     spec = _input_spec(shape, resize, opts)
     name = os.path.basename(os.path.normpath(out))
-    bank = Bank(path=out, name=name, task=task, class_names=class_names, input_spec=spec, members=[], manifest={},
-                backend="onnxruntime")
-    measured = _measure(bank, models, info, class_map, opts.progress)
+    members = [Member(n, 0.0, 0.0, [], None, 0, 0, {threads[-1]: LatencyProfile(1.0, 1.0, 1.0)}, r,
+                      runners={threads[-1]: r}) for n, (_, r) in models.items()]  # the runners to score
+    bank = Bank(path=out, name=name, task=task, class_names=class_names, input_spec=spec, members=members,
+                manifest={}, backend="onnxruntime")
+    measured = _measure(bank, info, opts.progress)
     sessions = {n: {t: ImportedRunner(p, decoder, t) for t in threads} for n, (p, _) in models.items()}
     latency = profile_models(sessions, shape, threads, opts.runs, opts.warmup, opts.rounds, progress=opts.progress)
     os.makedirs(out, exist_ok=True)
@@ -258,7 +215,10 @@ def import_onnx(model_paths: list[str], data: str, out: str, opts: ImportOptions
         "machine": {**machine_info(), "backend_profiles": {"onnxruntime": {**machine_info(), "profiled_at": _now()}}},
         "selection": {"threads": threads[-1], "quantile": opts.quantile, "epsilon": opts.epsilon, "keep_best": True,
                       "frontier": [], "metric": "val_top1" if task == "classification" else "val_map50"},
-        "build": {"import_onnx": {"data": os.path.abspath(data), "data_format": info.format, "format": fmt,
+        # the split the accuracy was measured on, where `evaluate accuracy` looks for it
+        "build": {"recipe": {"seed": 0, "data": {"val_fraction": info.val_fraction,
+                                                 "test_fraction": info.test_fraction}},
+                  "import_onnx": {"data": os.path.abspath(data), "data_format": info.format, "format": fmt,
                                   "options": {k: v for k, v in asdict(opts).items() if k != "progress"},
                                   "sources": {n: os.path.abspath(p) for n, (p, _) in models.items()}}},
         "members": [_member_entry(n, p, out, decoder, fmt, measured[n], latency[n]) for n, (p, _) in models.items()],
