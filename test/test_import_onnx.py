@@ -182,7 +182,7 @@ class SideYolo(nn.Module):
         return torch.cat([self.geometry, scores], dim=1)  # (1, 6, 2)
 
 
-def write_coco(root, split: str, sides: list[str]) -> None:
+def write_coco(root, split: str, sides: list[str], classes: dict = CLASSES) -> None:
     """``root/<split>/<i>.png`` (FRAME_HW, one bright square on ``sides[i]``) and
     ``root/annotations/instances_<split>.json`` with its widget box."""
     import cv2
@@ -198,7 +198,7 @@ def write_coco(root, split: str, sides: list[str]) -> None:
         images.append({"id": i + 1, "file_name": f"{i}.png", "height": FRAME_HW[0], "width": FRAME_HW[1]})
         annotations.append({"id": i + 1, "image_id": i + 1, "category_id": 7, "iscrowd": 0, "area": 24.0 * 24,
                             "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]]})
-    categories = [{"id": k, "name": n} for k, n in CLASSES.items()]
+    categories = [{"id": k, "name": n} for k, n in classes.items()]
     with open(os.path.join(root, "annotations", f"instances_{split}.json"), "w") as fh:
         json.dump({"images": images, "annotations": annotations, "categories": categories}, fh)
 
@@ -300,7 +300,26 @@ def test_import_errors_name_the_file_or_option(yolo_bank, tmp_path):
     labels.write_text("one\n")
     with pytest.raises(ImportOnnxError, match="labels.txt: a labels file names at least two classes"):
         read_labels(str(labels))
+    one = str(tmp_path / "one_class")
+    for split in ("train", "val"):
+        write_coco(one, split, ["left"], classes={7: "widget"})
+    with pytest.raises(ImportOnnxError, match="one_class: 1 class; a bank names at least two classes"):
+        import_onnx([other], one, str(tmp_path / "b"), opts)
     assert not os.path.exists(tmp_path / "b")  # nothing written by a failed import
+
+
+def test_manifest_of_an_imported_member_is_checked(yolo_bank, tmp_path):
+    import shutil
+
+    path = str(tmp_path / "bank")
+    shutil.copytree(yolo_bank[0], path)
+    manifest = json.loads(open(os.path.join(path, "manifest.json")).read())
+    assert "letterbox" not in manifest["members"][0]["spec"]["decoder"]  # input.resize says it, once
+    del manifest["members"][0]["spec"]["decoder"]
+    with open(os.path.join(path, "manifest.json"), "w") as fh:
+        json.dump(manifest, fh)
+    with pytest.raises(BankError, match=r"manifest fails its schema at members/0/spec: 'decoder' is a required"):
+        load_bank(path, backend="onnxruntime")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -65,11 +65,15 @@ class Decoder:
                                  f"{self.iou_threshold}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The manifest's ``spec.decoder``; ``letterbox`` is left out: the bank's ``input.resize``
+        says it, once for all members."""
+        return {k: v for k, v in asdict(self).items() if k != "letterbox"}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Decoder":
-        return cls(**d)
+    def from_dict(cls, d: dict, letterbox: bool = False) -> "Decoder":
+        """``to_dict``'s record back, for a bank whose input is (or is not) ``letterbox``ed;
+        TypeError for an unknown field."""
+        return cls(**d, letterbox=letterbox)
 
 
 def _shape(a) -> str:

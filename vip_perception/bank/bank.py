@@ -306,14 +306,15 @@ def is_imported_bank(path: str) -> bool:
         return False
 
 
-def imported_runners(spec: dict, fpath: str, threads: list[int]) -> dict:
+def imported_runners(spec: dict, fpath: str, threads: list[int], letterbox: bool) -> dict:
     """An imported member's runners: one ``ImportedRunner`` (ONNX Runtime session + the
-    manifest's decoder) per thread count, each checked on a blank input so a graph whose outputs
-    do not fit fails at load, not on a frame. BankError naming ``fpath`` and the tensor."""
+    manifest's decoder; ``letterbox``: the bank's input is letterboxed) per thread count, each
+    checked on a blank input so a graph whose outputs do not fit fails at load, not on a frame.
+    BankError naming ``fpath`` and the tensor."""
     from ..backends.onnx_decoders import Decoder, ImportedRunner, OnnxModelError
 
     try:
-        decoder = Decoder.from_dict(spec["decoder"])
+        decoder = Decoder.from_dict(spec["decoder"], letterbox)
         runners = {t: ImportedRunner(fpath, decoder, t) for t in threads}
         for r in runners.values():
             r(torch.zeros(r.input_shape))  # (1, C, H, W)
@@ -330,7 +331,7 @@ def _load_imported(path: str, manifest_path: str, m: dict, input_spec: dict) -> 
         raise BankError(f"{manifest_path}: member {m['name']} has no onnxruntime latency profile; "
                         f"run `vip-perception bank profile {path} --backend onnxruntime`")
     latency = {int(t): LatencyProfile.from_dict(p) for t, p in profile.items()}
-    runners = imported_runners(m["spec"], fpath, sorted(latency))
+    runners = imported_runners(m["spec"], fpath, sorted(latency), input_spec.get("resize") == "letterbox")
     shape = (1, input_spec["channels"], input_spec["height"], input_spec["width"])
     if any(r.input_shape != shape for r in runners.values()):
         raise BankError(f"{fpath}: input {runners[max(latency)].input_name!r} is "

@@ -186,7 +186,7 @@ def reprofile(path: str, threads: list[int], runs: int, warmup: int, rounds: int
     models = {}
     for m in bank.members:
         if imported:  # a session per thread count from the ONNX file and its decoder
-            models[m.name] = imported_runners(m.spec, os.path.join(path, m.file), threads)
+            models[m.name] = imported_runners(m.spec, os.path.join(path, m.file), threads, s.resize == "letterbox")
         elif backend == "torch":
             call = task.batch1_call(m.module)
             models[m.name] = {t: TorchRunner(call, t) for t in threads}
