@@ -1,10 +1,11 @@
 """ONNX models from elsewhere as bank members (``vip-perception bank import-onnx``).
 
 Each .onnx file becomes one member of kind ``imported``: copied into the bank, checked
-(one float32 (1, C, H, W) input; outputs of the chosen layout, see
-``backends.onnx_decoders``), its accuracy measured on the user's labelled val split (and test
-when there is one) through the path the node serves (``Bank.preprocess``, the member's ONNX
-Runtime runner, the task's ``postprocess``), its latency profiled on ONNX Runtime
+(one float32 (1, C, H, W) or (C, H, W) input of a fixed size; outputs of the chosen layout,
+see ``backends.onnx_decoders``), its accuracy measured on the user's labelled val split (and
+test when there is one) through the path the node serves (``Bank.preprocess``, the member's
+ONNX Runtime runner, the task's ``postprocess``; ``evaluation.accuracy.evaluate_accuracy``,
+classes matched by name), its latency profiled on ONNX Runtime
 (``profile.profile_models``), and the served set chosen by the bank's rule (``profile.reselect``:
 Pareto front of (latency, val accuracy), then its ε-Pareto subset). There is no ViP: the graph
 is opaque.
