@@ -25,6 +25,8 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("bank", "compare-backends"): ("vip_perception.commands.bank_compare_backends",
                                    "same predictions and p50 latency: torch vs onnxruntime"),
     ("bank", "export-onnx"): ("vip_perception.commands.bank_export_onnx", "write each member as a verified ONNX file"),
+    ("bank", "import-onnx"): ("vip_perception.commands.bank_import_onnx",
+                              "ONNX models (logits, torchvision or YOLO outputs) as the members of a bank"),
     ("evaluate", "deadline"): ("vip_perception.commands.evaluate_deadline",
                                "replay a timed frame stream under CPU load"),
     ("evaluate", "detector"): ("vip_perception.commands.evaluate_detector",

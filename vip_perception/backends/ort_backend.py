@@ -10,7 +10,28 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["OrtBackend"]
+__all__ = ["OrtBackend", "session_options"]
+
+_LEVELS = {"none": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+           "all": "ORT_ENABLE_ALL"}  # optimization name -> ort.GraphOptimizationLevel member
+
+
+def session_options(threads: int, allow_spinning: bool = True, optimization: str = "all"):
+    """The ``onnxruntime.SessionOptions`` every session of this package runs with: ``threads``
+    intra-op threads, one inter-op thread, sequential execution, graph optimisation level
+    ``optimization`` (one of none | basic | extended | all) and intra-op spinning on or off.
+    ValueError for an unknown level."""
+    import onnxruntime as ort
+
+    if optimization not in _LEVELS:
+        raise ValueError(f"onnxruntime optimization must be one of {sorted(_LEVELS)}, got {optimization!r}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[optimization])
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+    return opts
 
 
 class OrtBackend:
@@ -23,14 +44,7 @@ class OrtBackend:
 
         from vip_perception.export import export_onnx, verify_onnx
 
-        levels = {
-            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }
-        if optimization not in levels:
-            raise ValueError(f"onnxruntime optimization must be one of {sorted(levels)}, got {optimization!r}")
+        opts = session_options(threads, allow_spinning, optimization)  # ValueError first, before exporting
         x = example_input.detach().float().contiguous()
         self.onnx_bytes = onnx_bytes if onnx_bytes is not None else export_onnx(module, x)
         if verify_rtol is not None:  # on a random input: an all-zero example would prove little
@@ -41,12 +55,6 @@ class OrtBackend:
                     f"ONNX export of {type(module).__name__} differs from PyTorch by "
                     f"{check.max_rel_error:.2e} relative (> {verify_rtol})"
                 )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = levels[optimization]
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
         self.session = ort.InferenceSession(self.onnx_bytes, opts, providers=["CPUExecutionProvider"])
         if not keep_onnx:  # a VGG16 export is 0.5 GB; the session holds its own copy
             self.onnx_bytes = None

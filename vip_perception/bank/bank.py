@@ -17,12 +17,14 @@ from torch import nn
 from ..backends import BACKENDS, make_backend
 from ..backends.torch_backend import TorchRunner, run_torch
 from ..data.image_folder import to_model_array
+from ..letterbox import letterbox_image
 from ..tasks import Task, get_task
 from .manifest import CANDIDATES, is_served, read_manifest
 from .records import BankError, CandidateRecord, InputSpec, LatencyProfile
 
 __all__ = ["AREA_MATMUL_MAX", "Bank", "Member", "area_weights", "backend_runners", "build_member_module",
-           "inference_module", "load_bank", "load_weights", "require_backend"]
+           "imported_runners", "inference_module", "is_imported", "is_imported_bank", "load_bank", "load_weights",
+           "require_backend"]
 
 
 def build_member_module(spec: dict, vip_layers: list[str], task: str = "classification") -> nn.Module:
@@ -78,7 +80,8 @@ def load_weights(model: nn.Module, path: str) -> nn.Module:
 class Member:
     """One compact-set model: metadata from the manifest plus its loaded eval-mode module.
 
-    ``module`` is the PyTorch module (ViP fused), what evaluation and export code uses;
+    ``module`` is the PyTorch module (ViP fused), what evaluation and export code uses (an
+    imported ONNX member has none: its ``module`` is its runner at its largest thread count);
     ``runners`` maps each profiled thread count to the callable the bank's backend serves it
     with: (1, C, H, W) float32 -> the task's model output (``Task.batch1_call``: logits, or one
     detector output dict). ``latency`` is the profile of that backend.
@@ -134,17 +137,22 @@ class Bank:
         """uint8 image (H, W) or (H, W, C) in RGB order -> float32 (1, C, H, W) normalised.
 
         Pixel-area averaging (OpenCV's INTER_AREA), grey for 1-channel banks (ITU-R 601),
-        optionally inverted. A small model input (both sides <= ``AREA_MATMUL_MAX``, e.g. 28x28
-        from a 480x480 roi) is averaged as two float32 matrix products with the exact area
-        weights (``area_weights``): 0.2 ms instead of OpenCV's 0.5 ms general-ratio path, and
-        without rounding to uint8 in between, so it differs from the uint8 INTER_AREA result
-        by at most half a grey level (0.5 / 255 / std after normalisation; tested). Larger
-        inputs keep OpenCV's resize. NumPy in place, one tensor at the end: this runs once per
-        frame on a cold core, where each torch op costs tens of microseconds.
+        optionally inverted; a ``letterbox`` input spec fits the image into H x W with its aspect
+        kept (``letterbox.letterbox_image``) instead of stretching it. A small stretched model
+        input (both sides <= ``AREA_MATMUL_MAX``, e.g. 28x28 from a 480x480 roi) is averaged as
+        two float32 matrix products with the exact area weights (``area_weights``): 0.2 ms
+        instead of OpenCV's 0.5 ms general-ratio path, and without rounding to uint8 in between,
+        so it differs from the uint8 INTER_AREA result by at most half a grey level (0.5 / 255 /
+        std after normalisation; tested). Larger inputs keep OpenCV's resize. NumPy in place,
+        one tensor at the end: this runs once per frame on a cold core, where each torch op
+        costs tens of microseconds.
         """
         s = self.input_spec
         h, w = image.shape[:2]
-        if ((s.height, s.width) != (h, w) and max(s.height, s.width) <= AREA_MATMUL_MAX
+        if s.resize == "letterbox":
+            x = np.ascontiguousarray(letterbox_image(image, s.height, s.width, s.channels, s.pad_value)
+                                     .transpose(2, 0, 1), dtype=np.float32)  # (C, H, W)
+        elif ((s.height, s.width) != (h, w) and max(s.height, s.width) <= AREA_MATMUL_MAX
                 and image.dtype == np.uint8 and (image.ndim == 2 or image.ndim == 3 and image.shape[2] in (1, 3, 4))):
             x = _area_matmul(image, s.height, s.width, s.channels)  # (C, H, W) float32
         else:
@@ -241,7 +249,8 @@ def load_bank(path: str, backend: str = "torch", frontier: bool = False) -> Bank
     if backend not in BACKENDS:
         raise BankError(f"{manifest_path}: unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     data = read_manifest(path)  # schema + every sha256, before any weight file is parsed
-    task = require_backend(data["task"], backend, manifest_path)
+    task = _require_imported_backend(data, backend, manifest_path) or require_backend(data["task"], backend,
+                                                                                       manifest_path)
     members = [_load_member(path, manifest_path, m, task, backend, data["input"]) for m in data["members"]
                if frontier or is_served(m)]
     if not members or any(not m.latency for m in members):
@@ -265,8 +274,79 @@ def require_backend(task_name: str, backend: str, where: str) -> Task:
     return task
 
 
+def is_imported(member: dict) -> bool:
+    """Whether a manifest member is an imported ONNX graph (``bank import-onnx``)."""
+    return member.get("kind") == "imported"
+
+
+def _require_imported_backend(data: dict, backend: str, where: str) -> Task | None:
+    """The bank's task when its members are imported ONNX graphs (None for a built bank):
+    those run on onnxruntime only, whatever their task; BankError naming ``where`` on another
+    backend or for a bank mixing imported and built members."""
+    imported = [is_imported(m) for m in data["members"]]
+    if not any(imported):
+        return None
+    if not all(imported):
+        raise BankError(f"{where}: a bank's members are all imported ONNX models or none")
+    if backend != "onnxruntime":
+        raise BankError(f"{where}: members are imported ONNX models, served on onnxruntime only "
+                        f"(node: -p backend:=onnxruntime; bank profile: --backend onnxruntime), not {backend}")
+    return get_task(data["task"])
+
+
+def is_imported_bank(path: str) -> bool:
+    """Whether the bank in directory ``path`` holds imported ONNX members, read from its
+    manifest without checking it (False when unreadable: ``load_bank`` then says why)."""
+    import json
+
+    try:
+        with open(os.path.join(os.fspath(path), "manifest.json"), encoding="utf-8") as fh:
+            return any(is_imported(m) for m in json.load(fh).get("members", []) if isinstance(m, dict))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def imported_runners(spec: dict, fpath: str, threads: list[int], letterbox: bool) -> dict:
+    """An imported member's runners: one ``ImportedRunner`` (ONNX Runtime session + the
+    manifest's decoder; ``letterbox``: the bank's input is letterboxed) per thread count, each
+    checked on a blank input so a graph whose outputs do not fit fails at load, not on a frame.
+    BankError naming ``fpath`` and the tensor."""
+    from ..backends.onnx_decoders import Decoder, ImportedRunner, OnnxModelError
+
+    try:
+        decoder = Decoder.from_dict(spec["decoder"], letterbox)
+        runners = {t: ImportedRunner(fpath, decoder, t) for t in threads}
+        for r in runners.values():
+            r(torch.zeros(r.input_shape))  # (1, C, H, W)
+    except (OnnxModelError, TypeError) as exc:
+        raise BankError(f"{fpath}: {exc}") from None
+    return runners
+
+
+def _load_imported(path: str, manifest_path: str, m: dict, input_spec: dict) -> Member:
+    """An imported member entry -> Member served by its ONNX Runtime sessions."""
+    fpath = os.path.join(path, m["file"])
+    profile = m.get("backend_latency", {}).get("onnxruntime")
+    if not profile:
+        raise BankError(f"{manifest_path}: member {m['name']} has no onnxruntime latency profile; "
+                        f"run `vip-perception bank profile {path} --backend onnxruntime`")
+    latency = {int(t): LatencyProfile.from_dict(p) for t, p in profile.items()}
+    runners = imported_runners(m["spec"], fpath, sorted(latency), input_spec.get("resize") == "letterbox")
+    shape = (1, input_spec["channels"], input_spec["height"], input_spec["width"])
+    if any(r.input_shape != shape for r in runners.values()):
+        raise BankError(f"{fpath}: input {runners[max(latency)].input_name!r} is "
+                        f"{runners[max(latency)].input_shape}, the manifest's input is {shape}")
+    return Member(
+        name=m["name"], val_accuracy=m["val_accuracy"], test_accuracy=m["test_accuracy"], vip_layers=[],
+        parent=m["parent"], macs=m["macs"], param_bytes=m["param_bytes"], latency=latency,
+        module=runners[max(latency)], spec=m["spec"], file=m["file"], runners=runners, served=is_served(m),
+    )
+
+
 def _load_member(path: str, manifest_path: str, m: dict, task: Task, backend: str, input_spec: dict) -> Member:
     """One manifest member entry -> Member with its module and runners for ``backend``."""
+    if is_imported(m):
+        return _load_imported(path, manifest_path, m, input_spec)
     fpath = os.path.join(path, m["file"])
     try:
         plain = task.build_member(m["spec"], m["vip_layers"])

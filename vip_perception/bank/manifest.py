@@ -32,8 +32,9 @@ _latency = {
 _per_threads = {"type": "object", "patternProperties": {r"^[1-9][0-9]*$": _latency}, "additionalProperties": False}
 _model_fields = {
     "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+$"},
-    "kind": {"enum": ["base", "parent", "vip"]},
-    "spec": {"type": "object", "required": ["family", "stages"]},
+    # "imported": an ONNX graph from elsewhere (``bank import-onnx``), served on onnxruntime
+    "kind": {"enum": ["base", "parent", "vip", "imported"]},
+    "spec": {"type": "object"},
     "vip_layers": {"type": "array", "items": {"type": "string"}},
     "parent": {"type": ["string", "null"]},
     "val_accuracy": {"type": "number", "minimum": 0, "maximum": 1},
@@ -49,6 +50,17 @@ _model_fields = {
     "served": {"type": "boolean"},
 }
 _OPTIONAL_MEMBER_FIELDS = ("backend_latency", "served")
+_DECODER = {
+    "type": "object", "required": ["format", "num_classes"],
+    "properties": {"format": {"enum": ["logits", "torchvision", "yolo"]}, "num_classes": {"type": "integer",
+                                                                                      "minimum": 1}},
+}
+# a built member's spec rebuilds its architecture; an imported one's names its graph's decoder
+_SPEC_BY_KIND = {
+    "if": {"properties": {"kind": {"const": "imported"}}},
+    "then": {"properties": {"spec": {"required": ["format", "decoder"], "properties": {"decoder": _DECODER}}}},
+    "else": {"properties": {"spec": {"required": ["family", "stages"]}}},
+}
 _file = {
     "type": "object",
     "required": ["sha256", "bytes"],
@@ -76,6 +88,8 @@ MANIFEST_SCHEMA = {
                 "std": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0},
                         "minItems": 1, "maxItems": 3},
                 "invert": {"type": "boolean"}, "color_order": {"const": "RGB"},
+                "resize": {"enum": ["stretch", "letterbox"]}, "pad_value": {"type": "integer", "minimum": 0,
+                                                                           "maximum": 255},
             },
         },
         "machine": {"type": "object", "required": ["cpu", "torch"]},
@@ -87,6 +101,7 @@ MANIFEST_SCHEMA = {
                 "type": "object",
                 "required": ["file", *(k for k in _model_fields if k not in _OPTIONAL_MEMBER_FIELDS)],
                 "properties": {**_model_fields, "file": {"type": "string"}},
+                **_SPEC_BY_KIND,
             },
         },
         "files": {"type": "object", "additionalProperties": _file, "minProperties": 1},

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..backends.torch_backend import TorchRunner
 from ..machine import machine_info
 from ..quantiles import percentiles
-from .bank import backend_runners, load_bank, load_weights, require_backend
+from .bank import backend_runners, imported_runners, is_imported_bank, load_bank, load_weights, require_backend
 from .manifest import file_entry, is_served, write_manifest
 from .pareto import Point, eps_pareto, pareto_front, unpaid_vip
 from .records import BankError, LatencyProfile
@@ -177,12 +177,17 @@ def reprofile(path: str, threads: list[int], runs: int, warmup: int, rounds: int
     follows the backend profiled last: profile the backend the node will serve with last.
     BankError for a bank that fails to load or a backend its task does not support.
     """
-    bank = load_bank(path, frontier=True)  # schema and hashes first (torch: every bank has that profile)
-    task = require_backend(bank.task, backend, path)
+    # schema and hashes first (torch: every built bank has that profile; imported ONNX members
+    # have only an onnxruntime one, and load on it)
+    imported = backend == "onnxruntime" and is_imported_bank(path)
+    bank = load_bank(path, backend="onnxruntime" if imported else "torch", frontier=True)
+    task = None if imported else require_backend(bank.task, backend, path)
     s = bank.input_spec
     models = {}
     for m in bank.members:
-        if backend == "torch":
+        if imported:  # a session per thread count from the ONNX file and its decoder
+            models[m.name] = imported_runners(m.spec, os.path.join(path, m.file), threads, s.resize == "letterbox")
+        elif backend == "torch":
             call = task.batch1_call(m.module)
             models[m.name] = {t: TorchRunner(call, t) for t in threads}
         else:  # sessions from the plain ViP module (exported as exact Resize)
@@ -202,6 +207,8 @@ def reprofile(path: str, threads: list[int], runs: int, warmup: int, rounds: int
     if backend != "torch":  # the torch profile (and so the member order) stays as it was
         manifest["machine"].setdefault("backend_profiles", {})[backend] = {
             **machine_info(), "profiled_at": _now(), "gap_ms": gap_ms}
+        if imported:  # its only profile: the selection's thread count follows it, as torch's does
+            manifest["selection"]["threads"] = ref
     else:
         sel = manifest["selection"]
         if sel["threads"] not in threads:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..letterbox import DEFAULT_PAD_VALUE
 from ..runtime.selector import QUANTILES
 
 
@@ -21,15 +22,21 @@ class InputSpec:
     mean: tuple  # per channel, [0, 1] pixel units
     std: tuple
     invert: bool = False  # use 255 - pixel (dark objects on a light ground -> Fashion-MNIST style)
+    resize: str = "stretch"  # "stretch" to H x W, or "letterbox" (aspect kept, border of pad_value)
+    pad_value: int = DEFAULT_PAD_VALUE  # letterbox border grey, 0..255
 
     def to_dict(self) -> dict:
-        return {"height": self.height, "width": self.width, "channels": self.channels,
-                "mean": list(self.mean), "std": list(self.std), "invert": self.invert, "color_order": "RGB"}
+        d = {"height": self.height, "width": self.width, "channels": self.channels,
+             "mean": list(self.mean), "std": list(self.std), "invert": self.invert, "color_order": "RGB"}
+        if self.resize != "stretch":  # stretched banks keep the manifest they always had
+            d |= {"resize": self.resize, "pad_value": self.pad_value}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "InputSpec":
         return cls(int(d["height"]), int(d["width"]), int(d["channels"]),
-                   tuple(float(v) for v in d["mean"]), tuple(float(v) for v in d["std"]), bool(d["invert"]))
+                   tuple(float(v) for v in d["mean"]), tuple(float(v) for v in d["std"]), bool(d["invert"]),
+                   str(d.get("resize", "stretch")), int(d.get("pad_value", DEFAULT_PAD_VALUE)))
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,15 @@ FIELDS = ("name", "kind", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", 
 
 
 def _row(d: dict, threads: int) -> dict:
-    """A member or candidate record -> one report row at ``threads`` (latencies in ms)."""
-    lat = d["latency"].get(str(threads)) or {}
+    """A member or candidate record -> one report row at ``threads`` (latencies in ms; an
+    imported ONNX member's are its onnxruntime profile, the only one it has)."""
+    profile = d["latency"] or d.get("backend_latency", {}).get("onnxruntime", {})
+    lat = profile.get(str(threads)) or {}
     row = {"name": d["name"], "kind": d["kind"],
            "latency_ms_p50": lat.get("p50"), "latency_ms_p95": lat.get("p95"), "latency_ms_p99": lat.get("p99"),
            "val_accuracy": d["val_accuracy"], "test_accuracy": d["test_accuracy"], "vip_layers": d["vip_layers"],
            "parent": d["parent"], "macs": d["macs"], "param_bytes": d["param_bytes"],
-           "latency_ms": {t: p for t, p in sorted(d["latency"].items(), key=lambda kv: int(kv[0]))}}
+           "latency_ms": {t: p for t, p in sorted(profile.items(), key=lambda kv: int(kv[0]))}}
     return row
 
 

@@ -17,23 +17,29 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..letterbox import boxes_from_letterbox
 from ..results import Detection
 from .base import Task
 
 
 def to_detections(output: dict, class_names: Sequence[str], input_hw: tuple[int, int], image_hw: tuple[int, int],
-                  offset_xy: tuple[int, int] = (0, 0), min_score: float = 0.0) -> list[Detection]:
+                  offset_xy: tuple[int, int] = (0, 0), min_score: float = 0.0, letterbox: bool = False
+                  ) -> list[Detection]:
     """One torchvision detector output ({"boxes" (K, 4) x0 y0 x1 y1, "labels" (K,), "scores"
     (K,)}) -> detections in frame pixels, highest score first.
 
     ``input_hw``: the size the detector saw; ``image_hw``: the size of the frame region that was
-    resized to it; ``offset_xy``: that region's top-left corner in the frame. Labels outside
-    1..len(class_names) and scores below ``min_score`` are dropped.
+    resized to it (stretched, or ``letterbox``ed: boxes mapped back through
+    ``letterbox.boxes_from_letterbox``); ``offset_xy``: that region's top-left corner in the
+    frame. Labels outside 1..len(class_names) and scores below ``min_score`` are dropped.
     """
-    sy, sx = image_hw[0] / input_hw[0], image_hw[1] / input_hw[1]
-    scale = np.array([sx, sy, sx, sy], np.float64)
     shift = np.array([offset_xy[0], offset_xy[1]] * 2, np.float64)
-    boxes = np.asarray(output["boxes"].float().numpy(), np.float64).reshape(-1, 4) * scale + shift  # (K, 4)
+    boxes = np.asarray(output["boxes"].float().numpy(), np.float64).reshape(-1, 4)  # (K, 4) input pixels
+    if letterbox:
+        boxes = boxes_from_letterbox(boxes, image_hw, input_hw) + shift
+    else:
+        sy, sx = image_hw[0] / input_hw[0], image_hw[1] / input_hw[1]
+        boxes = boxes * np.array([sx, sy, sx, sy], np.float64) + shift
     out = []
     for b, lab, s in zip(boxes.tolist(), output["labels"].tolist(), output["scores"].tolist()):
         k = int(lab) - 1
@@ -127,9 +133,12 @@ class DetectionTask(Task):
     def postprocess(self, output, class_names: Sequence[str], input_hw: tuple[int, int],
                     roi: tuple[int, int, int, int]) -> dict:
         """Detector output -> {"detections": tuple of ``results.Detection``}, every detection the
-        model returned, score-sorted, boxes in full-frame pixels."""
+        model returned, score-sorted, boxes in full-frame pixels (through the letterbox when the
+        output says its input was letterboxed: an imported model's ``"letterbox"``)."""
         x, y, w, h = roi
-        return {"detections": tuple(to_detections(output, class_names, input_hw, (h, w), (x, y)))}
+        letterbox = bool(output.get("letterbox", False))
+        return {"detections": tuple(to_detections(output, class_names, input_hw, (h, w), (x, y),
+                                                  letterbox=letterbox))}
 
     def evaluate_accuracy(self, model, scenes, count: int, channels: int, gt: dict | None = None) -> dict:
         """COCO mAP of ``model`` on scenes 0..count-1 (see ``evaluate_map``); the manifest's
