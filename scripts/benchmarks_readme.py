@@ -536,10 +536,7 @@ SECTIONS = (
     ("Fused ViP and ONNX Runtime on VGG16", ("fused_vgg16.json",), fused_vgg16),
     ("The Fashion-MNIST model bank", ("bank_fashion_mnist.json",), bank_fashion_mnist),
     ("Torch and ONNX Runtime on the shipped bank", ("bank_backends.json",), bank_backends),
-    ("The station-camera classifier bank", ("bank_station.json",), bank_station),
-    ("The station bank at camera rate", STATION_RUNS, deadline_station),
-    ("Portability: a video, with and without start-up calibration", PORTABILITY_RUNS, portability),
-    ("The demo at camera rate", DEMO_RUNS, demo_station),
+    # STATION_SECTIONS
     ("Deadline runtime under CPU load", DEADLINE_RUNS, deadline),
     ("Node overhead and DDS delivery", ("node_bench.json",), node_bench),
     ("ViP Faster R-CNN on conveyor scenes", ("detector_conveyor.json", "detector_conveyor_run1.json",

@@ -33,7 +33,7 @@ def share_path(relative: str) -> Path | None:
     return None
 
 
-SHIPPED_BANKS = ("fashion_mnist", "conveyor_detector")
+SHIPPED_BANKS = ("fashion_mnist", "station", "conveyor_detector")
 
 
 def bank_directory(value: str) -> str:

@@ -11,9 +11,11 @@ from vip_perception.ros.tools.demo import DEMO_SCORE_THRESHOLD, TASKS, DemoOptio
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=20.0,
                         help="how long to run, from the node's first result (default 20)")
-    parser.add_argument("--fps", type=float, default=15.0, help="camera rate, Hz (default 15)")
+    parser.add_argument("--fps", type=float, default=None,
+                        help="camera rate, Hz (default 30, the station camera's rate; 15 with --task detection)")
     parser.add_argument("--bank", default=None,
-                        help="bank directory (default: the shipped config/banks/fashion_mnist, or "
+                        help="bank directory (default: the shipped station-camera bank "
+                             "config/banks/station with a 15 ms deadline, or "
                              "config/banks/conveyor_detector with --task detection); the task "
                              "in its manifest picks the mode")
     parser.add_argument("--task", choices=TASKS, default="auto",

@@ -177,6 +177,22 @@ def _frames(cfg: EvalConfig, data) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def _station_view(frames: tuple[np.ndarray, np.ndarray], spec) -> tuple[np.ndarray, np.ndarray]:
+    """28x28 garments for a bank whose input is larger (a station-camera bank): each frame is
+    the garment as the station camera shows it at the bank's input size (``render_station``,
+    nominal), uint8 (F, S, S); other frames are returned as they are."""
+    images, labels = frames
+    if images.shape[1:] != (28, 28) or (spec.height, spec.width) == (28, 28) or spec.height != spec.width:
+        return images, labels
+    import torch
+
+    from vip_perception.data.station_render import render_station
+
+    views = [render_station(torch.as_tensor(images[i:i + 500]), spec.height)[:, 0].round().to(torch.uint8).numpy()
+             for i in range(0, len(images), 500)]
+    return np.concatenate(views), labels
+
+
 def _reference(bank, accuracy) -> tuple[int, int, list]:
     """(reference member, reference threads, members profiled there): the most accurate member
     at the bank's nominal thread count (the frontier's, else the largest profiled <= 2)."""
@@ -228,7 +244,7 @@ def prepare(cfg: EvalConfig, bank=None, data=None, clock=time.perf_counter) -> S
     started, loadavg = time.time(), list(os.getloadavg())  # other work on the machine, for the record
     bank = load_bank(cfg.bank, backend=cfg.backend) if bank is None else bank
     data = load_fashion_mnist("test", cfg.data_root or None) if data is None else data
-    images, labels = _frames(cfg, data)
+    images, labels = _station_view(_frames(cfg, data), bank.input_spec)
     names = [m.name for m in bank.members]
     accuracy = np.array([m.val_accuracy for m in bank.members])
     ref, ref_threads, with_ref = _reference(bank, accuracy)

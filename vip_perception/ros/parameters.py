@@ -34,7 +34,7 @@ RELIABILITIES = ("best_effort", "reliable")
 
 SPECS: tuple[Spec, ...] = (
     Spec("bank", "", "Model bank directory (holds manifest.json), or the name of a shipped "
-         "bank (fashion_mnist, conveyor_detector). Empty: the shipped "
+         "bank (fashion_mnist, station, conveyor_detector). Empty: the shipped "
          "config/banks/fashion_mnist. Changing it swaps the bank between frames; a bank that "
          "fails to load is rejected with the reason and the old one keeps serving."),
     Spec("backend", "torch", "Execution backend of the bank's members: torch, or onnxruntime "

@@ -36,6 +36,10 @@ from vip_perception.share import share_candidates, share_path
 from .processes import CONFIG_REL, child_env, resolve_bank, stop_process
 
 DETECTOR_REL = "config/banks/conveyor_detector"
+STATION_REL = "config/banks/station"  # the demo's classifier: the station camera's 64x64 bank
+# The demo's deadline for the station bank at camera rate: its largest member fits on a quiet
+# machine and stops fitting under one busy background process, so --load 1 shows the switch.
+STATION_DEADLINE_MS = 15.0
 TASKS = ("auto", "classification", "detection")
 FRAME_SIZE = {"classification": (640, 480), "detection": (320, 240)}  # camera default w, h
 # Detection mode's default score threshold (the YAML's 0.25 favours recall; the measured
@@ -50,7 +54,7 @@ class DemoOptions:
     (None: the task's default); ``load`` busy processes started halfway; ``logs`` directory."""
 
     seconds: float = 20.0
-    fps: float = 15.0
+    fps: float | None = None  # None: 30 (classification, camera rate) or 15 (detection)
     bank: str | None = None
     task: str = "auto"
     backend: str | None = None
@@ -93,6 +97,9 @@ def resolve_mode(requested_bank: str | None, task: str, say=print) -> tuple[str,
         raise SystemExit(f"error: the shipped detector bank {DETECTOR_REL} is missing (build it "
                          f"with `vip-perception bank build-detector`, see "
                          f"config/detector_conveyor.yaml) or pass --bank")
+    for c in share_candidates(STATION_REL):
+        if (c / "manifest.json").is_file():
+            return str(c), "classification"
     bank = resolve_bank(None, say)
     return bank, bank_task(bank)
 
@@ -275,6 +282,7 @@ class Launch:
     logs: Path
     node_cmd: list
     cam_cmd: list
+    opts: DemoOptions  # as resolved: fps and deadline filled in
 
 
 def _node_command(config: Path, opts: DemoOptions, bank: str, task: str, width: int, height: int) -> list:
@@ -303,6 +311,11 @@ def prepare(opts: DemoOptions) -> Launch:
     if config is None:
         raise SystemExit(f"error: {CONFIG_REL} not found in the source tree or an installed share/")
     bank, task = resolve_mode(opts.bank, opts.task)
+    from dataclasses import replace
+
+    station = not opts.bank and task == "classification" and Path(bank).name == Path(STATION_REL).name
+    opts = replace(opts, fps=opts.fps or (30.0 if task == "classification" else 15.0),
+                   deadline_ms=STATION_DEADLINE_MS if station and opts.deadline_ms is None else opts.deadline_ms)
     default_w, default_h = FRAME_SIZE[task]
     if opts.video:
         default_w, default_h = _video_size(opts.video)
@@ -322,11 +335,12 @@ def prepare(opts: DemoOptions) -> Launch:
     print(f"vip-perception demo: {opts.seconds:.0f} s from the node's first result, {what} at "
           f"{opts.fps:g} fps {width}x{height} bgr8 -> vip_perception node ({task})"
           + ("" if opts.calibrate else ", start-up calibration off"))
-    print(f"  bank: {bank}" + (f" on {opts.backend}" if opts.backend else ""))
+    print(f"  bank: {bank}" + (f" on {opts.backend}" if opts.backend else "")
+          + (f", deadline {opts.deadline_ms:g} ms" if opts.deadline_ms else ""))
     print(f"  DDS: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, {dds_note}")
     print(f"  logs: {logs}")
     return Launch(bank, task, width, height, env, dds_note, logs,
-                  _node_command(config, opts, bank, task, width, height), cam_cmd)
+                  _node_command(config, opts, bank, task, width, height), cam_cmd, opts)
 
 
 def _video_size(path: str) -> tuple[int, int]:
@@ -401,6 +415,7 @@ def run_demo(opts: DemoOptions) -> int:
     """Start camera and node, watch them for ``opts.seconds`` after the first result, stop
     both and print the summary. Returns the exit code (1 when a process died or no result came)."""
     launch = prepare(opts)
+    opts = launch.opts
     board = Scoreboard()
     ctx, monitor = _monitor(launch.env, board, launch.task)
     from rclpy.executors import SingleThreadedExecutor
