@@ -33,7 +33,7 @@ _per_threads = {"type": "object", "patternProperties": {r"^[1-9][0-9]*$": _laten
 _model_fields = {
     "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+$"},
     "kind": {"enum": ["base", "parent", "vip"]},
-    "spec": {"type": "object", "required": ["family", "stages"]},
+    "spec": {"type": "object", "anyOf": [{"required": ["family", "stages"]}, {"required": ["arch"]}]},
     "vip_layers": {"type": "array", "items": {"type": "string"}},
     "parent": {"type": ["string", "null"]},
     "val_accuracy": {"type": "number", "minimum": 0, "maximum": 1},
