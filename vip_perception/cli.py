@@ -29,6 +29,10 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
                                "replay a timed frame stream under CPU load"),
     ("evaluate", "detector"): ("vip_perception.commands.evaluate_detector",
                                "mAP and latency of a detector bank's members"),
+    ("data", "export"): ("vip_perception.commands.data_export",
+                         "write Fashion-MNIST as an ImageFolder or conveyor scenes as a COCO directory"),
+    ("evaluate", "accuracy"): ("vip_perception.commands.evaluate_accuracy",
+                               "top-1 or COCO mAP and latency of each member on an ImageFolder or COCO data"),
     (None, "demo"): ("vip_perception.commands.demo", "camera source + node over DDS with a live summary"),
     (None, "fuzz"): ("vip_perception.commands.fuzz", "fuzz image conversion and preprocessing"),
     (None, "soak"): ("vip_perception.commands.soak", "run camera + node for minutes; report crashes, RSS and latency"),
@@ -38,6 +42,7 @@ GROUP_HELP = {
     "bench": "benchmarks that print ratios measured side by side and write JSON",
     "bank": "build, re-profile and inspect model banks",
     "evaluate": "evaluations against ground truth",
+    "data": "write the project's data in the layouts user data comes in",
 }
 
 

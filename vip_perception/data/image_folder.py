@@ -1,5 +1,5 @@
 """A user's own data: an image folder with one sub-folder per class (torchvision ImageFolder
-layout), read into memory at the bank's input size.
+layout), read into memory at the bank's input size (``user_data`` lists and decodes it).
 
 Images go through ``to_model_array``, the same resize/colour path ``Bank.preprocess`` uses at
 run time, so training and deployment see identical pixels.
@@ -40,21 +40,21 @@ def to_model_array(image: np.ndarray, height: int, width: int, channels: int) ->
 
 
 def load_image_folder(root: str, height: int, width: int, channels: int) -> ArrayDataset:
-    """Every image under ``root/<class>/`` as (N, height, width, channels) uint8; classes sorted."""
-    import cv2
-    from torchvision.datasets import ImageFolder
+    """Every image under ``root/<class>/`` as (N, height, width, channels) uint8; classes sorted.
+
+    The in-memory path of the YAML recipe; ``user_data.open_split`` streams large sets instead.
+    Raises FileNotFoundError for a missing ``root``, ``DatasetError`` (a ValueError) for a bad layout
+    or an image that cannot be decoded.
+    """
+    from .user_data import DatasetError, list_class_folder, read_rgb
 
     if not os.path.isdir(root):
         raise FileNotFoundError(f"image folder not found: {root}")
-    try:
-        folder = ImageFolder(root)  # only lists files and classes; we decode with OpenCV below
-    except (FileNotFoundError, RuntimeError) as exc:
-        raise ValueError(f"{root}: not an image folder with one sub-folder per class ({exc})") from exc
-    images = np.empty((len(folder.samples), height, width, channels), dtype=np.uint8)
-    for i, (path, _) in enumerate(folder.samples):
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"{path}: cannot decode image")
-        images[i] = to_model_array(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), height, width, channels)
-    labels = np.array([c for _, c in folder.samples], dtype=np.int64)
-    return ArrayDataset(images, labels, list(folder.classes))
+    paths, labels, names = list_class_folder(root)
+    images = np.empty((len(paths), height, width, channels), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        rgb = read_rgb(path)
+        if rgb is None:
+            raise DatasetError(f"{path}: cannot decode image; fix or remove it")
+        images[i] = to_model_array(rgb, height, width, channels)
+    return ArrayDataset(images, labels, names)
