@@ -8,6 +8,7 @@ directory and recorded in the bank's manifest, so the build repeats exactly with
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..jsonfile import write_json
 from ..models import TORCHVISION_ARCHS, build_classifier
 from .plan import BuildPlan, ParentCost, plan_build
 from .recipe import (
@@ -29,6 +31,8 @@ from .recipe import (
     SelectConfig,
     TrainRecipe,
     ViPConfig,
+    load_recipe,
+    to_dict,
 )
 
 log = logging.getLogger("vip_perception.bank")
@@ -192,6 +196,7 @@ def auto_recipe(req: BuildRequest, measure=measure_cost) -> tuple[ClassifierReci
     n_train, n_val = info.splits["train"], info.splits["val"]
     batch = int(min(64 if n_train >= 2000 else 32, n_train))
     common = {"in_channels": channels, "input_size": [h, w], "num_classes": len(info.class_names)}
+    check_weights(parents, common)
     torch.set_num_threads(max(1, req.threads))
     costs = [measure(p.name, {**common, **p.spec}, batch, decode_s, req.workers) for p in parents]
     for c in costs:
@@ -220,3 +225,45 @@ def auto_recipe(req: BuildRequest, measure=measure_cost) -> tuple[ClassifierReci
         select=SelectConfig(threads=max(1, req.threads), quantile="p95", epsilon=0.005, vip_min_speedup=1.05),
     )
     return cfg, plan
+
+
+def check_weights(parents: list[ParentConfig], common: dict) -> None:
+    """Load each parent's weight file into its architecture now, before any training: WeightsError
+    (one line) for a file that does not fit; a class-count mismatch is allowed (logged at build)."""
+    from ..models import TorchvisionSpec
+    from ..models.torchvision_arch import fit_weights, read_weights
+
+    for p in parents:
+        if p.weights:
+            spec = TorchvisionSpec.from_dict({**common, **p.spec})
+            fit_weights(build_classifier(spec), spec, read_weights(p.weights), p.weights)
+
+
+def planned_recipe(req: BuildRequest, work: str, measure=measure_cost) -> tuple[ClassifierRecipe, BuildPlan, str]:
+    """The recipe and plan for ``req`` in work directory ``work``: planned now and written to
+    WORK/{recipe.yaml, plan.json, request.json}, or read back when ``work`` was planned for the
+    same request (a resumed build keeps its plan). RequestError when ``work`` holds another
+    request's plan. ``measure``: as for ``auto_recipe``."""
+    import yaml
+
+    recipe_path, plan_path, request_path = (os.path.join(work, f) for f in ("recipe.yaml", "plan.json",
+                                                                             "request.json"))
+    want = {k: v for k, v in req.to_dict().items() if k != "budget_min"}
+    if os.path.isfile(request_path) and os.path.isfile(recipe_path) and os.path.isfile(plan_path):
+        with open(request_path) as fh:
+            had = json.load(fh)
+        if {k: v for k, v in had.items() if k != "budget_min"} != want:
+            raise RequestError(f"--work {work}: planned for another request ({request_path}); use another --work "
+                               "or remove that directory")
+        with open(plan_path) as fh:
+            plan = BuildPlan.from_dict(json.load(fh))
+        log.info("plan: resuming %s", recipe_path)
+        return load_recipe(recipe_path, ClassifierRecipe), plan, recipe_path
+    cfg, plan = auto_recipe(req, measure)
+    os.makedirs(work, exist_ok=True)
+    with open(recipe_path, "w") as fh:
+        fh.write("# written by `vip-perception bank build --data`; repeat with `bank build --config` of this file\n")
+        yaml.safe_dump(to_dict(cfg), fh, sort_keys=False)
+    write_json(plan_path, plan.to_dict())
+    write_json(request_path, req.to_dict())
+    return cfg, plan, recipe_path

@@ -9,12 +9,11 @@ The shares are fixed: 55 % of the budget trains the parents, 37 % derives ViP va
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 TRAIN_SHARE, VIP_SHARE, PROFILE_SHARE = 0.55, 0.37, 0.08
 SENSITIVITY_SHARE = 0.3  # of a parent's ViP time, at most, for its per-layer sensitivity pass
-MIN_SENSITIVITY_SAMPLES = 16  # fewer validation images cannot rank layers: no ViP variants then
+MIN_SENSITIVITY_SAMPLES = 16  # fewer validation images (unless val is smaller) cannot rank layers: no ViP then
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,13 @@ class BuildPlan:
     profile_runs: int  # timed batch-1 runs per candidate and thread count
     seconds: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BuildPlan":
+        return cls(**{**d, "parents": [ParentPlan(**p) for p in d["parents"]]})
 
 
 def _parent_epochs(costs: list[ParentCost], seconds: float, n_train: int, min_epochs: float, max_epochs: float,
@@ -80,7 +86,7 @@ def _vip_plan(costs: list[ParentCost], seconds: float, n_train: int, n_val: int,
             variants[c.name] = 0
             skipped.append(f"ViP variants of {c.name}: no ViP-able convolution")
             continue
-        if sens < MIN_SENSITIVITY_SAMPLES:
+        if sens < min(MIN_SENSITIVITY_SAMPLES, n_val):  # a small val split is used whole
             variants[c.name] = 0
             skipped.append(f"ViP variants of {c.name}: sensitivity of {c.vip_layers} layers does not fit "
                            f"{each:.0f} s")
@@ -127,8 +133,3 @@ def plan_build(budget_s: float, n_train: int, n_val: int, costs: list[ParentCost
                    for c in kept if variants[c.name])
     seconds = {"parents": round(train_s, 1), "vip": round(used_vip, 1), "profile": round(runs * per_run, 1)}
     return BuildPlan(plans, sens, ft, runs, seconds, skipped)
-
-
-def steps_for(epochs: float, n_train: int, batch_size: int) -> int:
-    """Optimiser steps of ``epochs`` passes (at least one)."""
-    return max(1, math.ceil(epochs * n_train / batch_size))
