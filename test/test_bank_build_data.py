@@ -226,3 +226,17 @@ def test_cli_weights_that_do_not_fit_fail_before_training(tmp_path, capsys):
 def test_cli_missing_data_dir(tmp_path, capsys):
     assert cli(["bank", "build", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")]) == 2
     assert "nowhere: data directory not found" in capsys.readouterr().err
+
+
+def test_spent_budget_skips_the_remaining_vip_variants_and_lists_them(tmp_path):
+    _make_folder(tmp_path / "data", per_class=6)
+    req = BuildRequest(data=str(tmp_path / "data"), archs=["vgg_s"], budget_min=0.05, threads=1, workers=0)
+    cfg, plan, _ = planned_recipe(req, str(tmp_path / "work"), measure=_fake_measure)
+    n = plan.parents[0].vip_variants
+    assert n >= 1
+    builder = ClassifierBankBuilder(cfg, str(tmp_path / "work"), str(tmp_path / "bank"), progress=False,
+                                    profiler=_macs_profiler)
+    builder.deadline = 0.0  # long past
+    builder.run(["parents", "vip"])
+    assert builder.trained == ["vgg_s"]
+    assert builder.skipped == [f"vgg_s.vip{i:02d}: the ViP time of the budget was spent" for i in range(n)]
