@@ -1,5 +1,6 @@
 """torchvision classifiers as bank parents: built by name, rebuilt from the manifest record,
 local weights (every error message), ViP on their convolutions (depthwise included)."""
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -165,3 +166,28 @@ def test_squeeze_excitation_convs_on_a_pooled_map_are_left_out():
     se = [n for n in every if ".fc1" in n or ".fc2" in n]
     assert se and not [n for n in sized if n in se]
     assert set(sized) < set(every)
+
+
+@pytest.mark.parametrize("in_hw", [(1, 1), (2, 3), (3, 5), (10, 9), (14, 14)])
+def test_matmul_adaptive_pool_equals_torch_and_exports(in_hw, tmp_path):
+    import onnxruntime as ort
+
+    from vip_perception.models.torchvision_arch import AdaptiveAvgPoolMatmul
+
+    pool = AdaptiveAvgPoolMatmul(in_hw, (7, 7))
+    x = torch.randn(2, 4, *in_hw)
+    assert torch.allclose(pool(x), nn.functional.adaptive_avg_pool2d(x, 7), atol=1e-6)
+    other = torch.randn(1, 4, 8, 8)  # another size: torch's own op
+    assert torch.equal(pool(other), nn.functional.adaptive_avg_pool2d(other, 7))
+    torch.onnx.export(pool, (x,), str(tmp_path / "pool.onnx"), input_names=["x"], dynamo=False)
+    got = ort.InferenceSession(str(tmp_path / "pool.onnx")).run(None, {"x": x.numpy()})[0]
+    assert np.allclose(got, nn.functional.adaptive_avg_pool2d(x, 7).numpy(), atol=1e-6)
+
+
+def test_small_vgg_gets_the_exportable_pool_with_torchvision_keys():
+    import torchvision
+
+    small = build_classifier(TorchvisionSpec("vgg11_bn", 3, 3, (64, 64)))
+    assert type(small.avgpool).__name__ == "AdaptiveAvgPoolMatmul" and small.avgpool.in_hw == (2, 2)
+    assert list(small.state_dict()) == list(torchvision.models.vgg11_bn(num_classes=3).state_dict())
+    assert type(build_classifier(TorchvisionSpec("vgg11_bn", 3, 3, (224, 224))).avgpool) is nn.AdaptiveAvgPool2d

@@ -11,7 +11,9 @@ name is refused with what to do instead.
 ViP on these architectures (``vip.apply_vip`` by module name):
 - ResNet: stride-1 convolutions of BasicBlock/Bottleneck, with the block's BN (and inner ReLU)
   folded in; stride-2 convolutions (stem, first block of a stage) are not ViP-able.
-- VGG-BN: every ``features.N`` convolution, BN and ReLU folded (the paper's case).
+- VGG-BN: every ``features.N`` convolution, BN and ReLU folded (the paper's case). Its 7x7
+  adaptive pool becomes ``AdaptiveAvgPoolMatmul`` (same function) where the ONNX exporter
+  cannot take it.
 - MobileNetV3: depthwise (grouped) convolutions are supported exactly: a stride-2 grouped
   convolution computes the even positions of the stride-1 one channel group by channel group, so
   ViP's interpolation rebuilds the map as for a dense convolution (tested against a per-channel
@@ -92,6 +94,38 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, key, module)
 
 
+class AdaptiveAvgPoolMatmul(nn.Module):
+    """``nn.AdaptiveAvgPool2d(out)`` for a known input size, as two matrix products with the
+    exact averaging weights: the same function, but exportable to ONNX when the input side is
+    not a multiple of the output side (VGG's 7x7 pool after a 1x1 or 2x2 map at 32-64 px
+    inputs, which the ONNX exporter refuses). Other input sizes take ``adaptive_avg_pool2d``.
+    No parameters or persistent buffers: state_dict keys are torchvision's."""
+
+    def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int]):
+        super().__init__()
+        self.in_hw, self.out_hw = tuple(in_hw), tuple(out_hw)
+        self.register_buffer("rows", self._weights(in_hw[0], out_hw[0]), persistent=False)  # (oh, ih)
+        self.register_buffer("cols", self._weights(in_hw[1], out_hw[1]).t().contiguous(), persistent=False)
+
+    @staticmethod
+    def _weights(n_in: int, n_out: int) -> torch.Tensor:
+        w = torch.zeros(n_out, n_in)
+        for i in range(n_out):  # PyTorch's adaptive bins: [floor(i n / o), ceil((i + 1) n / o))
+            lo, hi = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+            w[i, lo:hi] = 1.0 / (hi - lo)
+        return w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, ih, iw) -> (N, C, oh, ow)
+        if tuple(x.shape[-2:]) != self.in_hw:
+            return nn.functional.adaptive_avg_pool2d(x, self.out_hw)
+        return self.rows @ x @ self.cols
+
+
+def _vgg_feature_hw(spec: TorchvisionSpec) -> tuple[int, int]:
+    """(H, W) after VGG's five 2x2 max-pools (floor)."""
+    return tuple(v // 32 for v in spec.input_size)
+
+
 def build_torchvision(spec: TorchvisionSpec) -> nn.Module:
     """A freshly initialised torchvision ``spec.arch`` (train mode, float32, CPU), never
     pretrained; its first convolution takes ``spec.in_channels`` and its head has
@@ -104,6 +138,10 @@ def build_torchvision(spec: TorchvisionSpec) -> nn.Module:
     if conv.in_channels != spec.in_channels:
         _set_module(model, first, nn.Conv2d(spec.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
                                             conv.padding, bias=conv.bias is not None))
+    if spec.arch.startswith("vgg"):
+        hw = _vgg_feature_hw(spec)
+        if hw[0] % 7 or hw[1] % 7:  # the ONNX exporter handles whole-multiple pooling itself
+            model.avgpool = AdaptiveAvgPoolMatmul(hw, (7, 7))
     return model
 
 
