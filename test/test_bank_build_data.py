@@ -223,9 +223,19 @@ def test_cli_weights_that_do_not_fit_fail_before_training(tmp_path, capsys):
     assert not (tmp_path / "b.work" / "candidates").exists() or not list((tmp_path / "b.work" / "candidates").iterdir())
 
 
-def test_cli_missing_data_dir(tmp_path, capsys):
+def test_cli_missing_data_dir_and_coco_data(tmp_path, capsys):
     assert cli(["bank", "build", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")]) == 2
     assert "nowhere: data directory not found" in capsys.readouterr().err
+    coco = tmp_path / "coco"
+    (coco / "annotations").mkdir(parents=True)
+    for split in ("train", "val"):
+        cv2.imwrite(str(coco / f"{split}.png"), np.zeros((8, 8, 3), np.uint8))
+        (coco / "annotations" / f"instances_{split}.json").write_text(json.dumps({
+            "images": [{"id": 1, "file_name": f"{split}.png", "width": 8, "height": 8}], "annotations": [],
+            "categories": [{"id": 1, "name": "box"}, {"id": 2, "name": "bag"}]}))
+    assert cli(["bank", "build", "--data", str(coco), "--out", str(tmp_path / "b")]) == 2
+    assert "coco: a COCO directory (detection); the one-command build makes classifier banks" in \
+        capsys.readouterr().err
 
 
 def test_spent_budget_skips_the_remaining_vip_variants_and_lists_them(tmp_path):

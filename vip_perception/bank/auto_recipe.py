@@ -182,8 +182,11 @@ def auto_recipe(req: BuildRequest, measure=measure_cost) -> tuple[ClassifierReci
     if req.budget_min <= 0:
         raise RequestError(f"--time-budget {req.budget_min}: give minutes > 0")
     split = DataConfig()  # the builder detects the data again with these fractions: same splits
-    info = detect_dataset(req.data, "classification", seed=req.seed, val_fraction=split.val_fraction,
+    info = detect_dataset(req.data, None, seed=req.seed, val_fraction=split.val_fraction,
                           test_fraction=split.test_fraction)
+    if info.task != "classification":
+        raise RequestError(f"--data {req.data}: a COCO directory ({info.task}); the one-command build makes "
+                           "classifier banks from an ImageFolder (detector banks: `bank build-detector`)")
     if len(info.class_names) < 2:
         raise RequestError(f"--data {req.data}: {len(info.class_names)} class; a classifier needs at least 2")
     parents = parent_configs(req.archs, req.weights)
@@ -242,8 +245,8 @@ def check_weights(parents: list[ParentConfig], common: dict) -> None:
 def planned_recipe(req: BuildRequest, work: str, measure=measure_cost) -> tuple[ClassifierRecipe, BuildPlan, str]:
     """The recipe and plan for ``req`` in work directory ``work``: planned now and written to
     WORK/{recipe.yaml, plan.json, request.json}, or read back when ``work`` was planned for the
-    same request (a resumed build keeps its plan). RequestError when ``work`` holds another
-    request's plan. ``measure``: as for ``auto_recipe``."""
+    same request (a resumed build keeps its plan, whatever its ``--time-budget``). RequestError
+    when ``work`` holds another request's plan. ``measure``: as for ``auto_recipe``."""
     import yaml
 
     recipe_path, plan_path, request_path = (os.path.join(work, f) for f in ("recipe.yaml", "plan.json",
