@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from vip_perception.data.image_folder import load_image_folder
 from vip_perception.data.user_data import (
     DatasetError,
     coco_ground_truth,
@@ -71,6 +72,8 @@ def test_folder_works_with_dataloader_workers(tmp_path):
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2, collate_fn=list)
     labels = [label for batch in loader for _, label in batch]
     assert labels == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    both = torch.utils.data.ConcatDataset([torch.utils.data.Subset(ds, [0, 8]), ds])  # torch's map-style protocol
+    assert len(both) == 11 and both[1][1] == 2 and both[10][1] == 2
 
 
 @pytest.mark.parametrize("case, message", [
@@ -114,6 +117,8 @@ def test_unreadable_images_are_skipped_then_refused(tmp_path):
     assert ds.skipped == {"unreadable image": 1}
     ds[13]
     assert ds.skipped == {"unreadable image": 1}  # counted once per file
+    ds.substitute = False  # evaluation: an unreadable image is no item, never another image twice
+    assert ds[13] is None and ds[14][1] == 1 and ds.skipped == {"unreadable image": 1}
     for name in ("004.png", "005.png"):
         (tmp_path / "train" / "nut" / name).write_bytes(b"")
     ds = open_split(detect_dataset(str(tmp_path)), "train")
@@ -198,6 +203,19 @@ def test_coco_ground_truth_scores_itself_perfectly(tmp_path):
     assert ev.stats[0] == pytest.approx(1.0) and ev.stats[1] == pytest.approx(1.0)
 
 
+def test_windows_file_names_and_the_in_memory_reader(tmp_path):
+    _coco(tmp_path, "default", [(1, "sub/a.png", 16, 12), (2, "b.png", 16, 12)], [], where="images")
+    doc = json.loads((tmp_path / "annotations" / "instances_default.json").read_text())
+    doc["images"][0]["file_name"] = "sub\\a.png"
+    (tmp_path / "annotations" / "instances_default.json").write_text(json.dumps(doc))
+    info = detect_dataset(str(tmp_path))
+    assert info.splits == {"train": 1, "val": 1}
+    _folder(tmp_path / "folder", per_class=(2, 1, 1))
+    (tmp_path / "folder" / "nut" / "000.png").write_bytes(b"broken")
+    with pytest.raises(DatasetError, match=r"nut/000.png: cannot decode image; fix or remove it"):
+        load_image_folder(str(tmp_path / "folder"), 8, 8, 3)
+
+
 def test_coco_single_file_is_split_by_image(tmp_path):
     images = [(i, f"{i}.png", 16, 12) for i in range(1, 21)]
     _coco(tmp_path, "default", images, [(i, 3, [1, 1, 4, 4], 0) for i in range(1, 21)], where=None)
@@ -222,6 +240,8 @@ def test_coco_single_file_is_split_by_image(tmp_path):
     ("bad_json", r"instances_train.json: cannot read COCO JSON"),
     ("other_categories", r"instances_val.json: categories .* differ from"),
     ("folder_as_detection", r"no annotations/instances_\*.json; detection needs a COCO directory"),
+    ("coco_as_classification", r"a COCO directory \(annotations/instances_\*.json\) holds detection data; "
+                               r"classification needs an ImageFolder"),
 ])
 def test_coco_errors_name_the_file(tmp_path, case, message):
     one = [(1, "a.png", 16, 12)]
@@ -248,6 +268,10 @@ def test_coco_errors_name_the_file(tmp_path, case, message):
     elif case == "other_categories":
         _coco(tmp_path, "train", one, box)
         _coco(tmp_path, "val", one, box, categories=CATEGORIES[:2])
+    elif case == "coco_as_classification":
+        _coco(tmp_path, "train", one, box)
+        _coco(tmp_path, "val", one, box)
+        task = "classification"
     else:
         _folder(tmp_path, splits=["train", "val"])
         task = "detection"

@@ -61,6 +61,9 @@ def detect_dataset(root: str, task: str | None = None, seed: int = 0, val_fracti
     if not os.path.isdir(root):
         raise DatasetError(f"{root}: data directory not found; pass an ImageFolder or a COCO directory")
     coco_files = _coco_files(root)
+    if task == "classification" and coco_files:
+        raise DatasetError(f"{root}: a COCO directory (annotations/instances_*.json) holds detection data; "
+                           "classification needs an ImageFolder")
     if task == "detection" or (task is None and coco_files):
         if not coco_files:
             raise DatasetError(f"{root}: no annotations/instances_*.json; detection needs a COCO directory")
@@ -69,14 +72,17 @@ def detect_dataset(root: str, task: str | None = None, seed: int = 0, val_fracti
 
 
 def open_split(info: DatasetInfo, split: str, seed: int = 0):
-    """A torch Dataset over one split; decoding happens in ``__getitem__`` (cv2), in the workers.
+    """A map-style dataset over one split (torch's protocol: ``len`` and ``[i]``, so DataLoader,
+    Subset and ConcatDataset take it; this module imports no torch); decoding happens in
+    ``__getitem__`` (cv2), in the DataLoader's workers.
 
     Classification items are ``(image uint8 (H, W, 3) RGB, label int)``; detection items are
     ``(image, {"boxes": float32 (N, 4) xyxy pixels, "labels": int64 (N,) in 0..C-1,
     "iscrowd": uint8 (N,), "image_id": int})`` with crowd boxes flagged, not removed (train on
     ``drop_crowd(target)``; COCO evaluation ignores detections matched to them). The object's
-    ``skipped`` (reason -> count) counts images and boxes left out. Use the seed given to
-    ``detect_dataset`` for the same split.
+    ``skipped`` (reason -> count) counts images and boxes left out; an unreadable image is
+    replaced by the next readable one unless the object's ``substitute`` is set False (then the
+    item is None). Use the seed given to ``detect_dataset`` for the same split.
     """
     if split not in info.splits:
         raise DatasetError(f"{info.root}: no {split!r} split (this data has {sorted(info.splits)})")
@@ -137,7 +143,9 @@ def read_rgb(path: str) -> np.ndarray | None:
 
 
 class _DecodingSplit:
-    """Decodes item ``i``; an unreadable image is replaced by the next readable one and counted.
+    """Decodes item ``i``; an unreadable image is counted and, while ``substitute`` is true, replaced
+    by the next readable one (training); with ``substitute`` false the item is None (evaluation,
+    which must not score an image twice).
 
     Each worker process counts what it met. A split whose unreadable images exceed
     ``MAX_SKIPPED_FRACTION`` of it raises ``DatasetError`` saying how many.
@@ -146,6 +154,7 @@ class _DecodingSplit:
     def __init__(self, paths: np.ndarray, where: str):
         self.paths = paths  # (N,) bytes: file paths, one numpy buffer
         self.where = where
+        self.substitute = True
         self.skipped: dict[str, int] = {}
         self._unreadable: set[int] = set()
 
@@ -156,7 +165,7 @@ class _DecodingSplit:
         if n:
             self.skipped[reason] = self.skipped.get(reason, 0) + n
 
-    def _decode(self, index: int) -> tuple[int, np.ndarray]:
+    def _decode(self, index: int) -> tuple[int, np.ndarray | None]:
         n = len(self)
         for step in range(n):
             i = (index + step) % n
@@ -170,6 +179,8 @@ class _DecodingSplit:
                 raise DatasetError(f"{self.where}: {len(self._unreadable)} of {n} images cannot be decoded "
                                    f"(e.g. {os.fsdecode(self.paths[i])}); fix or remove them "
                                    f"(up to {MAX_SKIPPED_FRACTION:.0%} are skipped)")
+            if not self.substitute:
+                return i, None
         raise DatasetError(f"{self.where}: no image can be decoded")
 
 
@@ -180,9 +191,9 @@ class ClassificationSplit(_DecodingSplit):
         super().__init__(paths, where)
         self.labels = labels  # (N,) int64
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int] | None:
         i, image = self._decode(int(index))
-        return image, int(self.labels[i])
+        return None if image is None else (image, int(self.labels[i]))
 
 
 @dataclass
@@ -207,8 +218,10 @@ class DetectionSplit(_DecodingSplit):
         self.listing = listing
         self.skipped.update(skipped)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, dict]:
+    def __getitem__(self, index: int) -> tuple[np.ndarray, dict] | None:
         i, image = self._decode(int(index))
+        if image is None:
+            return None
         s = self.listing
         if tuple(image.shape[:2]) != tuple(int(v) for v in s.sizes[i]):
             raise DatasetError(f"{os.fsdecode(s.paths[i])}: image is {image.shape[1]}x{image.shape[0]} but its "
@@ -348,6 +361,7 @@ def _coco_sources(root: str, files: list[str]) -> dict[str, str]:
         if split in sources:
             raise DatasetError(f"{f}: a second {split} annotation file besides {sources[split]}; keep one per split")
         sources[split] = f
+    sources = {s: sources[s] for s in SPLITS if s in sources}
     for needed in ("train", "val"):
         if needed not in sources:
             raise DatasetError(f"{root}/annotations: no instances_{needed}*.json split besides "
@@ -359,14 +373,13 @@ def _coco_sources(root: str, files: list[str]) -> dict[str, str]:
 def _detect_coco(root: str, files: list[str], seed: int, val_fraction: float, test_fraction: float) -> DatasetInfo:
     sources = _coco_sources(root, files)
     first = sources.get("train") or sources[""]
-    categories = _parse_coco(first, root)[0]
-    splits = {}
-    for split, path in sources.items():
-        cats, listing, _ = _parse_coco(path, root)
+    parsed = {split: _parse_coco(path, root)[:2] for split, path in sources.items()}  # each file read once
+    categories = parsed["train" if "train" in parsed else ""][0]
+    for split, (cats, _) in parsed.items():
         if cats != categories:
-            raise DatasetError(f"{path}: categories {cats} differ from {first}: {categories}; export every split "
-                               "with the same label set")
-        splits[split] = len(listing.image_ids)
+            raise DatasetError(f"{sources[split]}: categories {cats} differ from {first}: {categories}; export "
+                               "every split with the same label set")
+    splits = {split: len(listing.image_ids) for split, (_, listing) in parsed.items()}
     info = DatasetInfo(root, "coco", "detection", [name for _, name in categories], {}, [c for c, _ in categories],
                        val_fraction, test_fraction, sources)
     if "" in splits:
@@ -440,6 +453,7 @@ def _resolve_images(data: dict, path: str, root: str, split: str | None) -> tupl
     for im in data["images"]:
         try:
             name, image_id, size = str(im["file_name"]), int(im["id"]), (int(im["height"]), int(im["width"]))
+            name = name.replace("\\", "/")  # exports made on Windows
         except (KeyError, TypeError, ValueError) as exc:
             raise DatasetError(f"{path}: every image needs 'id', 'file_name', 'width' and 'height' "
                                f"(image {im!r:.80}: {exc!r})") from exc
