@@ -126,8 +126,9 @@ def test_stream_batches_are_the_resized_normalised_images(tmp_path):
 
 # ---- the build --------------------------------------------------------------------------------
 def _fake_measure(name, spec, batch, decode_s, workers):
-    """Fixed throughputs: the plan gives resnet18 a few epochs and two ViP variants."""
-    return ParentCost(name, train_ips=60.0, eval_ips=1000.0, latency_ms=2.0, vip_layers=10)
+    """Fixed throughputs: with a 1-minute budget and 24 training images, the plan gives a parent
+    about 4 epochs and two ViP variants (a few seconds of real training)."""
+    return ParentCost(name, train_ips=3.0, eval_ips=50.0, latency_ms=2.0, vip_layers=10)
 
 
 def _macs_profiler(models, input_shape, threads, runs, warmup, rounds, seed=0, progress=True, **_):
@@ -143,7 +144,7 @@ def _macs_profiler(models, input_shape, threads, runs, warmup, rounds, seed=0, p
 
 def test_one_command_build_gives_a_bank_with_a_torchvision_parent_and_vip_members(tmp_path):
     _make_folder(tmp_path / "data")
-    req = BuildRequest(data=str(tmp_path / "data"), archs=["resnet18"], budget_min=0.05, threads=1, workers=0)
+    req = BuildRequest(data=str(tmp_path / "data"), archs=["resnet18"], budget_min=1.0, threads=1, workers=0)
     cfg, plan, recipe_path = planned_recipe(req, str(tmp_path / "work"), measure=_fake_measure)
     assert cfg.data.kind == "user_data" and (cfg.data.height, cfg.data.width, cfg.data.channels) == (32, 32, 3)
     assert plan.parents[0].vip_variants >= 1 and cfg.parents[0].vip_variants == plan.parents[0].vip_variants
@@ -185,7 +186,7 @@ def test_cli_one_command_build_end_to_end(tmp_path, capsys):
     _make_folder(tmp_path / "data", per_class=6)
     out = tmp_path / "bank"
     assert cli(["bank", "build", "--data", str(tmp_path / "data"), "--out", str(out), "--arch", "vgg_s",
-                "--time-budget", "0.05", "--threads", "1", "--workers", "0", "--no-progress"]) == 0
+                "--time-budget", "0.2", "--threads", "1", "--workers", "0", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "member" in printed and "val" in printed and "recipe: " in printed
     bank = load_bank(str(out))
@@ -202,6 +203,7 @@ def test_cli_one_command_build_end_to_end(tmp_path, capsys):
     (["--input-size", "16"], "--input-size 16x16: torchvision architectures need at least 32x32"),
     (["--task", "detection"], "--task detection: the one-command build makes classifier banks"),
     (["--config", "x.yaml"], "--data builds without a recipe"),
+    (["--time-budget", "0.001"], "--time-budget 0.001: detecting and measuring took"),
 ])
 def test_cli_bad_flags_are_one_line_errors(tmp_path, capsys, flags, message):
     _make_folder(tmp_path / "data", per_class=3)
@@ -240,7 +242,7 @@ def test_cli_missing_data_dir_and_coco_data(tmp_path, capsys):
 
 def test_spent_budget_skips_the_remaining_vip_variants_and_lists_them(tmp_path):
     _make_folder(tmp_path / "data", per_class=6)
-    req = BuildRequest(data=str(tmp_path / "data"), archs=["vgg_s"], budget_min=0.05, threads=1, workers=0)
+    req = BuildRequest(data=str(tmp_path / "data"), archs=["vgg_s"], budget_min=1.0, threads=1, workers=0)
     cfg, plan, _ = planned_recipe(req, str(tmp_path / "work"), measure=_fake_measure)
     n = plan.parents[0].vip_variants
     assert n >= 1

@@ -205,7 +205,11 @@ def auto_recipe(req: BuildRequest, measure=measure_cost) -> tuple[ClassifierReci
     for c in costs:
         log.info("plan: %-20s %.0f train img/s, %.0f eval img/s, %.2f ms batch-1, %d ViP-able layers", c.name,
                  c.train_ips, c.eval_ips, c.latency_ms, c.vip_layers)
-    budget_s = req.budget_min * 60.0 - (time.time() - t_start)
+    spent = time.time() - t_start
+    budget_s = req.budget_min * 60.0 - spent
+    if budget_s <= 0.1 * req.budget_min * 60.0:
+        raise RequestError(f"--time-budget {req.budget_min:g}: detecting and measuring took {spent:.0f} s, "
+                           "which leaves too little to plan; give more minutes")
     plan = plan_build(budget_s, n_train, n_val, costs, threads=1)
     by_name = {pp.name: pp for pp in plan.parents}
     kept = []
