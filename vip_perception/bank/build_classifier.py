@@ -27,7 +27,7 @@ from torch import nn
 
 from ..jsonfile import write_json
 from ..machine import has_native_bf16, machine_info
-from ..models import ModelSpec, build_model
+from ..models import ClassifierSpec, TorchvisionSpec, build_classifier, build_model, spec_from_dict
 from .bank import build_member_module, inference_module
 from .candidates import sample_specs
 from .manifest import CANDIDATES, SCHEMA_VERSION, file_entry
@@ -38,6 +38,7 @@ from .recipe import ClassifierRecipe, TrainRecipe, to_dict
 from .records import CandidateRecord, InputSpec
 from .train_classifier import (
     StationImages,
+    StreamImages,
     TensorImages,
     TrainConfig,
     TrainImages,
@@ -53,12 +54,13 @@ PHASES = ("base", "parents", "vip", "profile", "select")
 
 @dataclass
 class Splits:
-    """Training batches, normalised float val/test tensors (N, C, H, W) and int64 labels."""
+    """Training batches, normalised float val/test tensors (N, C, H, W) (or streams of them, for
+    data too large to hold) and int64 labels."""
 
     train: TrainImages
-    x_val: torch.Tensor
+    x_val: torch.Tensor | StreamImages
     y_val: torch.Tensor
-    x_test: torch.Tensor
+    x_test: torch.Tensor | StreamImages
     y_test: torch.Tensor
     class_names: list[str]
 
@@ -95,6 +97,46 @@ def _station_splits(cfg: ClassifierRecipe) -> Splits:
                   torch.as_tensor(test.labels), full.class_names)
 
 
+HELD_MAX_BYTES = 64 << 20  # a val/test split up to this size (float32 at the input size) is decoded once
+
+
+def _held(stream: StreamImages) -> tuple[torch.Tensor | StreamImages, torch.Tensor]:
+    """A val/test split as tensors when small enough to hold, else the stream; with its labels."""
+    if len(stream) * stream.channels * stream.height * stream.width * 4 > HELD_MAX_BYTES:
+        return stream, stream.labels
+    n, xs, ys = len(stream), [], []
+    for x, y in stream.batches([list(range(i, min(n, i + 256))) for i in range(0, n, 256)]):
+        xs.append(x)
+        ys.append(y)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def _user_data_splits(cfg: ClassifierRecipe) -> Splits:
+    """A directory detected by ``data.user_data``: training streamed from disk; val and test
+    held as tensors when small (``HELD_MAX_BYTES``), streamed otherwise. Without a test split,
+    the val split is reported as test too (logged)."""
+    from ..data.user_data import detect_dataset, open_split
+
+    d = cfg.data
+    info = detect_dataset(d.root, "classification", seed=cfg.seed, val_fraction=d.val_fraction,
+                          test_fraction=d.test_fraction)
+
+    def stream(split: str, limit: int = 0) -> StreamImages:
+        ds = open_split(info, split, cfg.seed)
+        s = StreamImages(ds, ds.labels, d.height, d.width, d.channels, d.mean, d.std, d.invert, d.workers)
+        if limit and limit < len(s):
+            s = s[np.sort(np.random.default_rng(cfg.seed).permutation(len(s))[:limit])]
+        return s
+
+    train_images, (x_val, y_val) = stream("train", d.train_limit), _held(stream("val"))
+    if "test" in info.splits:
+        x_test, y_test = _held(stream("test", d.test_limit))
+    else:
+        log.info("data: %s has no test split; test accuracy is reported on val", d.root)
+        x_test, y_test = x_val, y_val
+    return Splits(train_images, x_val, y_val, x_test, y_test, list(info.class_names))
+
+
 def load_splits(cfg: ClassifierRecipe) -> Splits:
     """Train/val from the training split (seeded), test only for reporting.
 
@@ -106,6 +148,8 @@ def load_splits(cfg: ClassifierRecipe) -> Splits:
     d = cfg.data
     if d.kind == "station":
         return _station_splits(cfg)
+    if d.kind == "user_data":
+        return _user_data_splits(cfg)
     rng = np.random.default_rng(cfg.seed)
     if d.kind == "fashion_mnist":
         full, test = load_fashion_mnist("train", d.root or None), load_fashion_mnist("test", d.root or None)
@@ -122,7 +166,8 @@ def load_splits(cfg: ClassifierRecipe) -> Splits:
             rest, held = train_val_split(len(full), d.test_size, cfg.seed + 1)
             full, test = full.subset(rest), full.subset(held)
     else:
-        raise ValueError(f"data.kind must be 'fashion_mnist', 'station' or 'image_folder', got {d.kind!r}")
+        raise ValueError(f"data.kind must be 'fashion_mnist', 'station', 'image_folder' or 'user_data', "
+                         f"got {d.kind!r}")
     if d.train_limit and d.train_limit < len(full):
         full = full.subset(np.sort(rng.permutation(len(full))[: d.train_limit]))
     if d.test_limit and d.test_limit < len(test):
@@ -172,6 +217,8 @@ class ClassifierBankBuilder:
         self.bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and has_native_bf16())
         self._splits: Splits | None = None
         self.reverse = False  # visit ViP groups last-first (a second process on the same work dir)
+        self.deadline: float | None = None  # time.time() after which no further ViP variant starts
+        self.skipped: list[str] = []  # what the deadline left out
         d = cfg.data
         self.input_shape = (1, d.channels, d.height, d.width)
 
@@ -270,11 +317,11 @@ class ClassifierBankBuilder:
                            label_smoothing=recipe.label_smoothing, augment=recipe.augment, bf16=self.bf16, seed=seed,
                            low_res_fraction=recipe.low_res_fraction, station=station)
 
-    def _fit(self, name: str, kind: str, spec: ModelSpec, model: nn.Module, recipe: TrainRecipe,
+    def _fit(self, name: str, kind: str, spec: ClassifierSpec, model: nn.Module, recipe: TrainRecipe,
              vip_layers=(), parent=None) -> CandidateRecord:
         from ..vip import count_macs
 
-        if recipe.low_res_fraction > 0 and spec.head != "gap":
+        if recipe.low_res_fraction > 0 and getattr(spec, "head", "gap") != "gap":  # torchvision: adaptive pooling
             raise ValueError(f"{name}: train.low_res_fraction needs a resolution-free head (head: gap), "
                              f"got head {spec.head!r}")
         seed = _seed_of(self.cfg.seed, name)
@@ -327,10 +374,24 @@ class ClassifierBankBuilder:
             torch.manual_seed(_seed_of(self.cfg.seed, name))
             self._fit(name, "base", spec, build_model(spec), self.cfg.search.train)
 
-    def _parent_spec(self, p) -> ModelSpec:
+    def _parent_spec(self, p) -> ClassifierSpec:
         d = self.cfg.data
-        return ModelSpec.from_dict({"in_channels": d.channels, "input_size": [d.height, d.width],
-                                    "num_classes": len(self.splits.class_names), **p.spec})
+        return spec_from_dict({"in_channels": d.channels, "input_size": [d.height, d.width],
+                               "num_classes": len(self.splits.class_names), **p.spec})
+
+    def _parent_model(self, p, spec: ClassifierSpec) -> nn.Module:
+        """The parent's initial model: fresh, or from its local ``weights`` file (torchvision
+        archs; a head for other classes is replaced and trained, and the log says so)."""
+        from ..models.torchvision_arch import fit_weights, read_weights
+
+        model = build_classifier(spec)
+        if p.weights:
+            if not isinstance(spec, TorchvisionSpec):
+                raise ValueError(f"parent {p.name}: weights {p.weights} need a torchvision arch, got {p.spec}")
+            for note in fit_weights(model, spec, read_weights(p.weights), p.weights):
+                log.warning("parent %s: %s", p.name, note)
+            log.info("parent %s: starts from %s", p.name, p.weights)
+        return model
 
     def phase_parents(self) -> None:
         for p in self.cfg.parents:
@@ -342,7 +403,7 @@ class ClassifierBankBuilder:
                 continue
             spec = self._parent_spec(p)
             torch.manual_seed(_seed_of(self.cfg.seed, p.name))
-            self._fit(p.name, "parent", spec, build_model(spec), p.train)
+            self._fit(p.name, "parent", spec, self._parent_model(p, spec), p.train)
             if p.refine is not None:
                 self.claim(p.name)
                 self._refine(p)
@@ -389,7 +450,7 @@ class ClassifierBankBuilder:
                 with open(sens_path) as fh:
                     sens = json.load(fh)
             else:
-                sens = layer_sensitivity(parent, vip_layer_names(parent),
+                sens = layer_sensitivity(parent, vip_layer_names(parent, self.input_shape),
                                          lambda m: evaluate(m, s.x_val[:n_sens], s.y_val[:n_sens]))
                 write_json(sens_path, sens)
             log.info("vip: %s sensitivity (val drop, %d images): %s", p.name, n_sens,
@@ -397,11 +458,17 @@ class ClassifierBankBuilder:
             per_layer = count_macs(parent, self.input_shape).per_layer
             layer_macs = {n: int(per_layer.get(n, 0) * 3 // 4) for n in sens}  # ViP saves ~3/4 of a layer
             groups = choose_groups(sens, layer_macs, count)
-            spec = ModelSpec.from_dict(prec.spec)
+            spec = spec_from_dict(prec.spec)
             order = list(enumerate(groups))
             for gi, layers in (order[::-1] if self.reverse else order):
                 name = f"{p.name}.vip{gi:02d}"
-                if self.done(name) or not self.claim(name):
+                if self.done(name):
+                    continue
+                if self.deadline is not None and time.time() > self.deadline:
+                    self.skipped.append(f"{name}: the ViP time of the budget was spent")
+                    log.warning("vip: %s skipped: the ViP time of the budget was spent", name)
+                    continue
+                if not self.claim(name):
                     continue
                 torch.manual_seed(_seed_of(self.cfg.seed, name))
                 model = apply_vip(parent, layers)
@@ -438,6 +505,8 @@ class ClassifierBankBuilder:
         build = {**self.build_info, "seed": self.cfg.seed, "recipe": to_dict(self.cfg)}
         build["recipe"]["data"]["root"] = portable_path(self.cfg.data.root)
         build["recipe"]["data"]["test_root"] = portable_path(self.cfg.data.test_root)
+        for p in build["recipe"]["parents"]:
+            p["weights"] = portable_path(p["weights"])
         write_bank(self.out, recs, self.cfg, self.splits.class_names, machine,
                    weights_of=lambda r: os.path.join(self._dir(r.name), "weights.safetensors"), build=build)
 

@@ -59,7 +59,7 @@ _DECODER = {
 _SPEC_BY_KIND = {
     "if": {"properties": {"kind": {"const": "imported"}}},
     "then": {"properties": {"spec": {"required": ["format", "decoder"], "properties": {"decoder": _DECODER}}}},
-    "else": {"properties": {"spec": {"required": ["family", "stages"]}}},
+    "else": {"properties": {"spec": {"anyOf": [{"required": ["family", "stages"]}, {"required": ["arch"]}]}}},
 }
 _file = {
     "type": "object",

@@ -31,7 +31,9 @@ class DataConfig:
     """Where the classifier bank's images come from and how they are normalised."""
 
     # "fashion_mnist" (IDX files at 28x28), "station" (Fashion-MNIST garments rendered as the
-    # station camera shows them, at height x width) or "image_folder" (one sub-folder per class)
+    # station camera shows them, at height x width), "image_folder" (one sub-folder per class, read
+    # into memory) or "user_data" (an ImageFolder with or without train/val/test splits, detected
+    # by data.user_data and streamed from disk)
     kind: str = "fashion_mnist"
     root: str = ""  # IDX directory or ImageFolder root; "" = $VIP_FASHION_MNIST_DIR or Debian's dataset
     test_root: str = ""  # image_folder only: a separate test folder ("" = carve test out of root)
@@ -46,6 +48,9 @@ class DataConfig:
     std: list[float] = field(default_factory=lambda: [0.3530])  # per channel, in [0, 1] units
     invert: bool = False  # preprocess computes 255 - pixel first (dark objects on light ground)
     station: dict = field(default_factory=dict)  # kind "station": StationAugment ranges overriding the defaults
+    workers: int = 2  # kind "user_data": DataLoader worker processes decoding images
+    val_fraction: float = 0.15  # kind "user_data" without its own splits: images held out for val (stratified)
+    test_fraction: float = 0.15  # ... and for test
 
 
 @dataclass
@@ -92,12 +97,15 @@ class ParentConfig:
     """A model trained properly: the source of ViP variants."""
 
     name: str  # candidate name (also the prefix of its variants' names)
-    spec: dict  # ModelSpec fields (input size and classes come from the data section)
+    # ModelSpec fields, or {"arch": NAME} for a torchvision classifier (models.TorchvisionSpec);
+    # input size, channels and classes come from the data section
+    spec: dict
     train: TrainRecipe = field(default_factory=TrainRecipe)  # its training
     # a second training stage continuing the first (full resolution, its own schedule and
     # conditions); resumable: a parent trained without it is refined on the next run
     refine: TrainRecipe | None = None
     vip_variants: int = -1  # ViP variants of this parent (-1: vip.variants_per_parent; 0: none)
+    weights: str = ""  # torchvision arch: local .pth state_dict or .safetensors to start from ("" = scratch)
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Training, fine-tuning and evaluation of bank candidates.
 
 Training draws batches from a ``TrainImages`` source: ``TensorImages`` (normalised images in
-memory; random crop + flip) or ``StationImages`` (28x28 garments rendered at the station per
+memory; random crop + flip), ``StationImages`` (28x28 garments rendered at the station per
 batch, ``data.station_render``), so every candidate shares one copy of the data and enlarged
-images are never stored. A run may spend its first steps at half resolution
+images are never stored, or ``StreamImages`` (a user's images decoded from disk per item by
+DataLoader workers, never held whole). A run may spend its first steps at half resolution
 (``TrainConfig.low_res_fraction``; fully convolutional models only): at 64x64 a step at 32x32
 costs a quarter, and the full-resolution steps at the end adapt the model to the input it
 serves. Training runs channels-last (oneDNN's fast layout on CPU). bf16 autocast is used for
@@ -98,7 +99,58 @@ class StationImages:
         return normalise_grey(grey, self.mean, self.std, self.invert)
 
 
-TrainImages = TensorImages | StationImages
+class _ModelInputs(torch.utils.data.Dataset):
+    """Items of ``dataset`` (RGB uint8 (H, W, 3), label) at the model's input: uint8
+    (height, width, channels) by ``to_model_array`` (the resize ``Bank.preprocess`` uses), label."""
+
+    def __init__(self, dataset, indices: np.ndarray, height: int, width: int, channels: int):
+        self.dataset, self.indices = dataset, indices
+        self.height, self.width, self.channels = height, width, channels
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        from ..data.image_folder import to_model_array
+
+        image, label = self.dataset[int(self.indices[i])]
+        return to_model_array(image, self.height, self.width, self.channels), int(label)
+
+
+class StreamImages:
+    """Images decoded from disk per item by DataLoader workers and resized to the model input:
+    only the labels (N,) int64 and the batches in flight are in memory.
+
+    ``dataset[i]`` -> (RGB uint8 (H, W, 3), label), e.g. ``data.user_data.open_split``. A
+    dataset may substitute an unreadable image by another item, so training and evaluation use
+    the labels the items come with. ``images[a:b]`` is the same stream over a slice.
+    """
+
+    def __init__(self, dataset, labels: np.ndarray | torch.Tensor, height: int, width: int, channels: int,
+                 mean, std, invert: bool = False, workers: int = 2, indices: np.ndarray | None = None):
+        self.dataset, self.height, self.width, self.channels = dataset, height, width, channels
+        self.mean, self.std, self.invert, self.workers = mean, std, invert, workers
+        self.all_labels = np.asarray(labels, dtype=np.int64)  # (N,) of the whole dataset
+        self.indices = np.arange(len(self.all_labels)) if indices is None else np.asarray(indices)
+        self.labels = torch.as_tensor(self.all_labels[self.indices])  # (n,) int64 of this stream
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, key: slice) -> "StreamImages":
+        return StreamImages(self.dataset, self.all_labels, self.height, self.width, self.channels, self.mean,
+                            self.std, self.invert, self.workers, self.indices[key])
+
+    def batches(self, index_batches: list[list[int]]):
+        """Normalised (B, C, H, W) float32 and labels (B,) int64 for each list of positions."""
+        loader = torch.utils.data.DataLoader(
+            _ModelInputs(self.dataset, self.indices, self.height, self.width, self.channels),
+            batch_sampler=index_batches, num_workers=self.workers, persistent_workers=False)
+        for images, labels in loader:  # (B, H, W, C) uint8, (B,)
+            yield normalise(images, self.mean, self.std, self.invert), labels.long()
+
+
+TrainImages = TensorImages | StationImages | StreamImages
 
 
 def normalise_grey(grey: torch.Tensor, mean, std, invert: bool = False) -> torch.Tensor:
@@ -157,7 +209,6 @@ def train(model: nn.Module, data: TrainImages, cfg: TrainConfig, desc: str = "tr
 
     Raises FloatingPointError when the loss stops being finite.
     """
-    n = len(data)
     gen = torch.Generator().manual_seed(cfg.seed)
     steps = max(1, math.ceil(cfg.samples / cfg.batch_size))
     low_res_steps = int(steps * cfg.low_res_fraction)
@@ -165,16 +216,11 @@ def train(model: nn.Module, data: TrainImages, cfg: TrainConfig, desc: str = "tr
     sched = _scheduler(opt, cfg, steps)
     model.train()
     model.to(memory_format=torch.channels_last)
-    perm, pos, losses = torch.randperm(n, generator=gen), 0, []
-    bar = tqdm(range(steps), desc=desc, leave=False, disable=not progress, mininterval=2.0)
-    for step in bar:
-        if pos + cfg.batch_size > n:
-            perm, pos = torch.randperm(n, generator=gen), 0
-        idx = perm[pos:pos + cfg.batch_size]
-        pos += cfg.batch_size
-        augment = (cfg.station or True) if cfg.augment else False
-        x = data.batch(idx, gen, augment, half=step < low_res_steps)  # (B, C, H, W)
-        x, y = x.contiguous(memory_format=torch.channels_last), data.labels[idx]
+    losses = []
+    bar = tqdm(_train_batches(data, steps, cfg, gen, low_res_steps), total=steps, desc=desc, leave=False,
+               disable=not progress, mininterval=2.0)
+    for x, y in bar:  # (B, C, H, W), (B,)
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             logits = model(x)  # (B, K)
         loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
@@ -192,11 +238,41 @@ def train(model: nn.Module, data: TrainImages, cfg: TrainConfig, desc: str = "tr
     return float(np.mean(losses[-100:]))
 
 
+def _index_batches(n: int, steps: int, batch_size: int, gen: torch.Generator):
+    """Positions of each step's batch: seeded permutations of 0..n-1, consumed in order."""
+    perm, pos = torch.randperm(n, generator=gen), 0
+    for _ in range(steps):
+        if pos + batch_size > n:
+            perm, pos = torch.randperm(n, generator=gen), 0
+        yield perm[pos:pos + batch_size]
+        pos += batch_size
+
+
+def _train_batches(data: TrainImages, steps: int, cfg: TrainConfig, gen: torch.Generator, low_res_steps: int):
+    """(x (B, C, H, W), labels (B,)) for each step; the first ``low_res_steps`` at half resolution."""
+    if not isinstance(data, StreamImages):
+        for step, idx in enumerate(_index_batches(len(data), steps, cfg.batch_size, gen)):
+            augment = (cfg.station or True) if cfg.augment else False  # station: this run's conditions
+            yield data.batch(idx, gen, augment, half=step < low_res_steps), data.labels[idx]
+        return
+    order = [idx.tolist() for idx in _index_batches(len(data), steps, cfg.batch_size, gen)]
+    for step, (x, y) in enumerate(data.batches(order)):
+        if cfg.augment:
+            x = _augment(x, gen)
+        yield (F.avg_pool2d(x, 2) if step < low_res_steps else x), y
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
-    """Top-1 accuracy (fraction) in float32 eval mode."""
+    """Top-1 accuracy (fraction) in float32 eval mode. ``images`` may be a ``StreamImages``:
+    then its items' own labels count and ``labels`` only gives the count."""
     model.eval()
     correct = 0
+    if isinstance(images, StreamImages):
+        n = len(images)
+        for x, y in images.batches([list(range(i, min(n, i + batch_size))) for i in range(0, n, batch_size)]):
+            correct += int((model(x).argmax(1) == y).sum())
+        return correct / max(1, n)
     for i in range(0, images.shape[0], batch_size):
         logits = model(images[i:i + batch_size])  # (B, K)
         correct += int((logits.argmax(1) == labels[i:i + batch_size]).sum())

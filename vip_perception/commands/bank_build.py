@@ -1,7 +1,11 @@
 """`vip-perception bank build`: generate, train, profile and select a classifier bank.
 
-The work is done by ``bank.build_classifier.ClassifierBankBuilder`` (phases and resuming are
-described there); this module parses the flags, sets up the build log and prints the result.
+Two ways in: ``--config RECIPE.yaml`` (every decision written down), or ``--data DIR`` (an
+ImageFolder; ``bank.auto_recipe`` detects it, measures the named architectures and plans the
+``--time-budget``, then writes the recipe it used to WORK/recipe.yaml and into the manifest's
+build record). The work is done by ``bank.build_classifier.ClassifierBankBuilder`` (phases and
+resuming are described there); this module parses the flags, sets up the build log and prints
+the result.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from ..bank.build_classifier import PHASES
 
 log = logging.getLogger("vip_perception.bank")
 DEFAULT_RECIPE = "config/bank_fashion_mnist.yaml"
-PATH_FLAGS = ("--config", "--out", "--work")
+PATH_FLAGS = ("--config", "--out", "--work", "--data", "--weights")
 
 
 def default_config_path() -> str:
@@ -42,6 +46,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reverse", action="store_true", help=argparse.SUPPRESS)  # 2nd process: ViP groups last-first
     parser.add_argument("--reprofile", action="store_true", help="profile again even if every candidate has a profile")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    one = parser.add_argument_group("one command, no recipe (instead of --config)")
+    one.add_argument("--data", default=None, help="ImageFolder DIR/{train,val[,test]}/<class>/* or DIR/<class>/*")
+    one.add_argument("--task", choices=("classification", "detection"), default=None,
+                     help="override what --data is detected as")
+    one.add_argument("--arch", default="", help="comma-separated parents: torchvision names (resnet18, resnet34, "
+                     "resnet50, vgg11_bn, vgg16_bn, mobilenet_v3_small, mobilenet_v3_large) or vgg_s, vgg_m, res_s "
+                     "(default: resnet18,vgg_m)")
+    one.add_argument("--weights", default="", help="comma-separated local .pth state_dict / .safetensors files, "
+                     "the i-th for the i-th --arch (nothing is downloaded)")
+    one.add_argument("--input-size", default="", help="model input N or HxW pixels (default: the images' size)")
+    one.add_argument("--time-budget", type=float, default=20.0, help="minutes for the whole build (default 20)")
+    one.add_argument("--workers", type=int, default=2, help="image decoding processes (default 2)")
 
 
 def setup_build_log(logger: logging.Logger, work: str) -> list[logging.Handler]:
@@ -74,6 +90,16 @@ def build_record(args, config_path: str, subcommand: str) -> dict:
 def run(args) -> int:
     from ..bank.recipe import ClassifierRecipe, RecipeError, load_recipe
 
+    if args.data is not None:
+        if args.config or args.quick:
+            print("error: --data builds without a recipe; drop --config/--quick (or --data)", file=sys.stderr)
+            return 2
+        work = args.work or os.path.abspath(args.out) + ".work"
+        handlers = setup_build_log(log, work)
+        try:
+            return _build_from_data(args, work)
+        finally:
+            remove_build_log(log, handlers)
     config_path = args.config or default_config_path()
     try:
         cfg = load_recipe(config_path, ClassifierRecipe, quick=args.quick)
@@ -129,3 +155,69 @@ def _build(args, cfg, config_path: str, work: str) -> int:
         m = read_manifest(args.out)
         print(f"bank {m['name']}: {len(m['members'])} members -> {args.out}")
     return 0
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _request(args):
+    from ..bank.auto_recipe import BuildRequest, RequestError, parse_input_size
+
+    if args.task == "detection":
+        raise RequestError("--task detection: the one-command build makes classifier banks; detector banks are "
+                           "built by `vip-perception bank build-detector --config RECIPE.yaml`")
+    return BuildRequest(data=args.data, archs=_split(args.arch), weights=_split(args.weights),
+                        input_size=parse_input_size(args.input_size) if args.input_size else None,
+                        budget_min=args.time_budget, threads=args.threads or os.cpu_count() or 1,
+                        workers=max(0, args.workers))
+
+
+def _build_from_data(args, work: str) -> int:
+    from ..bank.auto_recipe import RequestError, planned_recipe
+    from ..bank.build_classifier import ClassifierBankBuilder
+    from ..bank.provenance import portable_path
+    from ..bank.recipe import RecipeError
+    from ..data.user_data import DatasetError
+    from ..models import WeightsError
+
+    t0 = time.time()
+    try:
+        req = _request(args)
+        cfg, plan, recipe_path = planned_recipe(req, work)
+    except (RequestError, DatasetError, WeightsError, RecipeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line in plan.skipped:
+        log.warning("plan: %s", line)
+    log.info("plan: %s", ", ".join(f"{p.name} {p.epochs:g} epochs + {p.vip_variants} ViP" for p in plan.parents))
+    build = {**build_record(args, recipe_path, "build"), "plan": plan.to_dict()}
+    build["request"] = {**req.to_dict(), "data": portable_path(req.data),
+                        "weights": [portable_path(w) for w in req.weights]}
+    builder = ClassifierBankBuilder(cfg, work=work, out=args.out, progress=not args.no_progress, build=build)
+    builder.deadline = t0 + req.budget_min * 60.0 - plan.seconds.get("profile", 0.0)
+    try:
+        builder.run(list(PHASES), reprofile=args.reprofile)
+    except (DatasetError, WeightsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    log.info("bank build finished in %.1f s (budget %.1f min)", time.time() - t0, req.budget_min)
+    _print_members(args.out, plan.skipped + builder.skipped, recipe_path)
+    return 0
+
+
+def _print_members(out: str, skipped: list[str], recipe_path: str) -> None:
+    """The final table: every shipped member's latency, accuracy and ViP layers; what was skipped."""
+    from ..bank.manifest import is_served, read_manifest
+
+    m = read_manifest(out)
+    t, q = m["selection"]["threads"], m["selection"]["quantile"]
+    print(f"bank {m['name']}: {len(m['members'])} members -> {out} (latency at {t} threads)")
+    print(f"{'member':<28} {'kind':<6} {'p50 ms':>8} {q + ' ms':>8} {'val':>6} {'test':>6} {'ViP':>4} served")
+    for r in m["members"]:
+        lat = r["latency"][str(t)]
+        print(f"{r['name']:<28} {r['kind']:<6} {lat['p50']:>8.3f} {lat[q]:>8.3f} {r['val_accuracy']:>6.3f} "
+              f"{r['test_accuracy']:>6.3f} {len(r['vip_layers']):>4} {'yes' if is_served(r) else 'no'}")
+    for line in skipped:
+        print(f"skipped: {line}")
+    print(f"recipe: {recipe_path} (repeat with: vip-perception bank build --config {recipe_path} --out {out})")

@@ -55,11 +55,12 @@ class ClassificationTask(Task):
     ranks_top_k = True  # postprocess takes top_k: the engine passes its config's
 
     def build_member(self, spec, vip_layers: Sequence[str]):
-        """``ModelSpec`` (or its dict) -> classifier in eval mode, ViP on ``vip_layers``."""
-        from ..models import ModelSpec, build_model
+        """``ModelSpec`` / ``TorchvisionSpec`` (or its dict) -> classifier in eval mode, ViP on
+        ``vip_layers``."""
+        from ..models import build_classifier
         from ..vip import apply_vip
 
-        model = build_model(spec if isinstance(spec, ModelSpec) else ModelSpec.from_dict(spec))
+        model = build_classifier(spec)
         if vip_layers:
             model = apply_vip(model, list(vip_layers))
         return model.eval()

@@ -50,8 +50,13 @@ def _vip_convs_inside(model: nn.Module) -> set[str]:
     return {f"{name}.conv" if name else "conv" for name, m in model.named_modules() if isinstance(m, ViPConv2d)}
 
 
-def vip_layer_names(model: nn.Module) -> list[str]:
-    """Names of the convolutions that can take ViP (stride-1 nn.Conv2d), in registration order."""
+def vip_layer_names(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> list[str]:
+    """Names of the convolutions that can take ViP (stride-1 nn.Conv2d), in registration order.
+
+    With ``input_shape`` (N, C, H, W), convolutions whose input map is under 2x2 for that input
+    (e.g. squeeze-excitation convolutions on a pooled 1x1 map) are left out: ViP saves nothing
+    there.
+    """
     wrapped = _vip_convs_inside(model)
     names = []
     for name, m in model.named_modules():
@@ -62,7 +67,34 @@ def vip_layer_names(model: nn.Module) -> list[str]:
         except ValueError:
             continue
         names.append(name)
-    return names
+    if input_shape is None:
+        return names
+    sizes = _conv_input_sizes(model, names, input_shape)
+    return [n for n in names if min(sizes.get(n, (0, 0))) >= 2]
+
+
+def _conv_input_sizes(model: nn.Module, names: list[str], input_shape: tuple[int, ...]) -> dict[str, tuple[int, int]]:
+    """(H, W) of each named module's input in one eval forward pass of zeros of ``input_shape``."""
+    import torch
+
+    sizes: dict[str, tuple[int, int]] = {}
+    modules = dict(model.named_modules())
+    def record(name: str):
+        def hook(_module, args) -> None:  # returns None: the input passes unchanged
+            sizes.setdefault(name, tuple(args[0].shape[-2:]))
+        return hook
+
+    hooks = [modules[n].register_forward_pre_hook(record(n)) for n in names]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(input_shape))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return sizes
 
 
 def vip_layers_of(model: nn.Module) -> list[str]:
