@@ -75,7 +75,11 @@ def test_manifest_round_trip(quick_bank):
     bank = load_bank(os.path.join(str(quick_bank), "manifest.json"))
     served = [d for d in data["members"] if d["served"]]  # the builder marks every member
     assert [m.name for m in bank.members] == data["selection"]["compact"]
-    assert [d["name"] for d in data["members"]] == data["selection"]["frontier"]  # the frontier's weights ship
+    names = [d["name"] for d in data["members"]]
+    front = data["selection"]["frontier"]
+    assert names[:len(front)] == front  # the frontier's weights ship, then the parents of its ViP variants
+    vip_parents = {d["parent"] for d in data["members"] if d["kind"] == "vip"}
+    assert set(names[len(front):]) == vip_parents - set(front)
     for m, d in zip(bank.members, sorted(served, key=lambda d: [x.name for x in bank.members].index(d["name"]))):
         assert (m.name, m.vip_layers, m.parent, m.macs, m.param_bytes) == (
             d["name"], d["vip_layers"], d["parent"], d["macs"], d["param_bytes"])

@@ -568,9 +568,10 @@ def write_bank(out: str, recs: list[CandidateRecord], cfg: ClassifierRecipe, cla
                weights_of, build: dict) -> dict:
     """Select members and write OUT: <member>.safetensors, candidates.json, manifest.json (last).
 
-    Every Pareto-frontier candidate ships its weights as a manifest member; those of the
-    ε-Pareto compact set are marked ``served``, the others are frontier-only (loaded for
-    ``bank profile``, which re-selects the served set on the machine it runs on).
+    Every Pareto-frontier candidate ships its weights as a manifest member, and so does the
+    parent of every frontier ViP variant; those of the ε-Pareto compact set are marked
+    ``served``, the others are frontier-only (loaded for ``bank profile``, which re-selects the
+    served set on the machine it runs on).
 
     ``weights_of(record)`` is the path of a candidate's weights. Returns the manifest; raises
     BankError when it fails the schema.
@@ -580,6 +581,10 @@ def write_bank(out: str, recs: list[CandidateRecord], cfg: ClassifierRecipe, cla
                     sc.vip_min_speedup)
     by_name = {r.name: r for r in recs}
     members = [by_name[n] for n in sel["frontier"]]  # the frontier's weights ship; the compact set is served
+    # and the parent of every frontier ViP variant, so `bank profile` can check on any machine
+    # that the variant still pays (select.vip_min_speedup) against a parent measured there too
+    parents = {m.parent for m in members if m.kind == "vip" and m.parent in by_name} - set(sel["frontier"])
+    members += [by_name[n] for n in sorted(parents)]
     served = set(sel["compact"])
     os.makedirs(out, exist_ok=True)
     keep = {f"{m.name}.safetensors" for m in members}

@@ -25,8 +25,16 @@ def _row(d: dict, threads: int) -> dict:
            "latency_ms_p50": lat.get("p50"), "latency_ms_p95": lat.get("p95"), "latency_ms_p99": lat.get("p99"),
            "val_accuracy": d["val_accuracy"], "test_accuracy": d["test_accuracy"], "vip_layers": d["vip_layers"],
            "parent": d["parent"], "macs": d["macs"], "param_bytes": d["param_bytes"],
+           "train_seconds": _train_seconds(d.get("train") or {}),
            "latency_ms": {t: p for t, p in sorted(profile.items(), key=lambda kv: int(kv[0]))}}
     return row
+
+
+def _train_seconds(train: dict) -> float | None:
+    """Wall-clock seconds a candidate's training took, a refine stage included (None: unknown)."""
+    if "seconds" not in train:
+        return None
+    return float(train["seconds"]) + float((train.get("refine") or {}).get("seconds", 0.0))
 
 
 def flag_dominated(rows: list[dict], quantile: str) -> list[dict]:
@@ -72,8 +80,13 @@ def summarise(manifest: dict, candidates: list[dict], threads: int) -> dict:
     members = flag_dominated([_row(m, threads) for m in manifest["members"] if is_served(m)], q)
     frontier_only = [_row(m, threads) for m in manifest["members"] if not is_served(m)]
     cands = [_row(c, threads) for c in candidates]
-    add_vip_speedups(members + frontier_only, members + frontier_only + cands)
-    add_vip_speedups(cands, cands)
+    add_vip_speedups(cands, cands)  # the build's profile, one machine and one pass for all
+    add_vip_speedups(members + frontier_only, members + frontier_only)  # the manifest's profile
+    build = {c["name"]: c for c in cands}
+    for r in members + frontier_only:  # parent not shipped: the build profile's figure, said so
+        if r["speedup_vs_parent"] is None and r["kind"] == "vip" and r["name"] in build:
+            r["speedup_vs_parent"] = build[r["name"]]["speedup_vs_parent"]
+            r["speedup_profile"] = "build"
     p50 = [m["latency_ms_p50"] for m in members if m["latency_ms_p50"]]
     sel = manifest["selection"]
     return {
