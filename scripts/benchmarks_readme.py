@@ -361,9 +361,11 @@ PORTABILITY_RUNS = ("portability_detector.json", "portability_detector_nocal.jso
 
 
 def portability(records: Path, data: dict) -> list[str]:
-    out = [("The node served from a 768x432 video at 12.5 fps (`vip-perception data video`), through "
-            "`vip-perception demo --video`, with and without start-up calibration. Misses count "
-            "frames whose result came after the deadline."), ""]
+    out = [("The node served from a 768x432 video at 12.5 fps, made with `vip-perception data video "
+            "--scene belt --seconds 80 --out bank_work/videos/belt_768x432.avi` (and `--scene station` "
+            "for the classifier), through `vip-perception demo --video`, with and without start-up "
+            "calibration. Misses count frames whose result came after the deadline. Both banks were "
+            "profiled on the machine kind that ran them."), ""]
     rows = []
     for name in PORTABILITY_RUNS:
         d = data[name]

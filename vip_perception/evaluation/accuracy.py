@@ -10,10 +10,11 @@ the data's class order need not be the bank's.
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
+
+from vip_perception.bank.provenance import portable_path
 
 from ..data.user_data import DatasetError, DatasetInfo, coco_ground_truth, folder_name, open_split
 from ..machine import machine_info
@@ -160,8 +161,8 @@ def evaluate_accuracy(bank, info: DatasetInfo, split: str = "test", limit: int =
         if p is not None and r["runs"]:
             r["speedup"] = p["latency_ms_p50"] / r["latency_ms_p50"]
             r[f"{metric}_loss"] = p[metric] - r[metric]
-    return {"bank": os.path.abspath(bank.path), "name": bank.name, "task": bank.task, "backend": bank.backend,
-            "data": os.path.abspath(info.root), "format": info.format, "split": split,
+    return {"bank": portable_path(bank.path), "name": bank.name, "task": bank.task, "backend": bank.backend,
+            "data": portable_path(info.root), "format": info.format, "split": split,
             "images": len(times[bank.members[0].name]),
             "skipped": dict(dataset.skipped), "metric": metric, "threads": threads,
             "split_settings": {"seed": seed, "val_fraction": info.val_fraction, "test_fraction": info.test_fraction},

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vip_perception.bank.provenance import portable_path
 from vip_perception.machine import machine_info
 from vip_perception.quantiles import percentile
 
@@ -333,7 +334,7 @@ def run_frames(s: Setup, cfg: EvalConfig, clock=time.perf_counter) -> tuple[list
 def _scenario(cfg: EvalConfig, s: Setup) -> dict:
     members, acc = s.bank.members, s.accuracy
     return {
-        "bank": os.path.abspath(cfg.bank) if cfg.bank else getattr(s.bank, "path", None),
+        "bank": portable_path(cfg.bank) if cfg.bank else getattr(s.bank, "path", None),  # no machine paths
         "bank_name": getattr(s.bank, "name", None),
         "deadline_ms": s.deadline_ms,
         "deadline_scale": cfg.deadline_scale if cfg.deadline_ms is None else None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 
+from vip_perception.bank.provenance import portable_path
 from vip_perception.machine import machine_info
 
 
@@ -70,7 +71,7 @@ def evaluate_bank(bank, scenes: int, threads: int, runs: int, rounds: int, progr
             r["backbone_speedup"] = p["backbone_latency_ms_p50"] / r["backbone_latency_ms_p50"]
             r["map50_loss"] = p["map50"] - r["map50"]
             r["map_loss"] = p["map"] - r["map"]
-    return {"bank": os.path.abspath(bank.path), "name": bank.name, "split": "test", "scenes": n,
+    return {"bank": portable_path(bank.path), "name": bank.name, "split": "test", "scenes": n,
             "threads": threads, "latency_source": source, "latency_runs": runs,
             "machine": machine_info(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "members": list(rows.values())}

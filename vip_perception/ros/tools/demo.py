@@ -460,12 +460,13 @@ def _write_json(opts: DemoOptions, launch: Launch, board: Scoreboard, first_resu
     from dataclasses import asdict
     from datetime import datetime, timezone
 
+    from vip_perception.bank.provenance import portable_path
     from vip_perception.jsonfile import write_json
     from vip_perception.machine import machine_info
 
     write_json(opts.json, {"command": "vip-perception " + shlex.join(sys.argv[1:]),
                            "timestamp_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                           "options": asdict(opts), "bank": launch.bank, "task": launch.task,
+                           "options": asdict(opts), "bank": portable_path(launch.bank), "task": launch.task,
                            "frame": [launch.width, launch.height], "first_result_s": first_result,
                            **board.figures(), "machine": machine_info()})
     print(f"figures: {opts.json}")
