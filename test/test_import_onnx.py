@@ -23,7 +23,7 @@ from vip_perception.bank.show import summarise
 from vip_perception.letterbox import boxes_from_letterbox, letterbox_geometry, letterbox_image
 from vip_perception.runtime.engine import Engine, EngineConfig
 
-pytest.importorskip("onnxruntime")
+# onnxruntime is a required test group (required_groups.py): a run without it stops before this
 
 SIZE = 64  # model input side
 FRAME_HW = (48, 80)  # (h, w) of the data's images: letterboxed into SIZE x SIZE
@@ -405,13 +405,17 @@ def test_node_serves_the_imported_bank_and_switches_with_the_deadline(yolo_bank,
         rgb = cv2.cvtColor(cv2.imread(os.path.join(data, "val", "1.png")), cv2.COLOR_BGR2RGB)  # widget right
 
         def send(frame_id: str) -> dict:
-            msg = convert.array_to_image(np.ascontiguousarray(rgb), "rgb8")
-            msg.header.frame_id = frame_id
-            msg.header.stamp = rig.probe.get_clock().now().to_msg()
-            rig.send_and_wait(msg, topic="cam")
-            got = [d for d in rig.detections if d["header"]["frame_id"] == frame_id]
-            assert got, f"frame {frame_id} was not served (dropped: older than the deadline when reached?)"
-            return got[-1]
+            # A frame older than the deadline when the worker reaches it is dropped as stale (a
+            # stall on a busy or slow machine): send another; every frame served is checked.
+            for attempt in range(20):
+                msg = convert.array_to_image(np.ascontiguousarray(rgb), "rgb8")
+                msg.header.frame_id = f"{frame_id}{attempt}"
+                msg.header.stamp = rig.probe.get_clock().now().to_msg()
+                rig.send_and_wait(msg, topic="cam")
+                got = [d for d in rig.detections if d["header"]["frame_id"] == msg.header.frame_id]
+                if got:
+                    return got[-1]
+            raise AssertionError(f"no {frame_id} frame served in 20 (each dropped as stale)")
 
         tight_result = send("tight")  # the fast member: fits, or runs as the fastest anyway
         assert tight_result["member"] == fast.name and np.allclose(tight_result["boxes"][0], LEFT, atol=0.01)
