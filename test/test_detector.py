@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from vip_perception.bank.detection_data import SceneSource
 from vip_perception.bank.recipe import DetectorTrainRecipe as TrainConfig
 from vip_perception.bank.train_detector import scene_order, train_detector
 from vip_perception.data.conveyor import ConveyorConfig, ConveyorScenes, coco_dict
@@ -62,10 +63,11 @@ def test_fit_anchors_uses_quantiles():
 
 
 def test_scene_order_is_a_seeded_epoch_permutation():
-    cfg = TrainConfig(batch=3, scenes=6, seed=1)
-    seen = scene_order(cfg, 0) + scene_order(cfg, 1)
+    cfg = TrainConfig(batch=3, seed=1)
+    seen = scene_order(cfg, 0, 6) + scene_order(cfg, 1, 6)
     assert sorted(seen) == list(range(6)) and (
-        scene_order(cfg, 0) == scene_order(TrainConfig(batch=3, scenes=6, seed=1), 0))
+        scene_order(cfg, 0, 6) == scene_order(TrainConfig(batch=3, seed=1), 0, 6)) and (
+        scene_order(cfg, 2, 6) != scene_order(cfg, 0, 6))  # the next pass is another permutation
 
 
 def test_training_resumes_from_its_checkpoint(tmp_path):
@@ -76,9 +78,10 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     torch.manual_seed(0)
     model = build_detector(DetectorSpec(**TINY))
     cfg = TrainConfig(steps=2, batch=2, scenes=4, warmup=1, ckpt_every=1, log_every=1)
-    train_detector(model, scenes, cfg, str(tmp_path), 1, progress=False, log=lambda *_: None)
+    source = SceneSource(scenes, 4, 1)
+    train_detector(model, source, cfg, str(tmp_path), progress=False, log=lambda *_: None)
     messages = []
-    info = train_detector(model.train(), scenes, TrainConfig(**{**cfg.__dict__, "steps": 3}), str(tmp_path), 1,
+    info = train_detector(model.train(), source, TrainConfig(**{**cfg.__dict__, "steps": 3}), str(tmp_path),
                           progress=False, log=messages.append)
     assert messages == [f"resumed {tmp_path} at step 2"]
     steps = [json.loads(line)["step"] for line in open(tmp_path / "train.jsonl")]

@@ -43,7 +43,7 @@ def test_vip_on_backbone_convolutions_runs(arch):
 
 
 def test_unknown_detector_and_keys():
-    with pytest.raises(ValueError, match="unknown torchvision detector 'yolo'; known: fasterrcnn_mobilenet"):
+    with pytest.raises(ValueError, match="unknown torchvision detector 'yolo'; known: fasterrcnn_resnet18_fpn"):
         TorchvisionDetectorSpec("yolo")
     with pytest.raises(ValueError, match=r"unknown keys \['anchors'\]"):
         TorchvisionDetectorSpec.from_dict({"arch": "ssd300_vgg16", "anchors": 3})

@@ -251,6 +251,14 @@ def planned_recipe(req: BuildRequest, work: str, measure=measure_cost) -> tuple[
     WORK/{recipe.yaml, plan.json, request.json}, or read back when ``work`` was planned for the
     same request (a resumed build keeps its plan, whatever its ``--time-budget``). RequestError
     when ``work`` holds another request's plan. ``measure``: as for ``auto_recipe``."""
+    return plan_once(req, work, ClassifierRecipe, BuildPlan.from_dict, lambda: auto_recipe(req, measure),
+                     "vip-perception bank build --config")
+
+
+def plan_once(req: BuildRequest, work: str, recipe_type: type, plan_from_dict, make, repeat: str) -> tuple:
+    """(recipe, plan, recipe path) for ``req`` in ``work``: read back when ``work`` was planned for
+    the same request (whatever its ``--time-budget``), else ``make()`` -> (recipe, plan) written to
+    WORK/{recipe.yaml, plan.json, request.json}. ``repeat`` is the command that reruns a recipe."""
     import yaml
 
     recipe_path, plan_path, request_path = (os.path.join(work, f) for f in ("recipe.yaml", "plan.json",
@@ -263,13 +271,13 @@ def planned_recipe(req: BuildRequest, work: str, measure=measure_cost) -> tuple[
             raise RequestError(f"--work {work}: planned for another request ({request_path}); use another --work "
                                "or remove that directory")
         with open(plan_path) as fh:
-            plan = BuildPlan.from_dict(json.load(fh))
+            plan = plan_from_dict(json.load(fh))
         log.info("plan: resuming %s", recipe_path)
-        return load_recipe(recipe_path, ClassifierRecipe), plan, recipe_path
-    cfg, plan = auto_recipe(req, measure)
+        return load_recipe(recipe_path, recipe_type), plan, recipe_path
+    cfg, plan = make()
     os.makedirs(work, exist_ok=True)
     with open(recipe_path, "w") as fh:
-        fh.write("# written by `vip-perception bank build --data`; repeat with `bank build --config` of this file\n")
+        fh.write(f"# written by `vip-perception bank build --data`; repeat with `{repeat}` of this file\n")
         yaml.safe_dump(to_dict(cfg), fh, sort_keys=False)
     write_json(plan_path, plan.to_dict())
     write_json(request_path, req.to_dict())

@@ -1,8 +1,14 @@
-"""The detector bank builder: a ViP Faster R-CNN family on conveyor scenes -> a bank.
+"""The detector bank builder: a ViP detector family on conveyor scenes or a COCO directory -> a bank.
+
+The parent is the project's VGG Faster R-CNN (``models.detector``, anchors fitted to the data)
+or a torchvision detector by name (``recipe.arch``, ``models.torchvision_detector``), trained
+from scratch or from a local checkpoint (``recipe.weights``: a class head of another size is
+replaced and trained, and the build log and record say so). Data come through one
+``bank.detection_data`` source per split.
 
 Phases, each resumable from the work directory (a finished step leaves a file and is skipped):
-  spec         anchors fitted to training boxes -> spec.json
-  parent       Faster R-CNN trained from scratch -> parent/{ckpt.pt, model.safetensors, record.json}
+  spec         the architecture record (anchors fitted to training boxes) -> spec.json
+  parent       trained from scratch or the checkpoint -> parent/{ckpt.pt, model.safetensors, record.json}
   sensitivity  val mAP@0.5 drop of ViP on each backbone conv alone -> sensitivity.json
   vip          layer groups (least sensitive per MAC saving, as for classifiers), each fine-tuned
                from the parent -> vipNN/...
@@ -25,7 +31,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from ..data.conveyor import ConveyorScenes, box_statistics, coco_dict
+from ..data.conveyor import ConveyorScenes
 from ..jsonfile import write_json
 from ..machine import machine_info
 from ..models.detector import (
@@ -36,8 +42,10 @@ from ..models.detector import (
     build_detector,
     fit_anchors,
 )
-from ..tasks.detection import evaluate_map
+from ..models.torchvision_detector import TorchvisionDetectorSpec, backbone_vip_layers, fit_detector_weights
+from ..tasks.detection import coco_map, predict_images
 from .bank import build_member_module
+from .detection_data import CocoSource, SceneSource
 from .manifest import file_entry
 from .pareto import Point, eps_pareto, pareto_front
 from .profile import profile_models
@@ -89,25 +97,69 @@ class DetectorBankBuilder:
         self.build_info = dict(build or {})
         self.on_trained, self.profiler = on_trained, profiler
         self.trained: list[str] = []
-        self.train_scenes = ConveyorScenes("train", cfg.scene)
-        self.val_scenes = ConveyorScenes("val", cfg.scene)
-        self.test_scenes = ConveyorScenes("test", cfg.scene)
-        self._gt: dict[tuple[str, int], dict] = {}
+        self._sources: dict[str, CocoSource | SceneSource] = {}
+        self._gt: dict[tuple, dict] = {}
+        self.info = None
+        if cfg.data:
+            from ..data.user_data import detect_dataset
+
+            self.info = detect_dataset(cfg.data, "detection", seed=cfg.seed, val_fraction=0.15, test_fraction=0.15)
+            self.class_names = list(self.info.class_names)
+        else:
+            self.class_names = list(ConveyorScenes("train", cfg.scene).class_names)
+        self.image_size = tuple(cfg.input_size) if cfg.input_size else (cfg.scene.height, cfg.scene.width)
 
     # -- helpers ------------------------------------------------------------------------
     def _p(self, *parts: str) -> str:
         return os.path.join(self.work, *parts)
 
-    def gt(self, split: str, count: int) -> dict:
-        key = (split, count)
-        if key not in self._gt:
-            self._gt[key] = coco_dict({"val": self.val_scenes, "test": self.test_scenes}[split], count)
-        return self._gt[key]
+    @property
+    def channels(self) -> int:
+        """Input channels: 3 (RGB) for torchvision detectors, the spec's for the project's."""
+        return 3 if self.cfg.arch else DetectorSpec(**self.cfg.detector).in_channels
+
+    def source(self, split: str) -> CocoSource | SceneSource:
+        """The split's images at the input size (a COCO set without a test split reports on val)."""
+        if split not in self._sources:
+            c = self.cfg
+            if self.info is not None:
+                have = split if split in self.info.splits else "val"
+                if have != split:
+                    log.warning("data %s has no %s split: %s figures are measured on val", c.data, split, split)
+                self._sources[split] = CocoSource(self.info, have, self.image_size, self.channels, c.seed)
+            else:
+                count = {"train": max(c.parent.scenes, c.finetune.scenes, c.anchor_scenes), "val": c.val_scenes,
+                         "test": c.test_scenes}[split]
+                self._sources[split] = SceneSource(ConveyorScenes(split, c.scene), count, self.channels)
+        return self._sources[split]
 
     def score(self, model: nn.Module, split: str, count: int) -> dict:
-        scenes = {"val": self.val_scenes, "test": self.test_scenes}[split]
+        """COCO mAP ({"map", "map50"}) of ``model`` on the split's first ``count`` images."""
         torch.set_num_threads(self.cfg.parent.threads)
-        return evaluate_map(model, scenes, count, self.spec.in_channels, self.gt(split, count))
+        src, ids = self.source(split), []
+
+        def items():
+            for x, image_id, scale in src.eval_items(count):
+                ids.append(image_id)
+                yield x, image_id, scale
+
+        results = predict_images(model, items())
+        key = (split, len(ids), ids[-1] if ids else None)
+        if key not in self._gt:
+            self._gt[key] = src.ground_truth(ids)
+        return coco_map(self._gt[key], results)
+
+    def backbone_layers(self, model: nn.Module) -> list[str]:
+        """ViP-able backbone convolutions of ``model`` (this build's architecture)."""
+        if isinstance(self.spec, TorchvisionDetectorSpec):
+            return backbone_vip_layers(model, self.spec)
+        return backbone_layer_names(model)
+
+    @property
+    def backbone_input(self) -> tuple[int, int, int, int]:
+        """The shape the backbone sees (SSD models resize inside to their square)."""
+        h, w = self.spec.transform_size if isinstance(self.spec, TorchvisionDetectorSpec) else self.spec.image_size
+        return (1, self.channels, h, w)
 
     def candidates(self) -> list[str]:
         names = ["parent"] + sorted(d for d in os.listdir(self.work) if d.startswith("vip") and
@@ -135,22 +187,33 @@ class DetectorBankBuilder:
     def phase_spec(self) -> None:
         path = self._p("spec.json")
         if os.path.isfile(path):
-            self.spec = DetectorSpec.from_dict(_read(path))
+            d = _read(path)
+            self.spec = TorchvisionDetectorSpec.from_dict(d) if "arch" in d else DetectorSpec.from_dict(d)
             return
         c = self.cfg
-        stats = box_statistics(self.train_scenes, c.anchor_scenes)
-        sizes, ratios = fit_anchors(stats["sizes"], stats["ratios"])
-        self.spec = DetectorSpec(**{**c.detector, "image_size": (c.scene.height, c.scene.width),
-                                    "anchor_sizes": sizes, "aspect_ratios": ratios})
+        if c.arch:
+            self.spec = TorchvisionDetectorSpec(**{**c.detector, "arch": c.arch, "num_classes": len(self.class_names),
+                                                   "image_size": self.image_size})
+            log.info("spec: %s, %d classes, input %dx%d", c.arch, len(self.class_names), *self.image_size[::-1])
+        else:
+            sizes, ratios = self.source("train").box_shapes(c.anchor_scenes)
+            if not len(sizes):
+                raise ValueError(f"no boxes in the first {c.anchor_scenes} training images: cannot fit anchors")
+            anchor_sizes, anchor_ratios = fit_anchors(sizes, ratios)
+            self.spec = DetectorSpec(**{**c.detector, "image_size": self.image_size,
+                                        "num_classes": len(self.class_names),
+                                        "anchor_sizes": anchor_sizes, "aspect_ratios": anchor_ratios})
+            log.info("spec: anchors sizes %s ratios %s (from %d boxes)", anchor_sizes, anchor_ratios, len(sizes))
         write_json(path, self.spec.to_dict())
-        log.info("spec: anchors sizes %s ratios %s (from %d boxes)", sizes, ratios, len(stats["sizes"]))
 
-    def _train(self, name: str, model: nn.Module, recipe, vip_layers: list[str], parent: str | None) -> None:
+    def _train(self, name: str, model: nn.Module, recipe, vip_layers: list[str], parent: str | None,
+               start: dict | None = None) -> None:
         if os.path.isfile(self._p(name, "model.safetensors")):
             return
         log.info("training %s (vip %s) for %d steps", name, vip_layers, recipe.steps)
-        info = train_detector(model, self.train_scenes, recipe, self._p(name), self.spec.in_channels,
-                              progress=self.progress, log=log.info)
+        info = train_detector(model, self.source("train"), recipe, self._p(name), progress=self.progress, log=log.info)
+        if start:
+            info["start"] = start
         save_weights(model, self._p(name, "model.safetensors"))
         write_json(self._p(name, "record.json"), {"name": name, "kind": "vip" if vip_layers else "parent",
                                                    "spec": self.spec.to_dict(), "vip_layers": vip_layers,
@@ -161,8 +224,24 @@ class DetectorBankBuilder:
             self.on_trained(name)
 
     def phase_parent(self) -> None:
+        if os.path.isfile(self._p("parent", "model.safetensors")):
+            return
         torch.manual_seed(self.cfg.seed)
-        self._train("parent", build_detector(self.spec), self.cfg.parent, [], None)
+        if isinstance(self.spec, TorchvisionDetectorSpec):
+            from ..models.torchvision_detector import build_torchvision_detector
+
+            model, start = build_torchvision_detector(self.spec), None
+            if self.cfg.weights:
+                from ..models.torchvision_arch import read_weights
+                from .provenance import portable_path
+
+                notes = fit_detector_weights(model, self.spec, read_weights(self.cfg.weights), self.cfg.weights)
+                for line in notes:
+                    log.warning("%s", line)
+                start = {"weights": portable_path(self.cfg.weights), "notes": notes}
+        else:
+            model, start = build_detector(self.spec), None
+        self._train("parent", model, self.cfg.parent, [], None, start)
 
     def phase_sensitivity(self) -> None:
         path = self._p("sensitivity.json")
@@ -173,13 +252,12 @@ class DetectorBankBuilder:
 
         parent, n = self.model("parent"), self.cfg.sensitivity_scenes
         base = self.score(parent, "val", n)["map50"]
-        layers = backbone_layer_names(parent)
+        layers = self.backbone_layers(parent)
         drops = {}
         for name in layers:
             drops[name] = base - self.score(apply_vip(parent, [name]), "val", n)["map50"]
             log.info("sensitivity %s: mAP@0.5 drop %.4f", name, drops[name])
-        h, w = self.spec.image_size
-        per = count_macs(parent.backbone, (1, self.spec.in_channels, h, w)).per_layer
+        per = count_macs(parent.backbone, self.backbone_input).per_layer
         macs = {name: int(per.get(name[len("backbone."):], 0)) for name in layers}
         self.sensitivity = {"base_map50": base, "scenes": n, "drop": drops, "macs": macs}
         write_json(path, self.sensitivity)
@@ -199,7 +277,6 @@ class DetectorBankBuilder:
         from ..vip import count_macs
 
         c = self.cfg
-        h, w = self.spec.image_size
         for name in self.candidates():
             rec = self.record(name)
             if "test_map50" in rec:
@@ -207,7 +284,7 @@ class DetectorBankBuilder:
             model = self.model(name)
             val, test = self.score(model, "val", c.val_scenes), self.score(model, "test", c.test_scenes)
             rec.update(val_map50=val["map50"], val_map=val["map"], test_map50=test["map50"], test_map=test["map"],
-                       backbone_macs=int(count_macs(model.backbone, (1, self.spec.in_channels, h, w)).total),
+                       backbone_macs=int(count_macs(model.backbone, self.backbone_input).total),
                        param_bytes=int(sum(p.numel() * p.element_size() for p in model.state_dict().values())))
             write_json(self._p(name, "record.json"), rec)
             log.info("%s: val mAP@0.5 %.4f, test mAP@0.5 %.4f mAP %.4f", name, val["map50"], test["map50"], test["map"])
@@ -220,7 +297,7 @@ class DetectorBankBuilder:
             return
         p, h, w = self.cfg.profile, *self.spec.image_size
         models = {n: self.model(n) for n in names}
-        shape = (1, self.spec.in_channels, h, w)
+        shape = (1, self.channels, h, w)
         kw = {"threads": p.threads, "runs": p.runs, "warmup": p.warmup, "rounds": p.rounds, "progress": self.progress}
         whole = self.profiler({n: DetectorCall(m) for n, m in models.items()}, shape, **kw)
         backbone = self.profiler({n: BackboneCall(m) for n, m in models.items()}, shape, **kw)
@@ -264,6 +341,16 @@ class DetectorBankBuilder:
                         "test_map": rec["test_map"], "backbone_latency": self.profiles["backbone"][name]},
         }
 
+    def _portable_recipe(self) -> dict:
+        """The recipe as built, its data and weights paths repository-relative where they can be."""
+        from .provenance import portable_path
+
+        d = to_dict(self.cfg)
+        for key in ("data", "weights"):
+            if d.get(key):
+                d[key] = portable_path(d[key])
+        return d
+
     def _manifest(self, recs: dict, members: list[dict], files: dict, selection: dict) -> dict:
         h, w = self.spec.image_size
         keys = ("vip_layers", "val_map50", "val_map", "test_map50", "test_map", "backbone_macs")
@@ -271,13 +358,12 @@ class DetectorBankBuilder:
                                                    "backbone_latency": self.profiles["backbone"][n]}
                       for n, r in recs.items()}
         return {
-            "name": self.cfg.name, "task": TASK, "class_names": list(self.train_scenes.class_names),
+            "name": self.cfg.name, "task": TASK, "class_names": list(self.class_names),
             # mean 0 / std 1: preprocess yields [0, 1] pixels; the detector normalises inside (spec.image_mean/std)
-            "input": InputSpec(h, w, self.spec.in_channels, (0.0,) * self.spec.in_channels,
-                               (1.0,) * self.spec.in_channels, False).to_dict(),
+            "input": InputSpec(h, w, self.channels, (0.0,) * self.channels, (1.0,) * self.channels, False).to_dict(),
             "machine": self.profiles["machine"],
             "selection": selection,
-            "build": {**self.build_info, "recipe": to_dict(self.cfg), "sensitivity": self.sensitivity,
+            "build": {**self.build_info, "recipe": self._portable_recipe(), "sensitivity": self.sensitivity,
                       "candidates": candidates},
             "members": members,
             "files": files,

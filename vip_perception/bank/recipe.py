@@ -174,6 +174,8 @@ class DetectorTrainRecipe:
     seed: int = 0  # initialisation and scene order
     ckpt_every: int = 100  # steps between resumable checkpoints
     log_every: int = 20  # steps between train.jsonl lines
+    hflip: bool = False  # mirror half the images left-right (seeded per step)
+    workers: int = 0  # DataLoader worker processes decoding images (0: in the training process)
 
 
 @dataclass
@@ -188,16 +190,21 @@ class DetectorProfileRecipe:
 
 @dataclass
 class DetectorRecipe:
-    """Everything ``bank build-detector`` decides: scenes, architecture, training, ViP, selection."""
+    """Everything ``bank build-detector`` decides: data, architecture, training, ViP, selection."""
 
     name: str = "conveyor_detector"  # the bank's name (manifest "name")
     seed: int = 0  # parent initialisation; ViP fine-tunes use seed + 100 + group index
-    scene: ConveyorConfig = field(default_factory=ConveyorConfig)  # how the conveyor scenes look
-    detector: dict = field(default_factory=dict)  # DetectorSpec fields (anchors fitted, image size from scene)
-    anchor_scenes: int = 500  # training scenes whose boxes fit the anchors
-    val_scenes: int = 300  # selection and sensitivity (val split)
-    sensitivity_scenes: int = 150  # val scenes per single-layer ViP probe (<= val_scenes)
-    test_scenes: int = 500  # reported only (test split)
+    data: str = ""  # a COCO directory (data.user_data); "" = conveyor scenes generated from `scene`
+    scene: ConveyorConfig = field(default_factory=ConveyorConfig)  # how the conveyor scenes look (data "")
+    arch: str = ""  # a torchvision detector (models.torchvision_detector); "" = the project's VGG Faster R-CNN
+    weights: str = ""  # arch only: a local torchvision checkpoint (.pth state_dict / .safetensors) to start from
+    input_size: list[int] = field(default_factory=list)  # [height, width]; [] = the scene size (data "") or required
+    detector: dict = field(default_factory=dict)  # DetectorSpec fields (anchors fitted), or with `arch`
+    #                                               TorchvisionDetectorSpec's proposals / box_representation
+    anchor_scenes: int = 500  # training images whose boxes fit the anchors (project detector)
+    val_scenes: int = 300  # selection and sensitivity (val split; at most the split's size)
+    sensitivity_scenes: int = 150  # val images per single-layer ViP probe (<= val_scenes)
+    test_scenes: int = 500  # reported only (test split; at most the split's size)
     parent: DetectorTrainRecipe = field(default_factory=DetectorTrainRecipe)  # parent training
     finetune: DetectorTrainRecipe = field(default_factory=lambda: DetectorTrainRecipe(
         steps=300, lr=5e-4, warmup=20))  # each ViP group, from the parent
@@ -285,6 +292,12 @@ def _build(cls: type[T], value: Any, where: str) -> T:
 
 
 def _check_detector(recipe: DetectorRecipe, path: str) -> None:
+    if recipe.input_size and (len(recipe.input_size) != 2 or min(recipe.input_size) < 32):
+        raise RecipeError(f"{path}: input_size must be [height, width], both >= 32, got {recipe.input_size}")
+    if recipe.data and not recipe.input_size:
+        raise RecipeError(f"{path}: input_size [height, width] is required with data (a COCO directory)")
+    if recipe.weights and not recipe.arch:
+        raise RecipeError(f"{path}: weights start a torchvision detector; set arch too")
     if recipe.sensitivity_scenes > recipe.val_scenes:
         raise RecipeError(f"{path}: sensitivity_scenes {recipe.sensitivity_scenes} > val_scenes {recipe.val_scenes}")
     if not recipe.profile.threads:

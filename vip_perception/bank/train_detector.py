@@ -1,11 +1,12 @@
-"""Resumable Faster R-CNN training on conveyor scenes rendered on the fly.
+"""Resumable detector training over a ``bank.detection_data`` source (conveyor scenes rendered
+on the fly, or a COCO directory decoded by DataLoader workers).
 
-Why on the fly: a scene is a pure function of its index (``ConveyorScenes``), so the training
-set needs no disk and the PNG copy written by ``write_split`` holds the same pixels. Training is
-one step loop for parents (from scratch) and ViP variants (fine-tuned from the parent): AdamW,
-linear warm-up, cosine decay, gradient clipping. A checkpoint (model + optimiser + step) is
-written every ``ckpt_every`` steps with ``torch.save`` and read back with ``weights_only=True``,
-so an interrupted run continues where it stopped, on the same scene order.
+One step loop for parents (from scratch or from a checkpoint) and ViP variants (fine-tuned from
+the parent): AdamW, linear warm-up, cosine decay, gradient clipping, optional horizontal flips.
+The image order is a seeded permutation per pass, a pure function of the step, and a
+checkpoint (model + optimiser + step) is written every ``ckpt_every`` steps with
+``torch.save`` and read back with ``weights_only=True``, so an interrupted run continues where
+it stopped, on the same images.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..data.conveyor import ConveyorScenes, scene_tensors
 from .recipe import DetectorTrainRecipe
 
 
@@ -32,18 +32,45 @@ def lr_at(step: int, cfg: DetectorTrainRecipe) -> float:
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
 
 
-def scene_order(cfg: DetectorTrainRecipe, step: int) -> list[int]:
-    """Scene indices of a step's batch: a seeded permutation per epoch, so resuming is exact."""
+def scene_order(cfg: DetectorTrainRecipe, step: int, n: int) -> list[int]:
+    """Image indices (of ``n``) of a step's batch: a seeded permutation per pass, so resuming is exact."""
     out = []
     for k in range(step * cfg.batch, (step + 1) * cfg.batch):
-        epoch, pos = divmod(k, cfg.scenes)
-        out.append(int(np.random.default_rng((cfg.seed, epoch)).permutation(cfg.scenes)[pos]))
+        epoch, pos = divmod(k, n)
+        out.append(int(np.random.default_rng((cfg.seed, epoch)).permutation(n)[pos]))
     return out
 
 
-def train_detector(model: nn.Module, scenes: ConveyorScenes, cfg: DetectorTrainRecipe, work_dir: str, channels: int,
-                   progress: bool = True, log=print) -> dict:
-    """Train ``model`` in place for cfg.steps; checkpoints and a JSON-lines log go to work_dir."""
+class _StepBatches(torch.utils.data.Sampler):
+    """Batches of image indices for steps ``start..steps-1`` (a DataLoader batch sampler)."""
+
+    def __init__(self, cfg: DetectorTrainRecipe, start: int, n: int):
+        self.cfg, self.start, self.n = cfg, start, n
+
+    def __len__(self) -> int:
+        return max(0, self.cfg.steps - self.start)
+
+    def __iter__(self):
+        for step in range(self.start, self.cfg.steps):
+            yield scene_order(self.cfg, step, self.n)
+
+
+def _as_list(batch: list) -> list:
+    return batch
+
+
+def _flip(image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
+    """Mirror left-right: image (C, H, W) and its boxes x0 y0 x1 y1."""
+    w = image.shape[-1]
+    boxes = target["boxes"].clone()
+    boxes[:, [0, 2]] = w - target["boxes"][:, [2, 0]]
+    return image.flip(-1), {**target, "boxes": boxes}
+
+
+def train_detector(model: nn.Module, source, cfg: DetectorTrainRecipe, work_dir: str, progress: bool = True,
+                   log=print) -> dict:
+    """Train ``model`` in place for cfg.steps on ``source`` (``source[i]`` -> (image, target), the
+    torchvision detection pair); checkpoints and a JSON-lines log go to work_dir."""
     os.makedirs(work_dir, exist_ok=True)
     ckpt_path, log_path = os.path.join(work_dir, "ckpt.pt"), os.path.join(work_dir, "train.jsonl")
     torch.set_num_threads(cfg.threads)
@@ -61,10 +88,16 @@ def train_detector(model: nn.Module, scenes: ConveyorScenes, cfg: DetectorTrainR
     bar = tqdm(total=cfg.steps, initial=start, desc=os.path.basename(work_dir), disable=not progress, mininterval=5.0)
     recent: list[float] = []
     t_last = time.perf_counter()
-    for step in range(start, cfg.steps):
+    n = len(source) if cfg.scenes <= 0 else min(cfg.scenes, len(source))
+    loader = torch.utils.data.DataLoader(source, batch_sampler=_StepBatches(cfg, start, n), collate_fn=_as_list,
+                                         num_workers=cfg.workers, persistent_workers=False)
+    for step, batch in zip(range(start, cfg.steps), loader):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        images, targets = zip(*(scene_tensors(scenes.scene(i), channels) for i in scene_order(cfg, step)))
+        if cfg.hflip:
+            flips = np.random.default_rng((cfg.seed, step, 1)).random(len(batch)) < 0.5
+            batch = [_flip(*b) if f else b for b, f in zip(batch, flips)]
+        images, targets = zip(*batch)
         losses = model(list(images), list(targets))
         loss = sum(losses.values())
         opt.zero_grad(set_to_none=True)

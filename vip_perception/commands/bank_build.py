@@ -1,11 +1,12 @@
 """`vip-perception bank build`: generate, train, profile and select a classifier bank.
 
-Two ways in: ``--config RECIPE.yaml`` (every decision written down), or ``--data DIR`` (an
-ImageFolder; ``bank.auto_recipe`` detects it, measures the named architectures and plans the
-``--time-budget``, then writes the recipe it used to WORK/recipe.yaml and into the manifest's
-build record). The work is done by ``bank.build_classifier.ClassifierBankBuilder`` (phases and
-resuming are described there); this module parses the flags, sets up the build log and prints
-the result.
+Two ways in: ``--config RECIPE.yaml`` (every decision written down), or ``--data DIR``: an
+ImageFolder (``bank.auto_recipe`` measures the named architectures and plans the
+``--time-budget``; ``bank.build_classifier.ClassifierBankBuilder`` builds) or a COCO directory
+(``bank.auto_detector`` plans one torchvision detector and its ViP variants;
+``bank.build_detector.DetectorBankBuilder`` builds). Either writes the recipe it used to
+WORK/recipe.yaml and into the manifest's build record. This module parses the flags, sets up the
+build log and prints the result.
 """
 from __future__ import annotations
 
@@ -47,12 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reprofile", action="store_true", help="profile again even if every candidate has a profile")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     one = parser.add_argument_group("one command, no recipe (instead of --config)")
-    one.add_argument("--data", default=None, help="ImageFolder DIR/{train,val[,test]}/<class>/* or DIR/<class>/*")
+    one.add_argument("--data", default=None, help="ImageFolder DIR/{train,val[,test]}/<class>/* or DIR/<class>/*, "
+                     "or COCO DIR/annotations/instances_*.json (a detector bank)")
     one.add_argument("--task", choices=("classification", "detection"), default=None,
                      help="override what --data is detected as")
     one.add_argument("--arch", default="", help="comma-separated parents: torchvision names (resnet18, resnet34, "
                      "resnet50, vgg11_bn, vgg16_bn, mobilenet_v3_small, mobilenet_v3_large) or vgg_s, vgg_m, res_s "
-                     "(default: resnet18,vgg_m)")
+                     "(default: resnet18,vgg_m); detection: one torchvision detector (default "
+                     "fasterrcnn_resnet18_fpn; see models.torchvision_detector)")
     one.add_argument("--weights", default="", help="comma-separated local .pth state_dict / .safetensors files, "
                      "the i-th for the i-th --arch (nothing is downloaded)")
     one.add_argument("--input-size", default="", help="model input N or HxW pixels (default: the images' size)")
@@ -162,11 +165,8 @@ def _split(text: str) -> list[str]:
 
 
 def _request(args):
-    from ..bank.auto_recipe import BuildRequest, RequestError, parse_input_size
+    from ..bank.auto_recipe import BuildRequest, parse_input_size
 
-    if args.task == "detection":
-        raise RequestError("--task detection: the one-command build makes classifier banks; detector banks are "
-                           "built by `vip-perception bank build-detector --config RECIPE.yaml`")
     return BuildRequest(data=args.data, archs=_split(args.arch), weights=_split(args.weights),
                         input_size=parse_input_size(args.input_size) if args.input_size else None,
                         budget_min=args.time_budget, threads=args.threads or os.cpu_count() or 1,
@@ -183,6 +183,8 @@ def _build_from_data(args, work: str) -> int:
 
     t0 = time.time()
     try:
+        if _task_of(args) == "detection":
+            return _build_detector_from_data(args, work)
         req = _request(args)
         cfg, plan, recipe_path = planned_recipe(req, work)
     except (RequestError, DatasetError, WeightsError, RecipeError) as exc:
@@ -206,7 +208,38 @@ def _build_from_data(args, work: str) -> int:
     return 0
 
 
-def _print_members(out: str, skipped: list[str], recipe_path: str) -> None:
+def _task_of(args) -> str:
+    """--task, else what --data holds (a COCO directory: detection)."""
+    from ..data.user_data import detect_dataset
+
+    return args.task or detect_dataset(args.data).task
+
+
+def _build_detector_from_data(args, work: str) -> int:
+    from ..bank.auto_detector import planned_detector_recipe
+    from ..bank.build_detector import DetectorBankBuilder
+    from ..bank.provenance import portable_path
+
+    t0 = time.time()
+    req = _request(args)
+    name = os.path.basename(os.path.normpath(args.out))
+    cfg, plan, recipe_path = planned_detector_recipe(req, work, name)
+    for line in plan.skipped:
+        log.warning("plan: %s", line)
+    log.info("plan: parent %d steps, %d ViP groups x %d steps (%s)", plan.parent_steps, plan.vip_groups,
+             plan.finetune_steps, ", ".join(f"{k} {v / 60:.1f} min" for k, v in plan.seconds.items()))
+    build = {**build_record(args, recipe_path, "build"), "plan": plan.to_dict()}
+    build["request"] = {**req.to_dict(), "data": portable_path(req.data),
+                        "weights": [portable_path(w) for w in req.weights]}
+    builder = DetectorBankBuilder(cfg, work, args.out, progress=not args.no_progress, build=build)
+    builder.run()
+    log.info("bank build finished in %.1f s (budget %.1f min)", time.time() - t0, req.budget_min)
+    _print_members(args.out, plan.skipped, recipe_path, "vip-perception bank build-detector --config")
+    return 0
+
+
+def _print_members(out: str, skipped: list[str], recipe_path: str,
+                   repeat: str = "vip-perception bank build --config") -> None:
     """The final table: every shipped member's latency, accuracy and ViP layers; what was skipped."""
     from ..bank.manifest import is_served, read_manifest
 
@@ -218,6 +251,8 @@ def _print_members(out: str, skipped: list[str], recipe_path: str) -> None:
         lat = r["latency"][str(t)]
         print(f"{r['name']:<28} {r['kind']:<6} {lat['p50']:>8.3f} {lat[q]:>8.3f} {r['val_accuracy']:>6.3f} "
               f"{r['test_accuracy']:>6.3f} {len(r['vip_layers']):>4} {'yes' if is_served(r) else 'no'}")
+    if m.get("task") == "detection":
+        print("(val and test: mAP@0.5)")
     for line in skipped:
         print(f"skipped: {line}")
-    print(f"recipe: {recipe_path} (repeat with: vip-perception bank build --config {recipe_path} --out {out})")
+    print(f"recipe: {recipe_path} (repeat with: {repeat} {recipe_path} --out {out})")

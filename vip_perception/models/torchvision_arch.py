@@ -179,7 +179,8 @@ def read_weights(path: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def _listed(keys: list[str]) -> str:
+def listed_keys(keys: list[str]) -> str:
+    """The first few ``keys`` by name and their count, for one-line mismatch messages."""
     shown = ", ".join(keys[:_SHOWN])
     return f"{len(keys)} [{shown}{', ...' if len(keys) > _SHOWN else ''}]"
 
@@ -213,8 +214,9 @@ def fit_weights(model: nn.Module, spec: TorchvisionSpec, state: dict[str, torch.
     shape = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in state
              if k in own and state[k].shape != own[k].shape]
     if missing or unexpected or shape:
-        parts = [f"missing {_listed(missing)}" if missing else "", f"unexpected {_listed(unexpected)}" if unexpected
-                 else "", f"wrong shape {_listed(shape)}" if shape else ""]
+        parts = [f"missing {listed_keys(missing)}" if missing else "",
+                 f"unexpected {listed_keys(unexpected)}" if unexpected else "",
+                 f"wrong shape {listed_keys(shape)}" if shape else ""]
         raise WeightsError(f"{path}: weights do not fit {spec.arch}: " + "; ".join(p for p in parts if p))
     model.load_state_dict(state, strict=False)
     return notes

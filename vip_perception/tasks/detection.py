@@ -1,5 +1,6 @@
-"""Detection: a ViP Faster R-CNN from a ``DetectorSpec``, its output -> detections in frame
-pixels, and COCO mAP with pycocotools.
+"""Detection: a ViP detector from its manifest spec (the project's Faster R-CNN, a
+``DetectorSpec``, or a torchvision detector, a ``TorchvisionDetectorSpec``), its output ->
+detections in frame pixels, and COCO mAP with pycocotools.
 
 Boxes: the bank's preprocessing resizes the frame's roi to the detector's input size, so boxes
 are scaled and shifted back before they mean anything to a subscriber, and labels lose Faster
@@ -60,18 +61,35 @@ def scene_image(scene, channels: int):
 def predict(model, scenes, count: int, channels: int, batch: int = 4) -> list[dict]:
     """COCO result records (image_id, category_id, bbox x y w h, score) of ``model`` on scenes
     0..count-1 of ``scenes`` (a ``data.conveyor.ConveyorScenes``)."""
+    return predict_images(model, ((scene_image(scenes.scene(i), channels), i, (1.0, 1.0)) for i in range(count)),
+                          batch)
+
+
+def predict_images(model, items, batch: int = 4) -> list[dict]:
+    """COCO result records of ``model`` on ``items``: (image (C, H, W) float32 in [0, 1] at the
+    model's input size, image id, (sx, sy) scale from input pixels to the image's own pixels).
+    Boxes are reported in the image's own pixels, where its ground truth lives."""
     import torch
 
     model.eval()
-    results = []
-    with torch.inference_mode():
-        for i0 in range(0, count, batch):
-            ids = list(range(i0, min(i0 + batch, count)))
-            for i, out in zip(ids, model([scene_image(scenes.scene(i), channels) for i in ids])):
-                boxes = out["boxes"].numpy()  # (K, 4) x0, y0, x1, y1
-                for b, lab, s in zip(boxes, out["labels"].tolist(), out["scores"].tolist()):
-                    results.append({"image_id": i, "category_id": int(lab), "score": float(s),
-                                    "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
+    results, chunk = [], []
+
+    def flush():
+        with torch.inference_mode():
+            outs = model([c[0] for c in chunk])
+        for (_, image_id, (sx, sy)), out in zip(chunk, outs):
+            boxes = out["boxes"].float().numpy() * np.array([sx, sy, sx, sy], np.float32)  # (K, 4) x0, y0, x1, y1
+            for b, lab, s in zip(boxes, out["labels"].tolist(), out["scores"].tolist()):
+                results.append({"image_id": int(image_id), "category_id": int(lab), "score": float(s),
+                                "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
+        chunk.clear()
+
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == batch:
+            flush()
+    if chunk:
+        flush()
     return results
 
 
@@ -113,12 +131,16 @@ class DetectionTask(Task):
     accuracy_name = "mAP@0.5"
 
     def build_member(self, spec, vip_layers: Sequence[str]):
-        """``DetectorSpec`` (or its dict) -> torchvision Faster R-CNN in eval mode, ViP on the
-        listed backbone convolutions."""
+        """A detector spec (``DetectorSpec``, ``TorchvisionDetectorSpec`` or the dict of either:
+        one with an "arch" key is a torchvision detector) -> the detector in eval mode, ViP on
+        the listed backbone convolutions."""
         from ..models.detector import DetectorSpec, build_detector
+        from ..models.torchvision_detector import TorchvisionDetectorSpec, build_torchvision_detector
         from ..vip import apply_vip
 
-        model = build_detector(spec if isinstance(spec, DetectorSpec) else DetectorSpec.from_dict(spec))
+        if isinstance(spec, dict):
+            spec = TorchvisionDetectorSpec.from_dict(spec) if "arch" in spec else DetectorSpec.from_dict(spec)
+        model = build_torchvision_detector(spec) if isinstance(spec, TorchvisionDetectorSpec) else build_detector(spec)
         if vip_layers:
             model = apply_vip(model, list(vip_layers))
         return model.eval()
