@@ -180,6 +180,24 @@ def test_coco_splits_categories_and_targets(tmp_path):
     assert val_image.shape == (24, 32, 3) and val_target["labels"].tolist() == [1]
 
 
+def test_roboflow_export_layout(tmp_path):
+    """Roboflow: DIR/{train,valid,test}/_annotations.coco.json beside the images, "valid" for val."""
+    for folder, images in (("train", [(5, "a.jpg", 40, 30), (6, "b.jpg", 40, 30)]), ("valid", [(1, "c.jpg", 32, 24)])):
+        _coco(tmp_path, folder, images, [(images[0][0], 7, [4, 4, 8, 8], 0)], where=folder)
+        os.replace(tmp_path / "annotations" / f"instances_{folder}.json", tmp_path / folder / "_annotations.coco.json")
+    (tmp_path / "annotations").rmdir()
+    info = detect_dataset(str(tmp_path))
+    assert (info.format, info.splits, info.class_names) == ("coco", {"train": 2, "val": 1}, ["bottle", "can", "crate"])
+    image, target = open_split(info, "val")[0]  # found beside its annotation file
+    assert image.shape == (24, 32, 3) and target["labels"].tolist() == [1]
+    os.makedirs(tmp_path / "val")
+    os.replace(tmp_path / "valid" / "_annotations.coco.json", tmp_path / "val" / "_annotations.coco.json")
+    doc = (tmp_path / "val" / "_annotations.coco.json").read_text()
+    (tmp_path / "valid" / "_annotations.coco.json").write_text(doc)
+    with pytest.raises(DatasetError, match="a second val annotation file besides"):
+        detect_dataset(str(tmp_path))
+
+
 def test_coco_ground_truth_scores_itself_perfectly(tmp_path):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -239,7 +257,8 @@ def test_coco_single_file_is_split_by_image(tmp_path):
     ("ambiguous", r"instances_trainval.json: with several annotation files each name must contain exactly one of"),
     ("bad_json", r"instances_train.json: cannot read COCO JSON"),
     ("other_categories", r"instances_val.json: categories .* differ from"),
-    ("folder_as_detection", r"no annotations/instances_\*.json; detection needs a COCO directory"),
+    ("folder_as_detection", r"no annotations/instances_\*.json \(or Roboflow's train/_annotations.coco.json\); "
+                            "detection needs a COCO directory"),
     ("coco_as_classification", r"a COCO directory \(annotations/instances_\*.json\) holds detection data; "
                                r"classification needs an ImageFolder"),
 ])

@@ -195,7 +195,7 @@ def detector_recipe(req: BuildRequest, name: str, measure=measure_detector) -> t
         name=name, seed=req.seed, data=os.path.abspath(req.data), arch=arch,
         weights=os.path.abspath(req.weights[0]) if req.weights else "", input_size=list(size), detector=detector,
         anchor_scenes=n_train, val_scenes=n_val, sensitivity_scenes=min(n_val, 60), test_scenes=n_test,
-        parent=parent, finetune=finetune, vip_groups=plan.vip_groups, max_vip_layers=min(8, cost.vip_layers),
+        parent=parent, finetune=finetune, vip_groups=plan.vip_groups, max_vip_layers=min(14, cost.vip_layers),
         epsilon=0.01, profile=PROFILE)
     return cfg, plan
 

@@ -7,8 +7,9 @@ Layouts (``detect_dataset`` tells them apart by content):
   stratified split). Classes are the sorted folder names.
 - COCO: ``DIR/annotations/instances_*.json``, one file per split whose name contains ``train``,
   ``val`` or ``test``; a single file is split by image (seeded). ``file_name`` is looked up in
-  ``DIR``, ``DIR/images`` and ``DIR/<split>`` in that order. Class index order is the sorted
-  category id; ``DatasetInfo.category_ids`` maps back.
+  ``DIR``, ``DIR/images`` and ``DIR/<split>`` in that order. Roboflow's COCO export
+  (``DIR/{train,valid,test}/_annotations.coco.json`` beside the images) is read as well.
+  Class index order is the sorted category id; ``DatasetInfo.category_ids`` maps back.
 
 Listing keeps file names in one numpy bytes array and boxes in flat arrays (no per-item Python
 objects), so forked workers do not copy the listing as they touch it. Bad input raises
@@ -66,7 +67,8 @@ def detect_dataset(root: str, task: str | None = None, seed: int = 0, val_fracti
                            "classification needs an ImageFolder")
     if task == "detection" or (task is None and coco_files):
         if not coco_files:
-            raise DatasetError(f"{root}: no annotations/instances_*.json; detection needs a COCO directory")
+            raise DatasetError(f"{root}: no annotations/instances_*.json (or Roboflow's train/{ROBOFLOW_FILE}); "
+                              "detection needs a COCO directory")
         return _detect_coco(root, coco_files, seed, val_fraction, test_fraction)
     return _detect_folder(root, seed, val_fraction, test_fraction)
 
@@ -333,16 +335,25 @@ def _encode_paths(paths: list[str]) -> np.ndarray:
 # COCO
 
 
+ROBOFLOW_FILE = "_annotations.coco.json"  # Roboflow's COCO export: DIR/<split>/ROBOFLOW_FILE beside the images
+ROBOFLOW_SPLITS = {"train": "train", "valid": "val", "val": "val", "test": "test"}  # folder -> split
+
+
 def _coco_files(root: str) -> list[str]:
+    """Annotation files: DIR/annotations/instances_*.json, else Roboflow's per-split files."""
     folder = os.path.join(root, "annotations")
-    if not os.path.isdir(folder):
-        return []
-    return [os.path.join(folder, f) for f in sorted(os.listdir(folder))
-            if f.startswith("instances_") and f.endswith(".json")]
+    if os.path.isdir(folder):
+        return [os.path.join(folder, f) for f in sorted(os.listdir(folder))
+                if f.startswith("instances_") and f.endswith(".json")]
+    return [os.path.join(root, d, ROBOFLOW_FILE) for d in sorted(ROBOFLOW_SPLITS)
+            if os.path.isfile(os.path.join(root, d, ROBOFLOW_FILE))]
 
 
 def _split_of(path: str) -> str | None:
-    """The split a file name names: the one of train / val / test it contains, else None."""
+    """The split a file name names: the one of train / val / test it contains, else None (a
+    Roboflow file: the split its folder names, ``valid`` being val)."""
+    if os.path.basename(path) == ROBOFLOW_FILE:
+        return ROBOFLOW_SPLITS.get(os.path.basename(os.path.dirname(path)).lower())
     name = os.path.basename(path)[len("instances_"):].lower()
     found = [s for s in SPLITS if s in name]
     return found[0] if len(found) == 1 else None
@@ -447,8 +458,11 @@ def _categories(data: dict, path: str) -> list[tuple[int, str]]:
 
 
 def _resolve_images(data: dict, path: str, root: str, split: str | None) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Image files (looked up in root, root/images, root/<split>), int64 ids and (height, width)."""
+    """Image files (looked up in root, root/images, root/<split>, then the annotation file's own
+    folder, where Roboflow puts them), int64 ids and (height, width)."""
     folders = [root, os.path.join(root, "images")] + ([os.path.join(root, split)] if split else [])
+    if os.path.dirname(os.path.abspath(path)) not in {os.path.abspath(f) for f in folders}:
+        folders.append(os.path.dirname(path))
     paths, ids, sizes, missing = [], [], [], []
     for im in data["images"]:
         try:
