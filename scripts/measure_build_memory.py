@@ -19,7 +19,8 @@ and its DataLoader workers) is sampled every ``--interval`` seconds with psutil:
 - ``tree_pss`` / ``tree_uss``: the sum of proportional / unique set sizes (``memory_full_info``,
   Linux): PSS splits each shared page between the processes mapping it, so the tree's PSS is
   its physical footprint. It is the figure reported (``reported``), ``tree_rss`` where PSS
-  cannot be read.
+  cannot be read. A sample reads the listed processes one after another: a worker that starts
+  or ends meanwhile makes that sample low, never high.
 
 The JSON names the machine, each set's image counts, bytes on disk and decoded as RGB uint8
 (the memory an in-memory build would need for the raw images alone), each build's exit code,
@@ -265,6 +266,16 @@ def read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def recipe_batch(path: Path) -> int | None:
+    """The training batch size the build planned (its first parent's), from WORK/recipe.yaml."""
+    import yaml
+
+    if not path.is_file():
+        return None
+    parents = (yaml.safe_load(path.read_text()) or {}).get("parents") or [{}]
+    return parents[0].get("train", {}).get("batch_size")
+
+
 def measure_build(data: Path, args) -> dict:
     """Build ``data`` in a subprocess, sampled; the result entry (without the data's stats)."""
     with tempfile.TemporaryDirectory(prefix="vip_build_memory_") as tmp:
@@ -276,6 +287,7 @@ def measure_build(data: Path, args) -> dict:
             w = watch(proc, args.interval, args.timeout)
         text = log_path.read_text(errors="replace")
         plan, manifest = read_json(Path(f"{out}.work") / "plan.json"), read_json(out / "manifest.json")
+        batch = recipe_batch(Path(f"{out}.work") / "recipe.yaml")
     reported = "tree_pss" if w.peaks_mib()["tree_pss_mib"] is not None else "tree_rss"
     return {
         "build_command": "vip-perception " + " ".join(build_command(
@@ -285,7 +297,7 @@ def measure_build(data: Path, args) -> dict:
         "timeline_mib": w.timeline(reported),
         "plan": None if plan is None else {k: plan[k] for k in ("parents", "sensitivity_samples",
                                                                 "finetune_epochs", "profile_runs", "seconds")},
-        "members": None if manifest is None else len(manifest["members"]),
+        "batch_size": batch, "members": None if manifest is None else len(manifest["members"]),
         **({} if w.exit_code == 0 else {"log_tail": text.replace(tmp, "<tmp>").splitlines()[-20:]}),
     }
 
@@ -385,7 +397,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "large set, N/10 in the small one (into --scratch)")
     ap.add_argument("--scratch", help="--make: directory for SCRATCH/small and SCRATCH/large (reused when present)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "build_memory.json"))
-    ap.add_argument("--time-budget", type=float, default=4.0, help="the build's --time-budget, minutes (default 4)")
+    ap.add_argument("--time-budget", type=float, default=10.0,
+                    help="the build's --time-budget, minutes (default 10: the 50k set gets a ViP variant)")
     ap.add_argument("--threads", type=int, default=1, help="the build's --threads (default 1)")
     ap.add_argument("--workers", type=int, default=2, help="the build's --workers (default 2)")
     ap.add_argument("--interval", type=float, default=0.2, help="seconds between samples (default 0.2)")

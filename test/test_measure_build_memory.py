@@ -136,3 +136,10 @@ def test_bad_requests_exit_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.endswith("19 images, fewer than 10x --small's 2; give a larger set or a smaller one")
     assert err.count("\n") == 0
+
+
+def test_recipe_batch_reads_the_first_parents_training_batch(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    assert mbm.recipe_batch(path) is None
+    path.write_text("# written by the build\nparents:\n- name: vgg_s\n  train:\n    batch_size: 64\n")
+    assert mbm.recipe_batch(path) == 64
