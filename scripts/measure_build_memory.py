@@ -206,21 +206,26 @@ class Watch:
 
 def watch(proc: subprocess.Popen, interval: float = 0.2, timeout: float | None = None) -> Watch:
     """Sample ``proc``'s tree every ``interval`` s until it exits; at ``timeout`` s its process
-    group is killed (start it with ``start_new_session=True``) and exit_code is None."""
+    group is killed (start it with ``start_new_session=True``) and exit_code is None; so it is
+    when this process is interrupted (the exception goes on)."""
     w = Watch(wall_start=time.time())
     root, start = psutil.Process(proc.pid), time.monotonic()
-    while proc.poll() is None:
-        now = time.monotonic() - start
-        if timeout is not None and now > timeout:
+    try:
+        while proc.poll() is None:
+            now = time.monotonic() - start
+            if timeout is not None and now > timeout:
+                break
+            sample = sample_tree(root)
+            if sample is not None:
+                w.samples.append((now, sample))
+            time.sleep(interval)
+    finally:  # the timeout, or an interrupt of this script: the build's own session does not see it
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            w.wall_s = round(time.monotonic() - start, 1)
-            return w
-        sample = sample_tree(root)
-        if sample is not None:
-            w.samples.append((now, sample))
-        time.sleep(interval)
-    w.exit_code, w.wall_s = proc.returncode, round(time.monotonic() - start, 1)
+        else:
+            w.exit_code = proc.returncode
+        w.wall_s = round(time.monotonic() - start, 1)
     return w
 
 

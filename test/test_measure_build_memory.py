@@ -56,6 +56,18 @@ def test_watch_kills_a_build_past_its_timeout():
     assert w.exit_code is None and proc.returncode is not None and w.wall_s < 30
 
 
+def test_watch_kills_the_build_when_interrupted(monkeypatch):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+
+    def interrupt(_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mbm.time, "sleep", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        mbm.watch(proc, interval=0.05, timeout=60)
+    assert proc.returncode == -9
+
+
 def test_peaks_and_phases_split_the_samples_at_the_build_logs_phase_lines():
     def sample(rss):
         return {"main_rss": rss, "main_pss": None, "tree_rss": 2 * rss, "tree_pss": None, "tree_uss": None,
