@@ -396,6 +396,91 @@ def demo_station(records: Path, data: dict) -> list[str]:
     return out + [""] + provenance("demo_station_load.json", d)
 
 
+def _member_rows(d: dict) -> list[list]:
+    """Rows of a `bank show --json` record: served members, then frontier-only ones."""
+    rows = []
+    for m in d["members"] + d["frontier_only"]:
+        lat, speed = m["latency_ms"], m.get("speedup_vs_parent") or {}
+        rows.append([m["name"] + ("" if m in d["members"] else " (frontier-only)"), m["kind"],
+                     f(lat.get("1", {}).get("p50")), f(lat.get("2", {}).get("p50")),
+                     f(m["val_accuracy"], 4), f(m["test_accuracy"], 4), len(m["vip_layers"]),
+                     " / ".join(f"{f(speed.get(t))}x" for t in ("1", "2") if t in speed) or "-"])
+    return rows
+
+
+def _demo_line(d: dict) -> str:
+    o, mix = d["options"], {}
+    for p in d["phases"].values():
+        for k, v in p["member_share"].items():
+            mix[k] = mix.get(k, 0.0) + v * p["results"] / max(1, d["results"])
+    score = d.get("detection") or {}
+    scored = (f"; precision {pct(score['precision'])}, recall {pct(score['recall'])} at IoU 0.5"
+              if score.get("precision") is not None else "")
+    return (f"Served by the node (`demo`, {f(o['fps'], 1)} fps, deadline {f(o['deadline_ms'], 0)} ms, "
+            f"{o['load']} busy process(es) from half-way): {d['results']} results, {d['misses']} misses "
+            f"({pct(d['miss_fraction'], 2)}); member mix "
+            + ", ".join(f"{k} {pct(v, 0)}" for k, v in mix.items()) + scored + ".")
+
+
+OWN_DATA_RUNS = ("bank_imagefolder.json", "demo_imagefolder.json", "bank_coco_detector.json",
+                 "accuracy_coco_detector.json", "demo_coco_detector.json")
+
+
+def own_data(records: Path, data: dict) -> list[str]:
+    header = ["member", "kind", "p50 1T ms", "p50 2T ms", "val", "test", "ViP layers",
+              "speed-up vs parent (1T / 2T)"]
+    d = data["bank_imagefolder.json"]
+    out = [(f"`bank build --data` on an ImageFolder of Fashion-MNIST at {d['input']['height']}x"
+            f"{d['input']['width']} (`data export --what fashion-mnist --size 64 --limit 1000`: 1000 images "
+            "per split), parents `resnet18` (torchvision, from scratch) and `vgg_m`, `--time-budget 20`, "
+            "then `bank profile --gap-ms 10`. Accuracy is top-1 on val / test."), ""]
+    out += table(header, _member_rows(d)) + ["", _demo_line(data["demo_imagefolder.json"]), ""]
+    out += provenance("bank_imagefolder.json", d) + [""] + provenance("demo_imagefolder.json",
+                                                                      data["demo_imagefolder.json"])
+    d = data["bank_coco_detector.json"]
+    out += ["", ("`bank build --data` on a COCO directory on disk (`data export --what conveyor --images 600`: "
+                 "420 / 90 / 90 belt scenes, 320x240, 10 classes), one command, `--time-budget 60`: a "
+                 "`fasterrcnn_resnet18_fpn` parent trained from scratch and its ViP variants. Accuracy is "
+                 "COCO mAP@0.5 (pycocotools) on val / test."), ""]
+    out += table(header, _member_rows(d))
+    parent = next(m for m in d["members"] + d["frontier_only"] + d["candidates"] if m["kind"] == "parent")
+    best = [m for m in d["members"] + d["frontier_only"] if m["kind"] == "vip"
+            and m["val_accuracy"] >= parent["val_accuracy"] - 0.03]
+    if best:
+        b = max(best, key=lambda m: (m.get("speedup_vs_parent") or {}).get("1", 0.0))
+        out += ["", (f"Fastest ViP member within 0.03 mAP@0.5 of the parent (val): {b['name']}, "
+                     f"{f((b.get('speedup_vs_parent') or {}).get('1'))}x at 1 thread, "
+                     f"{f(b['val_accuracy'] - parent['val_accuracy'], 4)} val / "
+                     f"{f(b['test_accuracy'] - parent['test_accuracy'], 4)} test mAP@0.5.")]
+    a = data["accuracy_coco_detector.json"]
+    rows = [[m["name"], f(m.get("map50"), 4), f(m.get("map"), 4), f((m.get("latency_ms") or {}).get("p50"))]
+            for m in a["members"]]
+    out += ["", f"`evaluate accuracy` on the {a.get('split', 'test')} split through the serving path:", ""]
+    out += table(["member", "mAP@0.5", "mAP@[.5:.95]", "p50 ms"], rows)
+    out += ["", _demo_line(data["demo_coco_detector.json"]), ""]
+    for name in OWN_DATA_RUNS[2:]:
+        out += provenance(name, data[name]) + [""]
+    return out
+
+
+def build_memory(records: Path, data: dict) -> list[str]:
+    name = "build_memory.json"
+    d = data[name]
+    rep = d["reported"]
+    rows = [[key, r["images"], f(r["decoded_rgb_mib"], 0), f(r["wall_s"], 0), f(r["peak"]["main_rss_mib"], 0),
+             f(r["peak"][f"{rep}_mib"], 0)] for key, r in d["sizes"].items()]
+    out = [("Peak memory of the same one-command build (`bank build --data DIR --arch vgg_s --input-size 64`) "
+            "on an ImageFolder and one with 10x its images (224x224 Fashion-MNIST PNGs), sampled every "
+            f"0.2 s over the build and its DataLoader workers ({rep}: shared pages split between "
+            "the processes)."), ""]
+    out += table(["set", "images", "decoded MiB", "wall s", "peak main RSS MiB", f"peak {rep} MiB"], rows)
+    ratio = d["ratio_large_over_small"]
+    out += ["", (f"Large / small: {f(ratio.get('images'), 1)}x the images, {f(ratio.get(rep), 2)}x the peak "
+                 f"{rep}; the large set decoded is {f(d.get('large_decoded_over_peak'), 1)}x the large build's "
+                 "peak.")]
+    return out + [""] + provenance(name, d)
+
+
 def node_bench(records: Path, data: dict) -> list[str]:
     name = "node_bench.json"
     d = data[name]
@@ -544,6 +629,8 @@ SECTIONS = (
     ("The station bank at camera rate", STATION_RUNS, deadline_station),
     ("Portability: a video, with and without start-up calibration", PORTABILITY_RUNS, portability),
     ("The demo at camera rate", DEMO_RUNS, demo_station),
+    ("Your own data: an ImageFolder and a COCO directory", OWN_DATA_RUNS, own_data),
+    ("Build memory on a ten times larger data set", ("build_memory.json",), build_memory),
     ("Deadline runtime under CPU load", DEADLINE_RUNS, deadline),
     ("Node overhead and DDS delivery", ("node_bench.json",), node_bench),
     ("ViP Faster R-CNN on conveyor scenes", ("detector_conveyor.json", "detector_conveyor_run1.json",

@@ -201,7 +201,7 @@ def test_cli_one_command_build_end_to_end(tmp_path, capsys):
     (["--arch", "resnet9"], "--arch: unknown ['resnet9']"),
     (["--input-size", "tiny"], "--input-size 'tiny'"),
     (["--input-size", "16"], "--input-size 16x16: torchvision architectures need at least 32x32"),
-    (["--task", "detection"], "--task detection: the one-command build makes classifier banks"),
+    (["--task", "detection"], "--arch resnet18: not a detector; known: fasterrcnn_resnet18_fpn"),
     (["--config", "x.yaml"], "--data builds without a recipe"),
     (["--time-budget", "0.001"], "--time-budget 0.001: detecting and measuring took"),
 ])
@@ -235,9 +235,9 @@ def test_cli_missing_data_dir_and_coco_data(tmp_path, capsys):
         (coco / "annotations" / f"instances_{split}.json").write_text(json.dumps({
             "images": [{"id": 1, "file_name": f"{split}.png", "width": 8, "height": 8}], "annotations": [],
             "categories": [{"id": 1, "name": "box"}, {"id": 2, "name": "bag"}]}))
-    assert cli(["bank", "build", "--data", str(coco), "--out", str(tmp_path / "b")]) == 2
-    assert "coco: a COCO directory (detection); the one-command build makes classifier banks" in \
-        capsys.readouterr().err
+    assert cli(["bank", "build", "--data", str(coco), "--out", str(tmp_path / "b"), "--task", "classification"]) == 2
+    assert "coco: a COCO directory (annotations/instances_*.json) holds detection data; classification needs an " \
+        "ImageFolder" in capsys.readouterr().err
 
 
 def test_spent_budget_skips_the_remaining_vip_variants_and_lists_them(tmp_path):

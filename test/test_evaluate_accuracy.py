@@ -115,7 +115,8 @@ def test_class_names_match_by_name_or_folder_name():
 
 @pytest.mark.parametrize("case, message", [
     ("other_classes", r"classes of .* \['Bag', 'Coat'\] do not match those of bank .* \['T-shirt/top', "),
-    ("detector_on_folder", r"no annotations/instances_\*.json; detection needs a COCO directory"),
+    ("detector_on_folder", r"no annotations/instances_\*.json \(or Roboflow's train/_annotations.coco.json\); "
+                           "detection needs a COCO directory"),
     ("no_split", r"no 'test' split \(this data has \['train', 'val'\]\)"),
     ("bad_fractions", r"val_fraction 0.9 and test_fraction 0.15 must be in \[0, 1\) with val_fraction > 0 and a sum"),
     ("bad_limit", r"--limit >= 0"),

@@ -182,11 +182,8 @@ def auto_recipe(req: BuildRequest, measure=measure_cost) -> tuple[ClassifierReci
     if req.budget_min <= 0:
         raise RequestError(f"--time-budget {req.budget_min}: give minutes > 0")
     split = DataConfig()  # the builder detects the data again with these fractions: same splits
-    info = detect_dataset(req.data, None, seed=req.seed, val_fraction=split.val_fraction,
-                          test_fraction=split.test_fraction)
-    if info.task != "classification":
-        raise RequestError(f"--data {req.data}: a COCO directory ({info.task}); the one-command build makes "
-                           "classifier banks from an ImageFolder (detector banks: `bank build-detector`)")
+    info = detect_dataset(req.data, "classification", seed=req.seed, val_fraction=split.val_fraction,
+                          test_fraction=split.test_fraction)  # COCO data go to auto_detector
     if len(info.class_names) < 2:
         raise RequestError(f"--data {req.data}: {len(info.class_names)} class; a classifier needs at least 2")
     parents = parent_configs(req.archs, req.weights)

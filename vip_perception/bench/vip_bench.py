@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 
 from vip_perception.machine import machine_info
 
-ARCHS = ("vgg11", "vgg11_bn", "vgg13", "vgg16", "vgg16_bn", "vgg19", "resnet18", "resnet34", "resnet50")
+ARCHS = ("vgg11", "vgg11_bn", "vgg13", "vgg16", "vgg16_bn", "vgg19", "resnet18", "resnet34", "resnet50",
+         "mobilenet_v3_small", "mobilenet_v3_large")
 FORMATS = ("nchw", "channels_last")
 
 

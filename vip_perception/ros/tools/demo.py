@@ -214,7 +214,10 @@ class Scoreboard:
         return {"results": total, "misses": self.misses, "skipped": self.skipped,
                 "miss_fraction": self.misses / total if total else None,
                 "station_accuracy": self.station_correct / self.station_total if self.station_total else None,
-                "latency_ms": {"p50": self.latency_p(50), "p95": self.latency_p(95)}, "phases": phases}
+                "latency_ms": {"p50": self.latency_p(50), "p95": self.latency_p(95)}, "phases": phases,
+                "detection": ({"frames": d.frames, "precision": d.precision, "recall": d.recall,
+                               "mean_best_iou": d.mean_best_iou, "detections_per_frame": d.detections_per_frame}
+                              if (d := self.det).frames else None)}
 
     def latency_p(self, q: float) -> float | None:
         return percentile(self.latency, q)
