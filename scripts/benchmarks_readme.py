@@ -453,8 +453,7 @@ def own_data(records: Path, data: dict) -> list[str]:
                      f"{f(b['val_accuracy'] - parent['val_accuracy'], 4)} val / "
                      f"{f(b['test_accuracy'] - parent['test_accuracy'], 4)} test mAP@0.5.")]
     a = data["accuracy_coco_detector.json"]
-    rows = [[m["name"], f(m.get("map50"), 4), f(m.get("map"), 4), f((m.get("latency_ms") or {}).get("p50"))]
-            for m in a["members"]]
+    rows = [[m["name"], f(m.get("map50"), 4), f(m.get("map"), 4), f(m.get("latency_ms_p50"))] for m in a["members"]]
     out += ["", f"`evaluate accuracy` on the {a.get('split', 'test')} split through the serving path:", ""]
     out += table(["member", "mAP@0.5", "mAP@[.5:.95]", "p50 ms"], rows)
     out += ["", _demo_line(data["demo_coco_detector.json"]), ""]

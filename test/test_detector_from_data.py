@@ -91,6 +91,16 @@ def test_builds_a_torchvision_detector_bank_from_a_coco_directory(coco_dir, tmp_
     out_dict = member.run(x, 1)
     result = get_task(bank.task).postprocess(out_dict, bank.class_names, (96, 128), (0, 0, 256, 192))
     assert all(0 <= d.class_id < 10 for d in result["detections"])
+    # evaluate accuracy on the COCO split through the serving path: served members, or every shipped one
+    for flags, want in (([], {r["name"] for r in m["members"] if r.get("served", True)}),
+                        (["--frontier"], {r["name"] for r in m["members"]})):
+        path = str(tmp_path / "acc.json")
+        assert cli(["evaluate", "accuracy", "--bank", out, "--data", coco_dir, "--split", "test", "--json", path,
+                    "--no-progress", *flags]) == 0
+        with open(path) as fh:
+            scored = json.load(fh)
+        assert {r["name"] for r in scored["members"]} == want and scored["images"] == 6
+        assert all(0.0 <= r["map50"] <= 1.0 for r in scored["members"])
     # resumable: a second run trains nothing
     again = DetectorBankBuilder(_recipe(coco_dir), work, out, progress=False)
     again.run()

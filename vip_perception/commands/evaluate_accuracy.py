@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-fraction", type=float, default=None,
                         help="data without its own splits: fraction held out for test (default: the build's, "
                              "else 0.15)")
+    parser.add_argument("--frontier", action="store_true",
+                        help="score every member whose weights ship (the Pareto front), not only the served ones")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
 
 
@@ -38,7 +40,7 @@ def run(args) -> int:
         print("error: --threads must be >= 1 and --limit >= 0", file=sys.stderr)
         return 2
     try:
-        bank = load_bank(args.bank, backend=args.backend)
+        bank = load_bank(args.bank, backend=args.backend, frontier=args.frontier)
         split = build_split_settings(bank)
         split.update({k: v for k in split if (v := getattr(args, k)) is not None})
         info = detect_dataset(args.data, bank.task, split["seed"], split["val_fraction"], split["test_fraction"])

@@ -43,7 +43,7 @@ def build_split_settings(bank) -> dict:
     ``DEFAULT_SPLIT`` for what the manifest does not record."""
     build = bank.manifest.get("build") or {}
     recipe = build.get("recipe") or {}
-    data = recipe.get("data") or {}
+    data = recipe.get("data") if isinstance(recipe.get("data"), dict) else {}  # a detector recipe: a directory
     seed = recipe.get("seed", build.get("seed", DEFAULT_SPLIT["seed"]))
     return {"seed": int(seed),
             "val_fraction": float(data.get("val_fraction", DEFAULT_SPLIT["val_fraction"])),
