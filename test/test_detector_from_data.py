@@ -151,6 +151,27 @@ def test_a_coco_checkpoint_loads_and_its_head_is_replaced_for_other_classes(tmp_
         fit_detector_weights(build_torchvision_detector(other), other, read_weights(path), path)
 
 
+def test_a_coco_checkpoint_is_served_as_it_is(tmp_path, capsys):
+    coco = TorchvisionDetectorSpec("fasterrcnn_mobilenet_v3_large_320_fpn", len(coco_class_names()), (96, 128))
+    torch.manual_seed(0)
+    path = str(tmp_path / "coco.pth")
+    torch.save(build_torchvision_detector(coco).state_dict(), path)
+    out = str(tmp_path / "bank")
+    args = ["bank", "build", "--task", "detection", "--arch", coco.arch, "--weights", path, "--out", out,
+            "--input-size", "96x128", "--threads", "1"]
+    assert cli(args) == 0
+    assert "as it is (90 COCO classes, 128x96 input)" in capsys.readouterr().out  # COCO's 80 and 10 unused ids
+    bank = load_bank(out)
+    assert bank.class_names[:3] == ["person", "bicycle", "car"] and [m.name for m in bank.members] == ["parent"]
+    assert read_manifest(out)["members"][0]["metrics"]["accuracy"].startswith("not measured")
+    x = bank.preprocess(np.zeros((120, 160, 3), np.uint8))
+    assert set(bank.member("parent").run(x, 1)) >= {"boxes", "labels", "scores"}
+    other = TorchvisionDetectorSpec(coco.arch, 4, (96, 128))
+    torch.save(build_torchvision_detector(other).state_dict(), tmp_path / "four.pth")
+    assert cli([*args[:7], str(tmp_path / "four.pth"), *args[8:]]) == 2
+    assert "four.pth: not a COCO-trained fasterrcnn_mobilenet_v3_large_320_fpn" in capsys.readouterr().err
+
+
 def test_recipe_records_the_request(coco_dir, tmp_path):
     from vip_perception.bank.recipe import RecipeError, load_recipe
 

@@ -368,3 +368,53 @@ class DetectorBankBuilder:
             "members": members,
             "files": files,
         }
+
+
+def checkpoint_bank(arch: str, weights: str, out: str, image_size: tuple[int, int], threads: list[int],
+                    profiler: Callable[..., dict] = profile_models, build: dict | None = None) -> dict:
+    """A one-member detector bank serving a COCO-trained torchvision checkpoint as it is.
+
+    The checkpoint (``weights``: a local ``.pth`` state_dict or ``.safetensors``) must fit
+    ``arch`` with torchvision's 91-label COCO head; its classes are ``coco_class_names()``. Its
+    latency is profiled here at ``threads``; its accuracy is not measured (no data: the
+    manifest's accuracy fields hold 0 and ``metrics.accuracy`` says so). WeightsError when the
+    file does not fit, naming it (a head for other classes: fine-tune with ``--data``).
+    Returns the manifest written to OUT/manifest.json.
+    """
+    from ..models.torchvision_arch import WeightsError, read_weights
+    from ..models.torchvision_detector import build_torchvision_detector, coco_class_names
+    from .provenance import portable_path
+
+    names = coco_class_names()
+    spec = TorchvisionDetectorSpec(arch, len(names), tuple(image_size))
+    model = build_torchvision_detector(spec)
+    notes = fit_detector_weights(model, spec, read_weights(weights), weights)
+    if notes:
+        raise WeightsError(f"{weights}: not a COCO-trained {arch} (its class head is for another class count); "
+                           "serve it after fine-tuning on your data: bank build --data DIR --weights FILE")
+    model.eval()
+    os.makedirs(out, exist_ok=True)
+    fname = "parent.safetensors"
+    save_weights(model, os.path.join(out, fname))
+    h, w = spec.image_size
+    latency = profiler({"parent": DetectorCall(model)}, (1, 3, h, w), threads=list(threads), runs=40, warmup=3,
+                       rounds=4)["parent"]
+    latency = {str(t): v.to_dict() for t, v in latency.items()}
+    from ..vip import count_macs
+
+    member = {"name": "parent", "kind": "parent", "file": fname, "spec": spec.to_dict(), "vip_layers": [],
+              "parent": None, "val_accuracy": 0.0, "test_accuracy": 0.0,
+              "macs": int(count_macs(model.backbone, (1, 3, *spec.transform_size)).total),
+              "param_bytes": int(sum(p.numel() * p.element_size() for p in model.state_dict().values())),
+              "train": {"steps": 0, "start": {"weights": portable_path(weights), "notes": []}},
+              "latency": latency, "served": True,
+              "metrics": {"accuracy": "not measured: the checkpoint served as it is (COCO labels)"}}
+    manifest = {
+        "name": os.path.basename(os.path.normpath(out)), "task": TASK, "class_names": names,
+        "input": InputSpec(h, w, 3, (0.0,) * 3, (1.0,) * 3, False).to_dict(), "machine": machine_info(),
+        "selection": {"threads": int(threads[0]), "quantile": "p50", "epsilon": 0.0, "keep_best": True,
+                      "frontier": ["parent"], "compact": ["parent"], "metric": "val_map50"},
+        "build": {**(build or {}), "checkpoint": portable_path(weights)},
+        "members": [member], "files": {fname: file_entry(os.path.join(out, fname))},
+    }
+    return save_manifest(out, manifest)

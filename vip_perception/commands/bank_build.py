@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "(default: resnet18,vgg_m); detection: one torchvision detector (default "
                      "fasterrcnn_resnet18_fpn; see models.torchvision_detector)")
     one.add_argument("--weights", default="", help="comma-separated local .pth state_dict / .safetensors files, "
-                     "the i-th for the i-th --arch (nothing is downloaded)")
+                     "the i-th for the i-th --arch (nothing is downloaded); with --task detection and no --data: "
+                     "a COCO-trained torchvision detector served as it is")
     one.add_argument("--input-size", default="", help="model input N or HxW pixels (default: the images' size)")
     one.add_argument("--time-budget", type=float, default=20.0, help="minutes for the whole build (default 20)")
     one.add_argument("--workers", type=int, default=2, help="image decoding processes (default 2)")
@@ -93,6 +94,8 @@ def build_record(args, config_path: str, subcommand: str) -> dict:
 def run(args) -> int:
     from ..bank.recipe import ClassifierRecipe, RecipeError, load_recipe
 
+    if args.data is None and args.weights and args.task == "detection":
+        return _bank_from_checkpoint(args)
     if args.data is not None:
         if args.config or args.quick:
             print("error: --data builds without a recipe; drop --config/--quick (or --data)", file=sys.stderr)
@@ -205,6 +208,32 @@ def _build_from_data(args, work: str) -> int:
         return 2
     log.info("bank build finished in %.1f s (budget %.1f min)", time.time() - t0, req.budget_min)
     _print_members(args.out, plan.skipped + builder.skipped, recipe_path)
+    return 0
+
+
+def _bank_from_checkpoint(args) -> int:
+    """--task detection --arch A --weights FILE without --data: a COCO checkpoint served as it is."""
+    from ..bank.auto_recipe import RequestError, parse_input_size
+    from ..bank.build_detector import checkpoint_bank
+    from ..models import WeightsError
+    from ..models.torchvision_detector import DETECTOR_ARCHS
+
+    archs, weights = _split(args.arch), _split(args.weights)
+    try:
+        if len(archs) != 1 or archs[0] not in DETECTOR_ARCHS or len(weights) != 1:
+            raise RequestError("--weights without --data serves one COCO checkpoint as it is: give one --arch "
+                               f"of {', '.join(DETECTOR_ARCHS)} and one --weights file")
+        size = parse_input_size(args.input_size) if args.input_size else (480, 640)
+        threads = sorted({1, args.threads or os.cpu_count() or 1})
+        m = checkpoint_bank(archs[0], weights[0], args.out, size, threads,
+                            build=build_record(args, "", "build"))
+    except (RequestError, WeightsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    lat = m["members"][0]["latency"]
+    print(f"bank {m['name']}: {archs[0]} from {weights[0]} as it is ({len(m['class_names'])} COCO classes, "
+          f"{size[1]}x{size[0]} input) -> {args.out}; p50 " + ", ".join(f"{lat[t]['p50']:.1f} ms at {t} thread(s)"
+                                                                       for t in sorted(lat)))
     return 0
 
 
