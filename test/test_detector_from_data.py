@@ -119,6 +119,32 @@ def test_plan_splits_the_budget_and_refuses_one_too_short():
     assert default_detector_size((480, 640)) == (480, 640) and default_detector_size((1080, 1920)) == (352, 640)
 
 
+def test_the_planned_recipe_is_written_and_read_back_on_resume(coco_dir, tmp_path):
+    from vip_perception.bank.auto_detector import planned_detector_recipe
+    from vip_perception.bank.auto_recipe import BuildRequest
+    from vip_perception.bank.recipe import load_recipe
+
+    seen = []
+
+    def measure(spec, threads, weights):
+        seen.append(spec)
+        return DetectorCost(step_s=0.5, infer_s=0.01, vip_layers=17)
+
+    req = BuildRequest(data=coco_dir, budget_min=5.0, threads=2)
+    cfg, plan, path = planned_detector_recipe(req, str(tmp_path / "work"), "belt", measure)
+    assert seen == [{"arch": "fasterrcnn_resnet18_fpn", "num_classes": 10, "image_size": [96, 128],
+                     "proposals": 64, "box_representation": 256}]
+    assert cfg.arch == "fasterrcnn_resnet18_fpn" and cfg.input_size == [96, 128] and cfg.parent.hflip
+    assert cfg.parent.steps == plan.parent_steps > 0 and cfg.vip_groups == 3 and cfg.val_scenes == 6
+    assert load_recipe(path, DetectorRecipe) == cfg
+    again, plan2, _ = planned_detector_recipe(BuildRequest(data=coco_dir, budget_min=9.0, threads=2),
+                                              str(tmp_path / "work"), "belt", measure)
+    assert again == cfg and plan2.parent_steps == plan.parent_steps and len(seen) == 1  # resumed, not re-planned
+    with pytest.raises(RequestError, match="planned for another request"):
+        planned_detector_recipe(BuildRequest(data=coco_dir, budget_min=5.0, threads=1), str(tmp_path / "work"),
+                                "belt", measure)
+
+
 def test_one_command_flags_name_what_is_wrong(coco_dir, tmp_path, capsys):
     assert cli(["bank", "build", "--data", coco_dir, "--out", str(tmp_path / "b"), "--arch", "resnet18"]) == 2
     assert "--arch resnet18: not a detector; known: fasterrcnn_resnet18_fpn" in capsys.readouterr().err
