@@ -34,6 +34,9 @@ COMMANDS = {
     "bank_station.json": "vip-perception bank show config/banks/station --threads 1 --json "
                          "benchmarks/bank_station.json --plot benchmarks/bank_station.png",
     "node_bench.json": "vip-perception bench node --json benchmarks/node_bench.json",
+    "vip_mobilenet_v3_large.json": "vip-perception bench vip --arch mobilenet_v3_large --input 224 --layers all "
+                                   "--threads 1 --repeats 15 --warmup 3 --backend torch --impl reference,fused "
+                                   "--no-compile --json benchmarks/vip_mobilenet_v3_large.json",
     "detector_conveyor.json": "OMP_NUM_THREADS=1 vip-perception evaluate detector --bank "
                               "config/banks/conveyor_detector --json benchmarks/detector_conveyor.json "
                               "--plot benchmarks/detector_conveyor.png --runs 150 --rounds 10",
@@ -156,6 +159,24 @@ def fused_vgg16(records: Path, data: dict) -> list[str]:
     out += ["", "Native kernel: " + d["native"].split(": ", 1)[-1] + "."]
     out += [""] + provenance(name, d)
     return out
+
+
+def vip_mobilenet(records: Path, data: dict) -> list[str]:
+    name = "vip_mobilenet_v3_large.json"
+    d = data[name]
+    s = d["layer_sets"]["all"]
+    sm = s["summary"]
+    out = [(f"ViP on every ViP-able convolution of MobileNetV3-large ({len(s.get('layers', [])) or 'all'} "
+            "depthwise, 1x1 and squeeze-excitation convolutions; the backbone of the MobileNetV3 detectors), "
+            f"{d['input'][1]}x{d['input'][2]}, batch 1, {d['threads']} thread: exact, but at batch 1 these "
+            "convolutions are memory-bound, so fewer MACs buy little time."), ""]
+    rows = [[k.replace("_", " "), f"`{sm[k]['baseline']}` {f(sm[k]['baseline_ms'], 1)}",
+             f"`{sm[k]['vip']}` {f(sm[k]['vip_ms'], 1)}", f"{f(sm[k]['speedup'])}x"]
+            for k in ("reference_torch", "fused_torch") if sm.get(k)]
+    out += table(["form", "fastest original (ms)", "ViP (ms)", "speedup"], rows)
+    out += ["", f"MAC ratio {f(s['mac_ratio'])}x; fused efficiency (speed-up / MAC ratio) "
+            f"{f(sm['fused_efficiency'])}."]
+    return out + [""] + provenance(name, d)
 
 
 def bank_fashion_mnist(records: Path, data: dict) -> list[str]:
@@ -622,6 +643,7 @@ def startup(records: Path, data: dict) -> list[str]:
 SECTIONS = (
     ("ViP on VGG16", ("vip_vgg16_paper.json", "vip_vgg16_all.json"), vip_vgg16),
     ("Fused ViP and ONNX Runtime on VGG16", ("fused_vgg16.json",), fused_vgg16),
+    ("ViP on MobileNetV3's depthwise convolutions", ("vip_mobilenet_v3_large.json",), vip_mobilenet),
     ("The Fashion-MNIST model bank", ("bank_fashion_mnist.json",), bank_fashion_mnist),
     ("Torch and ONNX Runtime on the shipped bank", ("bank_backends.json",), bank_backends),
     ("The station-camera classifier bank", ("bank_station.json",), bank_station),
