@@ -35,6 +35,15 @@ _lock = threading.Lock()
 _state: dict = {"loaded": None, "reason": "not tried yet", "seconds": None}
 
 
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the source checkout when inside it (status strings land in records)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return str(path)
+
 def kernel_source() -> Path | None:
     """The C++ source ``kernels/vip_upsample.cpp`` wherever the package is installed (ament
     share, source checkout, pip data files; ``share.share_path``), or None when missing."""
@@ -111,7 +120,7 @@ def _try_load() -> tuple[bool, str]:
             verbose=False,
         )
         torch.ops.vip_perception.upsample_cl  # noqa: B018 - raises if registration failed
-        return True, f"built from {src} ({tag})"
+        return True, f"built from {_shown(src)} ({tag})"
     except Exception as exc:  # noqa: BLE001 - any build/load failure means: use the fallback
         last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
         return False, f"native build failed ({type(exc).__name__}: {last})"
