@@ -34,6 +34,19 @@ COMMANDS = {
     "bank_station.json": "vip-perception bank show config/banks/station --threads 1 --json "
                          "benchmarks/bank_station.json --plot benchmarks/bank_station.png",
     "node_bench.json": "vip-perception bench node --json benchmarks/node_bench.json",
+    "accuracy_coco_detector.json": "vip-perception evaluate accuracy --bank bank_work/banks/coco_detector --data "
+                                   "bank_work/coco_conveyor --split test --frontier --json "
+                                   "benchmarks/accuracy_coco_detector.json",
+    "bank_imagefolder.json": "vip-perception data export --what fashion-mnist --out bank_work/fm64 --size 64 "
+                             "--limit 1000 && vip-perception bank build --data bank_work/fm64 --out "
+                             "bank_work/banks/fm64 --arch resnet18,vgg_m --input-size 64 --time-budget 20 --threads 1 "
+                             "&& vip-perception bank profile bank_work/banks/fm64 --gap-ms 10 && vip-perception bank "
+                             "show bank_work/banks/fm64 --json benchmarks/bank_imagefolder.json",
+    "bank_coco_detector.json": "vip-perception data export --what conveyor --out bank_work/coco_conveyor --images 600 "
+                               "&& vip-perception bank build --data bank_work/coco_conveyor --out "
+                               "bank_work/banks/coco_detector --time-budget 60 && vip-perception bank profile "
+                               "bank_work/banks/coco_detector --threads 1,2 --gap-ms 10 && vip-perception bank show "
+                               "bank_work/banks/coco_detector --json benchmarks/bank_coco_detector.json",
     "vip_mobilenet_v3_large.json": "vip-perception bench vip --arch mobilenet_v3_large --input 224 --layers all "
                                    "--threads 1 --repeats 15 --warmup 3 --backend torch --impl reference,fused "
                                    "--no-compile --json benchmarks/vip_mobilenet_v3_large.json",
@@ -437,6 +450,9 @@ def _demo_line(d: dict) -> str:
     score = d.get("detection") or {}
     scored = (f"; precision {pct(score['precision'])}, recall {pct(score['recall'])} at IoU 0.5"
               if score.get("precision") is not None else "")
+    if d.get("station_accuracy") is not None:
+        scored += (f"; accuracy on the station camera's view {pct(d['station_accuracy'])} (trained on the plain "
+                   "export, not on that view)")
     return (f"Served by the node (`demo`, {f(o['fps'], 1)} fps, deadline {f(o['deadline_ms'], 0)} ms, "
             f"{o['load']} busy process(es) from half-way): {d['results']} results, {d['misses']} misses "
             f"({pct(d['miss_fraction'], 2)}); member mix "

@@ -51,6 +51,12 @@ def run(args) -> int:
         return 2
     _print_table(result)
     if args.json:
+        from vip_perception.bank.provenance import portable_command
+
+        argv = sys.argv[3:] if sys.argv[1:3] == ["evaluate", "accuracy"] else []
+        if argv:  # the command line that made the record, paths repository-relative
+            result = {"command": "vip-perception evaluate accuracy "
+                      + portable_command(argv, ("--bank", "--data", "--json")), **result}
         write_json(args.json, result)
     return 0
 
