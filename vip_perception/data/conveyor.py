@@ -218,20 +218,6 @@ def write_split(out_dir: str, split: str, count: int, config: ConveyorConfig = C
     return path
 
 
-def box_statistics(scenes: ConveyorScenes, count: int) -> dict:
-    """Sizes sqrt(w*h) and aspect ratios h/w of the boxes in scenes 0..count-1 (for anchor fitting)."""
-    sizes, ratios = [], []
-    for i in range(count):
-        b = scenes.scene(i).boxes
-        if len(b):
-            w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-            sizes.append(np.sqrt(w * h))
-            ratios.append(h / np.maximum(w, 1e-6))
-    if not sizes:
-        raise ValueError(f"no boxes in {count} {scenes.split} scenes: cannot fit anchors")
-    return {"sizes": np.concatenate(sizes), "ratios": np.concatenate(ratios)}
-
-
 class BeltStream:
     """A camera over the moving belt: frame ``index`` shows the belt ``speed`` px further along.
 
