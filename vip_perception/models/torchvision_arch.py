@@ -209,7 +209,17 @@ def fit_weights(model: nn.Module, spec: TorchvisionSpec, state: dict[str, torch.
     if first in state and first in own and state[first].shape[1] == 3 and own[first].shape[1] == 1:
         state[first] = state[first].sum(1, keepdim=True)
         notes.append(f"{path}: RGB first convolution summed over colour for grey input")
-    missing = [k for k in own if k not in state and k not in head]
+    load_fitting(model, state, path, spec.arch, may_miss=lambda k: k in head)
+    return notes
+
+
+def load_fitting(model: nn.Module, state: dict[str, torch.Tensor], path: str, arch: str, may_miss=lambda k: False
+                 ) -> None:
+    """Load ``state`` into ``model`` (non-strict) when every key fits: same names and shapes,
+    except model keys ``may_miss`` allows to be absent. WeightsError otherwise, one line listing
+    the first missing, unexpected and wrongly shaped keys and their counts."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not may_miss(k)]
     unexpected = [k for k in state if k not in own]
     shape = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in state
              if k in own and state[k].shape != own[k].shape]
@@ -217,6 +227,5 @@ def fit_weights(model: nn.Module, spec: TorchvisionSpec, state: dict[str, torch.
         parts = [f"missing {listed_keys(missing)}" if missing else "",
                  f"unexpected {listed_keys(unexpected)}" if unexpected else "",
                  f"wrong shape {listed_keys(shape)}" if shape else ""]
-        raise WeightsError(f"{path}: weights do not fit {spec.arch}: " + "; ".join(p for p in parts if p))
+        raise WeightsError(f"{path}: weights do not fit {arch}: " + "; ".join(p for p in parts if p))
     model.load_state_dict(state, strict=False)
-    return notes

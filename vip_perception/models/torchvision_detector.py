@@ -185,23 +185,15 @@ def fit_detector_weights(model: nn.Module, spec: TorchvisionDetectorSpec, state:
     checkpoints) may be missing. Anything else that does not fit raises ``WeightsError`` listing
     the missing, unexpected and wrongly shaped keys.
     """
-    from .torchvision_arch import WeightsError, listed_keys
+    from .torchvision_arch import load_fitting
 
     own = model.state_dict()
     state = dict(state)
     replaced = sorted(k for k in state if k in own and k.startswith(_HEAD_PREFIXES) and state[k].shape != own[k].shape)
     for k in replaced:
         state.pop(k)
-    missing = [k for k in own if k not in state and k not in replaced and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    shape = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in state
-             if k in own and state[k].shape != own[k].shape]
-    if missing or unexpected or shape:
-        parts = [f"missing {listed_keys(missing)}" if missing else "",
-                 f"unexpected {listed_keys(unexpected)}" if unexpected else "",
-                 f"wrong shape {listed_keys(shape)}" if shape else ""]
-        raise WeightsError(f"{path}: weights do not fit {spec.arch}: " + "; ".join(p for p in parts if p))
-    model.load_state_dict(state, strict=False)
+    load_fitting(model, state, path, spec.arch,
+                 may_miss=lambda k: k in replaced or k.endswith("num_batches_tracked"))
     if replaced:
         return [f"{path}: the checkpoint's class head ({len(replaced)} tensors, e.g. {replaced[0]}) is for another "
                 f"class count; replaced and trained for the data's {spec.num_classes} classes"]
