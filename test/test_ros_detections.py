@@ -220,3 +220,15 @@ def test_detection_score_matches_by_class_and_iou():
     assert (score.precision, score.recall, score.detections_per_frame) == (1.0, 0.5, 0.5)
     assert score.mean_best_iou == pytest.approx(0.5)
     assert score.short() == "P 100% R 50% (2)"
+
+
+def test_demo_figures_carry_the_detection_score():
+    from vip_perception.ros.tools.demo import Scoreboard
+
+    board = Scoreboard()
+    stamp = {"sec": 1, "nanosec": 0}
+    board.on_truth({"stamp": stamp, "boxes": [[0, 0, 10, 10], [20, 20, 30, 30]], "class_ids": [1, 3]}, 0.0)
+    board.on_result({"stamp": stamp, "box_format": "xyxy", "boxes": [[0, 0, 10, 10]], "class_ids": [1]}, 0.1)
+    det = board.figures()["detection"]
+    assert (det["frames"], det["precision"], det["recall"], det["detections_per_frame"]) == (1, 1.0, 0.5, 1.0)
+    assert Scoreboard().figures()["detection"] is None  # classification runs: no detection figures
