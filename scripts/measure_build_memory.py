@@ -204,11 +204,14 @@ class Watch:
         return [[round(t, 1), round(mib, 1)] for t, mib in (buckets[b] for b in sorted(buckets))]
 
 
-def watch(proc: subprocess.Popen, interval: float = 0.2, timeout: float | None = None) -> Watch:
+def watch(proc: subprocess.Popen, interval: float = 0.2, timeout: float | None = None,
+          into: Watch | None = None) -> Watch:
     """Sample ``proc``'s tree every ``interval`` s until it exits; at ``timeout`` s its process
     group is killed (start it with ``start_new_session=True``) and exit_code is None; so it is
-    when this process is interrupted (the exception goes on)."""
-    w = Watch(wall_start=time.time())
+    when this process is interrupted (the exception goes on). ``into``: the Watch to fill (another
+    thread may read its samples as they arrive)."""
+    w = into if into is not None else Watch()
+    w.wall_start = time.time()
     root, start = psutil.Process(proc.pid), time.monotonic()
     try:
         while proc.poll() is None:

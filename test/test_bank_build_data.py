@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from shape_folders import SHAPES, write_shape_folder
 from vip_perception.bank import LatencyProfile, load_bank
 from vip_perception.bank.auto_recipe import (
     BuildRequest,
@@ -25,24 +26,11 @@ from vip_perception.data.image_folder import to_model_array
 from vip_perception.data.user_data import detect_dataset, open_split
 
 torch.set_num_threads(1)
-CLASSES = ["circle", "hbar", "vbar"]
+CLASSES = SHAPES
 
 
 def _make_folder(root, per_class=12, size=32):
-    rng = np.random.default_rng(0)
-    for name in CLASSES:
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            img = rng.integers(0, 40, size=(size, size, 3), dtype=np.uint8)
-            color = tuple(int(c) for c in rng.integers(150, 256, size=3))
-            c = int(rng.integers(10, 22))
-            if name == "circle":
-                cv2.circle(img, (c, c), 7, color, -1)
-            elif name == "hbar":
-                cv2.rectangle(img, (3, c - 3), (size - 4, c + 3), color, -1)
-            else:
-                cv2.rectangle(img, (c - 3, 3), (c + 3, size - 4), color, -1)
-            cv2.imwrite(str(root / name / f"{i:03d}.png"), img)
+    write_shape_folder(root, per_class, size, radius=7, centre=(10, 22), half=3, margin=3)
 
 
 # ---- the plan: pure functions of throughputs ----------------------------------------------------

@@ -2,11 +2,11 @@
 import os
 
 import cv2
-import numpy as np
 import pytest
 import torch
 import yaml
 
+from shape_folders import SHAPES, write_shape_folder
 from vip_perception.bank import LatencyProfile, load_bank
 from vip_perception.bank.build_classifier import PHASES, ClassifierBankBuilder
 from vip_perception.bank.manifest import read_manifest
@@ -15,24 +15,11 @@ from vip_perception.cli import main as cli
 from vip_perception.data import load_image_folder
 
 torch.set_num_threads(1)
-CLASSES = ["circle", "hbar", "vbar"]
+CLASSES = SHAPES
 
 
 def _make_folder(root, per_class=24, size=20):
-    rng = np.random.default_rng(0)
-    for ci, name in enumerate(CLASSES):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            img = rng.integers(0, 40, size=(size, size, 3), dtype=np.uint8)
-            color = tuple(int(c) for c in rng.integers(150, 256, size=3))
-            c = int(rng.integers(7, 13))
-            if name == "circle":
-                cv2.circle(img, (c, c), 5, color, -1)
-            elif name == "hbar":
-                cv2.rectangle(img, (2, c - 2), (size - 3, c + 2), color, -1)
-            else:
-                cv2.rectangle(img, (c - 2, 2), (c + 2, size - 3), color, -1)
-            cv2.imwrite(str(root / name / f"{i:03d}.png"), img)
+    write_shape_folder(root, per_class, size, radius=5, centre=(7, 13), half=2, margin=2)
 
 
 def test_load_image_folder(tmp_path):

@@ -154,6 +154,8 @@ def test_one_command_flags_name_what_is_wrong(coco_dir, tmp_path, capsys):
     assert cli(["bank", "build", "--data", coco_dir, "--out", str(tmp_path / "b"), "--weights",
                 "FasterRCNN_ResNet50_FPN_Weights.COCO_V1"]) == 2
     assert "nothing is downloaded here" in capsys.readouterr().err
+    assert cli(["bank", "build", "--data", coco_dir, "--out", str(tmp_path / "b"), "--input-size", "16"]) == 2
+    assert "need num_classes >= 1 and image sides >= 32, got 10, (16, 16)" in capsys.readouterr().err
 
 
 def test_a_coco_checkpoint_loads_and_its_head_is_replaced_for_other_classes(tmp_path):

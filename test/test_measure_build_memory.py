@@ -6,6 +6,8 @@ import importlib.util
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +20,12 @@ sys.modules["measure_build_memory"] = mbm  # dataclasses look the module up
 _spec.loader.exec_module(mbm)
 
 ALLOC_MIB = 96
+READY_TIMEOUT_S = 120  # generous: a bound for a busy or slow machine, not an expected time
 # A parent that allocates nothing and a child that fills ALLOC_MIB (pages written, so resident),
-# holds it for a while and exits.
+# says "ready" and holds it until its stdin (the parent's, passed on) is closed.
 TREE = textwrap.dedent(f"""
     import subprocess, sys
-    child = "import time; b = b'x' * ({ALLOC_MIB} << 20); time.sleep(1.0)"
+    child = "import sys; b = b'x' * ({ALLOC_MIB} << 20); print('ready', flush=True); sys.stdin.read()"
     sys.exit(subprocess.call([sys.executable, "-c", child]))
 """)
 
@@ -36,9 +39,21 @@ def _write_pngs(folder: Path, sizes: list[tuple[int, int]]) -> None:
 
 
 def test_sampler_sees_the_childs_allocation_in_the_tree_not_in_the_main_process():
-    proc = subprocess.Popen([sys.executable, "-c", TREE], start_new_session=True)
-    w = mbm.watch(proc, interval=0.05, timeout=60)
-    assert w.exit_code == 0 and w.samples
+    proc = subprocess.Popen([sys.executable, "-c", TREE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    w = mbm.Watch()
+    watcher = threading.Thread(target=mbm.watch, args=(proc, 0.05, READY_TIMEOUT_S, w))
+    watcher.start()
+    try:
+        assert proc.stdout.readline().strip() == "ready"  # the child holds its allocation from here
+        seen = len(w.samples)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while len(w.samples) < seen + 2 and time.monotonic() < deadline:  # a full sample after "ready"
+            time.sleep(0.01)
+    finally:
+        proc.stdin.close()  # the child lets go and both exit
+        watcher.join(READY_TIMEOUT_S)
+    assert w.exit_code == 0 and len(w.samples) >= seen + 2
     peak = w.peaks_mib()
     assert peak["processes_max"] == 2
     assert peak["tree_rss_mib"] >= ALLOC_MIB
@@ -51,9 +66,9 @@ def test_sampler_sees_the_childs_allocation_in_the_tree_not_in_the_main_process(
 
 
 def test_watch_kills_a_build_past_its_timeout():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
     w = mbm.watch(proc, interval=0.05, timeout=0.3)
-    assert w.exit_code is None and proc.returncode is not None and w.wall_s < 30
+    assert w.exit_code is None and proc.returncode == -9  # killed, not ended by itself
 
 
 def test_watch_kills_the_build_when_interrupted(monkeypatch):

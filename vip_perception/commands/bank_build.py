@@ -252,7 +252,11 @@ def _build_detector_from_data(args, work: str) -> int:
     t0 = time.time()
     req = _request(args)
     name = os.path.basename(os.path.normpath(args.out))
-    cfg, plan, recipe_path = planned_detector_recipe(req, work, name)
+    try:  # the architecture's own checks (image sides, class count) speak in one line too
+        cfg, plan, recipe_path = planned_detector_recipe(req, work, name)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for line in plan.skipped:
         log.warning("plan: %s", line)
     log.info("plan: parent %d steps, %d ViP groups x %d steps (%s)", plan.parent_steps, plan.vip_groups,
