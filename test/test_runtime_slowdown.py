@@ -128,3 +128,61 @@ def test_active_options_are_full_and_recent():
     for _ in range(5):
         est.observe(1, 1.0, 1.0, option="b")
     assert est.active_options() == {("b", 1)}  # a's newest sample is 5 frames old
+
+
+def _probe_cycle(est, threads, slow, quiet_threads=1):
+    """Age ``threads`` until its factor is back under 1.05 (counting frames), then probe it once
+    at ratio ``slow``. Returns the frames it took to become probe-able."""
+    n = 0
+    while est.factor(threads) >= 1.05:
+        feed(est, quiet_threads, 1.0, 1)
+        n += 1
+    feed(est, threads, slow, 1)
+    return n
+
+
+def test_failed_probes_double_the_wait_and_a_passed_probation_resets_it():
+    est = SlowdownEstimator(window=8, rank=2, half_life=20)
+    feed(est, 2, 10.0, 2)  # a thread count caught by load
+    waits = [_probe_cycle(est, 2, 10.0) for _ in range(5)]  # each probe finds the load still there
+    assert est.backoff() == {2: 3}  # capped at MAX_BACKOFF
+    assert [w / waits[0] for w in waits] == pytest.approx([1, 2, 4, 8, 8], rel=0.05)
+    _probe_cycle(est, 2, 1.0)  # the load has gone: the probe is fast ...
+    assert est.backoff() == {2: 3}  # ... but on probation until a window of samples passes
+    feed(est, 2, 1.0, 7)
+    assert est.backoff() == {}
+    feed(est, 2, 10.0, 2)  # the next load is aged at the base half-life again
+    assert _probe_cycle(est, 2, 1.0) == pytest.approx(waits[0], abs=2)
+
+
+def test_probation_tolerates_runs_as_fast_as_predicted():
+    est = SlowdownEstimator(window=8, rank=2, half_life=20)
+    feed(est, 2, 10.0, 2)
+    _probe_cycle(est, 2, 1.05)  # within PROBE_TOLERANCE of the profile
+    feed(est, 2, 1.08, 7)
+    assert est.backoff() == {}
+    # a thread count in continuous use is never on probation: its slow runs are load, not probes
+    est = SlowdownEstimator(window=8, rank=2, half_life=20)
+    feed(est, 1, 1.0, 8)
+    feed(est, 1, 5.0, 20)
+    assert est.backoff() == {}
+
+
+def test_an_option_that_keeps_missing_is_retried_less_often():
+    est = SlowdownEstimator(window=8, rank=2, half_life=20)
+    for _ in range(8):
+        est.observe(1, 1.0, 1.0, option="small")
+    retries = []
+    since = 0
+    for _ in range(2000):  # the large option is retried whenever its own factor has aged under 1.05
+        if est.option_factors().get(("large", 1), 0.0) < 1.05:
+            est.observe(1, 1.25, 1.0, option="large")  # 25% over its profile: a miss each time
+            retries.append(since)
+            since = 0
+        else:
+            est.observe(1, 1.0, 1.0, option="small")
+            since += 1
+    assert est.backoff()[("large", 1)] == 3
+    gaps = retries[1:]  # frames between retries: doubling up to 8x
+    assert [g / gaps[0] for g in gaps[:5]] == pytest.approx([1, 2, 4, 8, 8], rel=0.05)
+    assert len(retries) <= 10  # the base half-life alone retries it every gaps[0] frames: ~45 times

@@ -42,6 +42,17 @@ lets a larger thread count look less slowed than a smaller one, so an unobserved
 2-thread factor cannot undercut a loaded 1-thread one.) A probe that risked nothing would need
 an idle slot the size of the loaded latency (tens of ms), which a frame stream does not promise.
 
+Backing off probes that fail: a key (thread count or option) that comes back after a pause (its
+newest sample more than ``window`` frames old) is on probation for its next ``window`` samples.
+A probation sample more than ``PROBE_TOLERANCE`` x slower than predicted (the factor before it,
+at least 1) means the aging let it back too early: the load is still there. Its samples then age
+with twice the half-life (up to ``2 ** MAX_BACKOFF`` times), so the next probe waits twice as
+long; a probation that passes resets it. Why: under a constant load a member that misses on a
+fifth of its runs (the top member at 1 thread, hit by scheduler slices) or a thread count whose
+runs collapse on a third of them (2 threads beside a busy process: 9 ms -> 100+ ms) was retried
+every 40-130 frames at the price of a miss each time (25 of 38 misses in one constant-load run);
+with doubling, a run of N frames holds about log2(N / half_life) failed probes.
+
 Per option too: each (member, threads) option that has run keeps the same kind of window of its
 own log-ratios (``option_factors``), with the same rank, aging and stale rules. The thread-count
 factor reacts to load for every member at once; an option's own factor catches what is specific
@@ -79,6 +90,8 @@ import math
 from collections import deque
 
 MACHINE_RATIO_MAX = 8.0  # a calibration ratio above this is load, not the machine's speed (``seed``)
+PROBE_TOLERANCE = 1.1  # a probation sample this much slower than predicted is a failed probe
+MAX_BACKOFF = 3  # failed probes double a key's half-life at most this many times (8x)
 
 
 class SlowdownEstimator:
@@ -116,6 +129,8 @@ class SlowdownEstimator:
         self._opt_factors: dict[tuple, float] = {}
         self._prior: dict[int, float] = {}  # threads -> log-ratio prior (seed); absent = 0
         self._opt_prior: dict[tuple, float] = {}  # (option, threads) -> log-ratio prior
+        self._backoff: dict = {}  # thread count or (option, threads) -> failed probes in a row
+        self._probation: dict = {}  # key -> samples seen since it came back after a pause
 
     def reset(self) -> None:
         """Forget everything (e.g. the profile quantile changed, so old ratios mean something else)."""
@@ -123,6 +138,8 @@ class SlowdownEstimator:
         self._obs.clear()
         self._factors = {}
         self._prior = {}
+        self._backoff.clear()
+        self._probation.clear()
         self.forget_options()
 
     def forget_options(self) -> None:
@@ -130,6 +147,10 @@ class SlowdownEstimator:
         self._opt_obs = {}
         self._opt_factors = {}
         self._opt_prior = {}
+        for key in [k for k in self._backoff if isinstance(k, tuple)]:
+            del self._backoff[key]
+        for key in [k for k in self._probation if isinstance(k, tuple)]:
+            del self._probation[key]
 
     def seed(self, thread_factors: dict[int, float], option_factors: dict[tuple, float],
              machine_ratio_max: float = MACHINE_RATIO_MAX) -> None:
@@ -156,6 +177,7 @@ class SlowdownEstimator:
                                       (options, self._opt_obs, dict(self._opt_prior))):
             for key, lr in seeds.items():
                 windows.pop(key, None)
+                self._probation.pop(key, None)
                 prior.pop(key, None)
                 if lr <= limit:
                     prior[key] = lr
@@ -183,7 +205,12 @@ class SlowdownEstimator:
             return  # a broken measurement must not poison the estimate
         lr = math.log(max(observed_ms, 1e-9) / profiled_ms)
         lr = min(max(lr, self._lo), self._hi)
+        thread_before = self.factor(threads)
         self._step += 1
+        self._judge_probe(self._obs, threads, lr, thread_before)
+        if option is not None:
+            key = (option, threads)
+            self._judge_probe(self._opt_obs, key, lr, max(thread_before, self._opt_factors.get(key, 0.0)))
         if self._push(self._obs, threads, lr):
             # A probe: this thread count comes back after a long pause, so the machine may be
             # another one now. Options' own records at it from before the pause go too.
@@ -197,6 +224,31 @@ class SlowdownEstimator:
             self._push(self._opt_obs, (option, threads), lr)
         self._factors = self._recompute(self._obs, self._prior)  # replaced, never mutated: readers see a
         self._opt_factors = self._recompute(self._opt_obs, self._opt_prior)  # complete dict
+
+    def _judge_probe(self, windows: dict, key, lr: float, predicted: float) -> None:
+        """Probation bookkeeping for one new sample of ``key`` (before it is pushed): start it
+        when the key comes back after a pause; a sample slower than ``predicted`` (its factor
+        before this sample, at least 1) x ``PROBE_TOLERANCE`` fails it (backoff + 1); ``window``
+        samples without one pass it (backoff 0)."""
+        q = windows.get(key)
+        if q and self._step - q[-1][0] > self.window:
+            self._probation[key] = 0
+        seen = self._probation.get(key)
+        if seen is None:
+            return
+        if lr > math.log(max(predicted, 1.0) * PROBE_TOLERANCE):
+            self._backoff[key] = min(self._backoff.get(key, 0) + 1, MAX_BACKOFF)
+            del self._probation[key]
+        elif seen + 1 >= self.window:
+            self._backoff.pop(key, None)
+            del self._probation[key]
+        else:
+            self._probation[key] = seen + 1
+
+    def backoff(self) -> dict:
+        """Failed probes in a row by key (thread count or (option, threads)); absent = 0. Each
+        doubles the half-life that key's samples age with."""
+        return dict(self._backoff)
 
     def _push(self, windows: dict, key, lr: float) -> bool:
         """Append to ``key``'s window; True when stale samples were dropped first (a probe)."""
@@ -214,10 +266,11 @@ class SlowdownEstimator:
         # Done once per observation (off the selection path), for every window, because aging
         # advances for all of them. A few hundred float operations for a 6-member bank. Keys
         # with a prior but no window report the prior; samples age toward their key's prior.
-        step, hl = self._step, self.half_life
+        step = self._step
         out = {key: math.exp(p) for key, p in prior.items() if key not in windows}
         for key, q in windows.items():
             p = prior.get(key, 0.0)
+            hl = self.half_life * 2 ** self._backoff.get(key, 0)
             aged = sorted((p + (lr - p) * 0.5 ** ((step - s) / hl) for s, lr in q), reverse=True)
             # A partial window (start-up, or an option being probed again) has too little
             # evidence to call anything an outlier: take its worst sample, the seed counting
