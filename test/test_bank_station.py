@@ -95,3 +95,44 @@ def test_low_res_training_needs_a_gap_head(tmp_path):
     builder = ClassifierBankBuilder(cfg, str(tmp_path / "work"), str(tmp_path / "out"), progress=False)
     with pytest.raises(ValueError, match="tiny: train.low_res_fraction needs a resolution-free head"):
         builder.phase_parents()
+
+
+def test_refine_stages_run_in_order_resume_per_stage_and_renew_the_variants(tmp_path):
+    """A parent's ``refine`` may list stages; a recipe that lists one more than a record holds
+    trains only that one, and the parent's ViP variants (fine-tuned from the older weights) and
+    its layer sensitivity are derived again."""
+    from vip_perception.bank.build_classifier import ClassifierBankBuilder
+    from vip_perception.bank.recipe import ClassifierRecipe, TrainRecipe, load_recipe
+    from vip_perception.bank.show import _train_seconds
+
+    cfg = load_recipe("config/bank_station.yaml", ClassifierRecipe, quick=True)
+    stage = TrainRecipe(epochs=0.2, batch_size=32, optimizer="sgd", lr=0.01, schedule="cosine", augment=True)
+    cfg.parents[0].refine = stage
+    work = str(tmp_path / "work")
+    b = ClassifierBankBuilder(cfg, work, str(tmp_path / "out"), progress=False)
+    b.phase_parents()
+    b.phase_vip()
+    first = b.record("tiny")
+    assert isinstance(first.train["refine"], dict) and first.train["refine"]["lr"] == 0.01
+    variants = sorted(r.name for r in b.all_records() if r.parent == "tiny")
+    assert variants == ["tiny.vip00", "tiny.vip01"]
+    b.phase_parents()  # nothing pending: nothing trains, nothing is dropped
+    assert b.record("tiny").to_dict() == first.to_dict()
+
+    cfg.parents[0].refine = [stage, TrainRecipe(epochs=0.2, batch_size=32, optimizer="sgd", lr=0.005,
+                                                schedule="cosine", augment=True)]
+    b = ClassifierBankBuilder(cfg, work, str(tmp_path / "out"), progress=False)
+    assert b._needs_refine(cfg.parents[0])
+    b.phase_parents()
+    rec = b.record("tiny")
+    assert [st["lr"] for st in rec.train["refine"]] == [0.01, 0.005]
+    assert rec.train["refine"][0] == first.train["refine"]  # the first stage is not trained again
+    assert rec.train["refine"][1]["val_accuracy_before"] == first.val_accuracy
+    assert _train_seconds(rec.train) == pytest.approx(
+        rec.train["seconds"] + sum(st["seconds"] for st in rec.train["refine"]))
+    assert not any(r.parent == "tiny" for r in b.all_records())  # stale variants gone ...
+    assert not os.path.exists(os.path.join(work, "candidates", "tiny", "sensitivity.json"))
+    assert not b._needs_refine(cfg.parents[0])
+    b.phase_vip()  # ... and derived again from the new weights
+    assert sorted(r.name for r in b.all_records() if r.parent == "tiny") == variants
+    assert os.path.exists(os.path.join(work, "candidates", "tiny", "sensitivity.json"))

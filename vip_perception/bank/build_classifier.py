@@ -408,27 +408,63 @@ class ClassifierBankBuilder:
                 self.claim(p.name)
                 self._refine(p)
 
+    @staticmethod
+    def _refine_stages(p) -> list:
+        """``p.refine`` as a list of stages (TrainRecipe), in order."""
+        if p.refine is None:
+            return []
+        return list(p.refine) if isinstance(p.refine, list) else [p.refine]
+
+    @staticmethod
+    def _refine_records(rec: CandidateRecord) -> list[dict]:
+        """The refine stages a record holds: ``train["refine"]`` is one stage's dict, or a list."""
+        done = rec.train.get("refine")
+        return [] if done is None else list(done) if isinstance(done, list) else [done]
+
     def _needs_refine(self, p) -> bool:
-        return p.refine is not None and "refine" not in self.record(p.name).train
+        return len(self._refine_records(self.record(p.name))) < len(self._refine_stages(p))
 
     def _refine(self, p) -> CandidateRecord:
-        """The parent's second stage: continue training the saved model with ``p.refine``."""
+        """The parent's later stages: continue training the saved model with each stage of
+        ``p.refine`` not yet recorded, saving after each (so an interruption loses one stage at
+        most). Every stage draws its data order from the same seed, ``<name>.refine``."""
         rec = self.record(p.name)
+        stages = self._refine_stages(p)
+        pending = range(len(self._refine_records(rec)), len(stages))
+        if pending:
+            self._drop_variants(p.name)
         model = self.load_model(rec)
-        tc = self._train_config(p.refine, rec.macs, _seed_of(self.cfg.seed, p.name + ".refine"))
         s = self.splits
-        t0 = time.time()
-        loss = train(model, s.train, tc, desc=f"{p.name} refine", progress=self.progress)
-        round_to_storage(model)
-        before = rec.val_accuracy
-        rec.val_accuracy, rec.test_accuracy = evaluate(model, s.x_val, s.y_val), evaluate(model, s.x_test, s.y_test)
-        rec.train["refine"] = {"samples": tc.samples, "seconds": round(time.time() - t0, 1),
-                               "final_loss": round(loss, 4), "optimizer": tc.optimizer, "lr": tc.lr,
-                               "schedule": tc.schedule, "station": p.refine.station, "val_accuracy_before": before}
-        self.save(rec, model)
-        log.info("%-40s refine val %.4f -> %.4f test %.4f (%d samples, %.0f s)", p.name, before, rec.val_accuracy,
-                 rec.test_accuracy, tc.samples, time.time() - t0)
+        for k in pending:
+            stage = stages[k]
+            self.claim(p.name)  # ``save`` released it after the previous stage
+            tc = self._train_config(stage, rec.macs, _seed_of(self.cfg.seed, p.name + ".refine"))
+            t0 = time.time()
+            loss = train(model, s.train, tc, desc=f"{p.name} refine {k + 1}/{len(stages)}", progress=self.progress)
+            round_to_storage(model)
+            before = rec.val_accuracy
+            rec.val_accuracy, rec.test_accuracy = evaluate(model, s.x_val, s.y_val), evaluate(model, s.x_test, s.y_test)
+            entry = {"samples": tc.samples, "seconds": round(time.time() - t0, 1), "final_loss": round(loss, 4),
+                     "optimizer": tc.optimizer, "lr": tc.lr, "schedule": tc.schedule, "station": stage.station,
+                     "val_accuracy_before": before}
+            done = self._refine_records(rec) + [entry]
+            rec.train["refine"] = done[0] if len(done) == 1 else done
+            self.save(rec, model)
+            log.info("%-40s refine %d/%d val %.4f -> %.4f test %.4f (%d samples, %.0f s)", p.name, k + 1,
+                     len(stages), before, rec.val_accuracy, rec.test_accuracy, tc.samples, time.time() - t0)
         return rec
+
+    def _drop_variants(self, parent: str) -> None:
+        """Delete ``parent``'s ViP variants and its layer sensitivity: they describe the parent
+        before its next training stage, so they are derived again from the new weights."""
+        for rec in self.all_records():
+            if rec.parent == parent:
+                log.warning("%s: parent %s trains further; its variant is derived again", rec.name, parent)
+                shutil.rmtree(self._dir(rec.name))
+        try:
+            os.remove(os.path.join(self._dir(parent), "sensitivity.json"))
+        except FileNotFoundError:
+            pass
 
     def phase_vip(self) -> None:
         from ..vip import apply_vip, count_macs, vip_layer_names

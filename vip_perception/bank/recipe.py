@@ -101,9 +101,10 @@ class ParentConfig:
     # input size, channels and classes come from the data section
     spec: dict
     train: TrainRecipe = field(default_factory=TrainRecipe)  # its training
-    # a second training stage continuing the first (full resolution, its own schedule and
-    # conditions); resumable: a parent trained without it is refined on the next run
-    refine: TrainRecipe | None = None
+    # further training stages continuing the first (full resolution, each with its own schedule
+    # and conditions): one stage or a list, run in order; resumable per stage: a parent with
+    # fewer stages recorded than listed gets the rest on the next run
+    refine: TrainRecipe | list[TrainRecipe] | None = None
     vip_variants: int = -1  # ViP variants of this parent (-1: vip.variants_per_parent; 0: none)
     weights: str = ""  # torchvision arch: local .pth state_dict or .safetensors to start from ("" = scratch)
 

@@ -31,10 +31,12 @@ def _row(d: dict, threads: int) -> dict:
 
 
 def _train_seconds(train: dict) -> float | None:
-    """Wall-clock seconds a candidate's training took, a refine stage included (None: unknown)."""
+    """Wall-clock seconds a candidate's training took, refine stages included (None: unknown)."""
     if "seconds" not in train:
         return None
-    return float(train["seconds"]) + float((train.get("refine") or {}).get("seconds", 0.0))
+    refine = train.get("refine") or []
+    stages = refine if isinstance(refine, list) else [refine]
+    return float(train["seconds"]) + sum(float(st.get("seconds", 0.0)) for st in stages)
 
 
 def flag_dominated(rows: list[dict], quantile: str) -> list[dict]:
