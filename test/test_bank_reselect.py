@@ -216,7 +216,7 @@ def test_profile_serves_a_vip_member_only_when_it_pays(qb, tmp_path, monkeypatch
     assert cli(["bank", "profile", str(d), "--threads", "1", "--runs", "5", "--no-progress"]) == 0
     data = read_manifest(str(d))
     assert {m["name"]: m["served"] for m in data["members"]}["v"] is served
-    assert data["selection"]["reselected"]["vip_too_slow"] == ([] if served else ["v"])
+    assert data["selection"]["reselected"]["vip_unpaid"] == ([] if served else ["v"])
     assert [m.name for m in load_bank(str(d)).members] == (["a", "b", "v", "d"] if served else ["a", "b", "d"])
 
 
@@ -228,3 +228,26 @@ def test_unpaid_vip_rule():
     assert unpaid_vip(names, parents, latency, 1.3) == {2}  # v2 pays at 1 thread, not at 2 (1.2x)
     assert unpaid_vip(names, parents, latency, 1.0) == set()  # the rule off
     assert unpaid_vip(names, parents, latency, 1.5) == {1, 2}
+    accuracy = [0.93, 0.925, 0.915, 0.50]  # v1 0.5 point below p, v2 1.5 points
+    assert unpaid_vip(names, parents, latency, 1.0, accuracy, 0.01) == {2}  # more than 1 point lost
+    assert unpaid_vip(names, parents, latency, 1.0, accuracy, 0.02) == set()
+    assert unpaid_vip(names, parents, latency, 1.0, accuracy, 0.005) == {2}  # exactly 0.5 point is allowed
+    assert unpaid_vip(names, parents, latency, 1.0, accuracy, 1.0) == set()  # the rule off
+    assert unpaid_vip(names, parents, latency, 1.3, accuracy, 0.01) == {2}  # both rules: either one excludes
+
+
+def test_build_selection_leaves_out_a_vip_variant_that_loses_too_much():
+    from vip_perception.bank.build_classifier import selection
+    from vip_perception.bank.records import CandidateRecord, LatencyProfile
+
+    def rec(name, ms, acc, parent=None):
+        return CandidateRecord(name=name, kind="vip" if parent else "parent", spec={}, vip_layers=[], parent=parent,
+                               val_accuracy=acc, test_accuracy=acc, macs=1, param_bytes=1, train={},
+                               latency={1: LatencyProfile(ms, ms, ms, ms, 10)})
+
+    recs = [rec("small", 1.0, 0.88), rec("p", 10.0, 0.933), rec("v_close", 7.0, 0.926, "p"),
+            rec("v_far", 3.5, 0.916, "p")]
+    sel = selection(recs, 1, "p95", 0.0, True, 0.8, vip_min_speedup=1.3, vip_max_val_drop=0.01)
+    assert sel["frontier"] == ["small", "v_close", "p"] and sel["vip_max_val_drop"] == 0.01
+    sel = selection(recs, 1, "p95", 0.0, True, 0.8, vip_min_speedup=1.3)  # no accuracy rule
+    assert "v_far" in sel["frontier"]

@@ -557,15 +557,18 @@ def _load_half(model: nn.Module, path: str) -> nn.Module:
 
 
 def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon: float, keep_best: bool,
-              hv_accuracy_ref: float, min_accuracy: float = 0.0, vip_min_speedup: float = 1.0) -> dict:
+              hv_accuracy_ref: float, min_accuracy: float = 0.0, vip_min_speedup: float = 1.0,
+              vip_max_val_drop: float = 1.0) -> dict:
     """Frontier, compact set and hypervolumes (with and without ViP variants) of ``recs``.
 
     Only candidates with validation accuracy >= ``min_accuracy`` are eligible, and ViP variants
     only when at least ``vip_min_speedup`` x faster than their parent (p50, every profiled
-    thread count: ``pareto.unpaid_vip``). Raises ValueError when none is.
+    thread count) and at most ``vip_max_val_drop`` below it in validation accuracy
+    (``pareto.unpaid_vip``). Raises ValueError when none is.
     """
     unpaid = unpaid_vip([r.name for r in recs], [r.parent if r.kind == "vip" else None for r in recs],
-                        [{t: p.quantile("p50") for t, p in r.latency.items()} for r in recs], vip_min_speedup)
+                        [{t: p.quantile("p50") for t, p in r.latency.items()} for r in recs], vip_min_speedup,
+                        [r.val_accuracy for r in recs], vip_max_val_drop)
     recs = [r for i, r in enumerate(recs) if r.val_accuracy >= min_accuracy and i not in unpaid]
     if not recs:
         raise ValueError(f"no candidate reaches select.min_accuracy={min_accuracy}")
@@ -585,7 +588,8 @@ def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon:
     lhv_all, lhv_no = hypervolume(lg(pts), lref), hypervolume(lg(no_vip), lref)
     return {
         "threads": threads, "quantile": quantile, "epsilon": epsilon, "keep_best": keep_best,
-        "min_accuracy": min_accuracy, "vip_min_speedup": vip_min_speedup, "eligible": len(recs),
+        "min_accuracy": min_accuracy, "vip_min_speedup": vip_min_speedup, "vip_max_val_drop": vip_max_val_drop,
+        "eligible": len(recs),
         "frontier": [recs[i].name for i in front], "compact": [recs[i].name for i in compact],
         "hypervolume": {
             "reference": {"latency_ms": ref.latency, "val_accuracy": ref.accuracy},
@@ -614,7 +618,7 @@ def write_bank(out: str, recs: list[CandidateRecord], cfg: ClassifierRecipe, cla
     """
     sc = cfg.select
     sel = selection(recs, sc.threads, sc.quantile, sc.epsilon, sc.keep_best, sc.hv_accuracy_ref, sc.min_accuracy,
-                    sc.vip_min_speedup)
+                    sc.vip_min_speedup, sc.vip_max_val_drop)
     by_name = {r.name: r for r in recs}
     members = [by_name[n] for n in sel["frontier"]]  # the frontier's weights ship; the compact set is served
     # and the parent of every frontier ViP variant, so `bank profile` can check on any machine

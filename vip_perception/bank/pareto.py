@@ -81,12 +81,14 @@ def hypervolume(points: Sequence[Point], ref: Point) -> float:
 
 
 def unpaid_vip(names: Sequence[str], parents: Sequence[str | None], latency: Sequence[dict[int, float]],
-               min_speedup: float) -> set[int]:
-    """Indices of ViP variants (``parents[i]`` set) slower than ``min_speedup`` x their parent at
-    any thread count both were profiled at (``latency[i]``: threads -> ms). A variant whose
-    parent is not among ``names`` is kept: nothing here to compare it with. ``min_speedup``
-    <= 1 disables the rule."""
-    if min_speedup <= 1.0:
+               min_speedup: float, accuracy: Sequence[float] | None = None, max_drop: float = 1.0) -> set[int]:
+    """Indices of ViP variants (``parents[i]`` set) that do not pay for their accuracy: slower
+    than ``min_speedup`` x their parent at any thread count both were profiled at
+    (``latency[i]``: threads -> ms), or, given ``accuracy`` (validation, fraction), more than
+    ``max_drop`` below their parent. A variant whose parent is not among ``names`` is kept:
+    nothing here to compare it with. ``min_speedup`` <= 1 and ``max_drop`` >= 1 disable their
+    rule."""
+    if min_speedup <= 1.0 and (accuracy is None or max_drop >= 1.0):
         return set()
     index = {n: i for i, n in enumerate(names)}
     out = set()
@@ -95,6 +97,8 @@ def unpaid_vip(names: Sequence[str], parents: Sequence[str | None], latency: Seq
         if j is None:
             continue
         common = set(latency[i]) & set(latency[j])
-        if any(latency[j][t] < min_speedup * latency[i][t] for t in common):
+        if min_speedup > 1.0 and any(latency[j][t] < min_speedup * latency[i][t] for t in common):
+            out.add(i)
+        if accuracy is not None and accuracy[j] - accuracy[i] > max_drop + 1e-12:
             out.add(i)
     return out

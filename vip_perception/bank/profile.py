@@ -145,7 +145,8 @@ def reselect(manifest: dict, backend: str = "torch", threads: int | None = None)
     parents = [m.get("parent") if m.get("kind") == "vip" else None for m in members]
     unpaid = unpaid_vip([m["name"] for m in members], parents,
                         [{int(t): float(p["p50"]) for t, p in member_profile(m, backend).items()} for m in members],
-                        float(sel.get("vip_min_speedup", 1.0)))
+                        float(sel.get("vip_min_speedup", 1.0)), [float(m["val_accuracy"]) for m in members],
+                        float(sel.get("vip_max_val_drop", 1.0)))
     eligible = [i for i in range(len(members)) if i not in unpaid]
     chosen = {eligible[i] for i in eps_pareto([pts[i] for i in eligible], float(sel["epsilon"]),
                                               keep_best=bool(sel.get("keep_best", True)))}
@@ -158,7 +159,7 @@ def reselect(manifest: dict, backend: str = "torch", threads: int | None = None)
         "backend": backend, "threads": t, "quantile": q, "epsilon": sel["epsilon"],
         "frontier": [members[i]["name"] for i in pareto_front(pts)], "served": served,
         "promoted": sorted(set(served) - before), "dropped": sorted(before - set(served)),
-        "vip_too_slow": sorted(members[i]["name"] for i in unpaid), "at": _now(),
+        "vip_unpaid": sorted(members[i]["name"] for i in unpaid), "at": _now(),
     }
     return sel["reselected"]
 

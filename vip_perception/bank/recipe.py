@@ -140,6 +140,8 @@ class SelectConfig:
     min_accuracy: float = 0.0  # candidates below this validation accuracy are never members
     vip_min_speedup: float = 1.0  # a ViP variant must be this much faster than its parent (p50, every
     #                               profiled thread count) to be eligible; 1.0 = no rule
+    vip_max_val_drop: float = 1.0  # ... and at most this far below its parent in validation accuracy
+    #                                (fraction: 0.01 = 1 point); 1.0 = no rule
     hv_accuracy_ref: float = 0.80  # hypervolume reference accuracy (latency ref: 1.05 x slowest candidate)
 
 
