@@ -144,6 +144,13 @@ class SelectConfig:
     #                                (fraction: 0.01 = 1 point); 1.0 = no rule
     hv_accuracy_ref: float = 0.80  # hypervolume reference accuracy (latency ref: 1.05 x slowest candidate)
 
+    def __post_init__(self):
+        if not self.vip_min_speedup > 0:
+            raise ValueError(f"vip_min_speedup must be > 0 (1.0 = no rule), got {self.vip_min_speedup}")
+        if not 0.0 <= self.vip_max_val_drop <= 1.0:
+            raise ValueError(f"vip_max_val_drop is a fraction in [0, 1] (0.01 = 1 point; 1.0 = no rule), "
+                             f"got {self.vip_max_val_drop}")
+
 
 @dataclass
 class ClassifierRecipe:
