@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from test_runtime_fakes import FakeBank, FakeClock, Load, three_members
+from test_runtime_fakes import FakeBank, FakeClock, FakeCpuLoad, Load, three_members
 from vip_perception.runtime.calibration import calibrate
 from vip_perception.runtime.engine import Engine, EngineConfig
 from vip_perception.runtime.slowdown import SlowdownEstimator
@@ -108,13 +108,13 @@ def test_a_2x_optimistic_profile_is_predicted_right_after_calibration():
     image = np.zeros((28, 28), np.uint8)
 
     bank, clock = slow_bank(2.0)
-    engine = Engine(bank, cfg, clock=clock)
+    engine = Engine(bank, cfg, clock=clock, cpu_load=FakeCpuLoad(clock))
     first = engine.process(image, clock())
     assert (first.timing.member, first.timing.threads) == ("m_large", 2)
     assert not first.timing.deadline_met and not first.timing.calibrated
 
     bank, clock = slow_bank(2.0)
-    engine = Engine(bank, cfg, clock=clock)
+    engine = Engine(bank, cfg, clock=clock, cpu_load=FakeCpuLoad(clock))
     report = engine.calibrate(clock=clock, sleep=FakeSleep(clock))
     assert engine.calibration is report and len(report.options) == 6
     first = engine.process(image, clock())
@@ -125,7 +125,7 @@ def test_a_2x_optimistic_profile_is_predicted_right_after_calibration():
 
 def test_engine_keeps_the_calibration_across_a_quantile_change_and_drops_it_on_a_bank_swap():
     bank, clock = slow_bank(2.0)
-    engine = Engine(bank, EngineConfig(deadline_ms=7.0, margin_ms=1.0), clock=clock)
+    engine = Engine(bank, EngineConfig(deadline_ms=7.0, margin_ms=1.0), clock=clock, cpu_load=FakeCpuLoad(clock))
     engine.calibrate(clock=clock, sleep=FakeSleep(clock))
     engine.update_config(EngineConfig(deadline_ms=7.0, margin_ms=1.0, latency_quantile="p50"))
     assert engine.calibration is not None
@@ -160,3 +160,34 @@ def test_a_loaded_thread_count_does_not_use_up_the_budget_of_the_other():
     assert runs[("m_small", 1)] == runs[("m_mid", 1)] == runs[("m_large", 1)] == 3
     assert report.seconds <= 1.5 and runs.get(("m_large", 2), 0) < 3  # the budget cut the stalled one
     assert report.thread_factors[1] == pytest.approx(1.0) and report.thread_factors[2] == pytest.approx(100.0)
+
+
+def test_a_calibration_beside_a_busy_process_seeds_its_thread_count_as_load():
+    """A neighbour holds one of the 2 cores during calibration and 2-thread runs take 2.5x their
+    profile: a ratio a machine kind could explain, so only the CPU load reading tells it is load.
+    Seeded as a prior it would keep m_large@2 out after the neighbour leaves; seeded as load it
+    is forgotten then, and the 1-thread ratio (the machine's) stays."""
+    clock, load = FakeClock(), Load()
+    load.factor = {1: 1.2, 2: 2.5}
+    bank = FakeBank(three_members(clock, load))
+    sensor = FakeCpuLoad(clock, cpus=2, others=1.0)
+    engine = Engine(bank, EngineConfig(deadline_ms=5.0, margin_ms=0.5), clock=clock, cpu_load=sensor)
+    report = engine.calibrate(clock=clock, sleep=FakeSleep(clock))
+    assert report.loaded_threads == [2] and report.to_dict()["loaded_threads"] == [2]
+    assert "2 thr measured beside a busy process" in report.describe()
+    est = engine.estimator
+    assert est.priors()[0] == {1: pytest.approx(1.2)} and est.factor(2) == pytest.approx(2.5)
+    sensor.others, load.factor = 0.0, {1: 1.2, 2: 1.2}
+    image = np.zeros((28, 28), np.uint8)
+    timings = []
+    for _ in range(12):
+        timings.append(engine.process(image, clock()).timing)
+        clock.advance_ms(30.0)
+    assert timings[-1].threads == 2 and est.factor(2) < 1.3  # forgotten with the load
+    # the same calibration without the sensor keeps 2.5 as this machine's speed
+    clock, load = FakeClock(), Load()
+    load.factor = {1: 1.2, 2: 2.5}
+    engine = Engine(FakeBank(three_members(clock, load)), EngineConfig(deadline_ms=5.0, margin_ms=0.5,
+                    sense_cpu_load=False), clock=clock, cpu_load=FakeCpuLoad(clock, others=1.0))
+    report = engine.calibrate(clock=clock, sleep=FakeSleep(clock))
+    assert report.loaded_threads == [] and engine.estimator.priors()[0][2] == pytest.approx(2.5)

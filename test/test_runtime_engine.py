@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_runtime_fakes import FakeBank, FakeClock, FakeMember, Load, three_members
+from test_runtime_fakes import FakeBank, FakeClock, FakeCpuLoad, FakeMember, Load, three_members
 from vip_perception.runtime import Engine, EngineConfig
 
 IMAGE = np.zeros((28, 28), np.uint8)
@@ -19,11 +19,15 @@ def _restore_threads():
     torch.set_num_threads(before)
 
 
-def make(deadline=5.0, margin=0.5, clock=None, load=None, preprocess_ms=0.2, **cfg):
+def make(deadline=5.0, margin=0.5, clock=None, load=None, preprocess_ms=0.2, cpu_load=None, **cfg):
+    """An engine on fake members and a fake clock; other processes use no core unless
+    ``cpu_load`` (a FakeCpuLoad on the same clock) says so."""
     clock = clock or FakeClock()
     load = load or Load()
     bank = FakeBank(three_members(clock, load), clock=clock, preprocess_ms=preprocess_ms)
-    return Engine(bank, EngineConfig(deadline_ms=deadline, margin_ms=margin, **cfg), clock=clock), clock, load
+    engine = Engine(bank, EngineConfig(deadline_ms=deadline, margin_ms=margin, **cfg), clock=clock,
+                    cpu_load=cpu_load or FakeCpuLoad(clock))
+    return engine, clock, load
 
 
 def test_timing_record_follows_the_deadline_rules():
@@ -260,3 +264,74 @@ def test_warm_up_runs_every_member_and_thread_count_without_observing():
     assert eng.estimator.option_factors() == {}
     r = eng.process(IMAGE, clock())  # the first frame after warm-up follows the usual rules
     assert r.timing.member == "m_large" and r.timing.deadline_met
+
+
+def test_cores_held_by_other_processes_keep_threads_out_and_their_leaving_brings_them_back():
+    """With the CPU load sensor, the load of test_adapts_to_load_within_a_few_frames_and_recovers
+    costs no miss (2 threads are never tried while a neighbour holds a core), and 2 threads are
+    back as soon as the cores are free, instead of after the aged factor lets a probe through."""
+    clock = FakeClock()
+    sensor = FakeCpuLoad(clock, cpus=2)
+    eng, _, load = make(deadline=5.0, margin=0.5, clock=clock, cpu_load=sensor)
+
+    def frames(n):
+        out = []
+        for _ in range(n):
+            out.append(eng.process(IMAGE, clock()).timing)
+            clock.advance_ms(30.0)
+        return out
+
+    quiet = frames(10)
+    assert all((t.member, t.threads, t.max_threads) == ("m_large", 2, 2) for t in quiet[4:])
+    sensor.others, load.factor = 1.0, {1: 1.0, 2: 50.0}  # a busy neighbour on one of the 2 cores
+    loaded = frames(600)
+    first = next(i for i, t in enumerate(loaded) if t.max_threads == 1)
+    assert first <= 4  # one reading (0.1 s, 3 frames here) after the load arrived
+    # no 2-thread probe in 600 frames (the aged factor alone would let one through every ~250)
+    assert all(t.threads == 1 and t.member == "m_mid" and t.deadline_met for t in loaded[first:])
+    assert loaded[-1].others_cores == pytest.approx(1.0, abs=0.15)  # whole 10 ms ticks
+    sensor.others, load.factor = 0.0, {1: 1.0, 2: 1.0}
+    after = frames(20)
+    back = next(i for i, t in enumerate(after) if t.threads == 2)
+    assert back <= 8  # two readings below 0.4 of the core (3 frames each)
+    assert all((t.member, t.threads) == ("m_large", 2) and t.deadline_met for t in after[back:])
+
+
+def test_a_load_leaving_makes_the_estimator_forget_what_it_learned_under_it():
+    clock = FakeClock()
+    sensor = FakeCpuLoad(clock, cpus=2)
+    eng, _, load = make(deadline=5.0, margin=0.5, clock=clock, cpu_load=sensor)
+    load.factor = {1: 1.6, 2: 1.6}  # an unseen slowdown: the estimator learns it from runs
+    for _ in range(20):
+        eng.process(IMAGE, clock())
+        clock.advance_ms(30.0)
+    assert eng.estimator.factor(2) == pytest.approx(1.6, rel=0.05)
+    sensor.others = 1.0  # ... then a neighbour is seen, and leaves with the slowdown
+    for _ in range(5):
+        eng.process(IMAGE, clock())
+        clock.advance_ms(30.0)
+    sensor.others, load.factor = 0.0, {1: 1.0, 2: 1.0}
+    ts = []
+    for _ in range(8):
+        ts.append(eng.process(IMAGE, clock()).timing)
+        clock.advance_ms(30.0)
+    assert all(f == pytest.approx(1.0) for f in eng.estimator.factors().values())  # the profile again
+    assert (ts[-1].member, ts[-1].threads) == ("m_large", 2) and ts[-1].slowdown == pytest.approx(1.0)
+
+
+def test_a_forced_thread_count_or_sense_cpu_load_false_ignores_the_sensor():
+    clock = FakeClock()
+    sensor = FakeCpuLoad(clock, cpus=2, others=1.5)
+    eng, _, _ = make(deadline=5.0, margin=0.5, clock=clock, cpu_load=sensor, sense_cpu_load=False)
+    clock.advance_ms(200.0)
+    t = eng.process(IMAGE, clock()).timing
+    assert (t.threads, t.max_threads, t.others_cores) == (2, 0, None)
+    eng.update_config(EngineConfig(deadline_ms=5.0, margin_ms=0.5, threads=2))
+    clock.advance_ms(200.0)
+    assert eng.process(IMAGE, clock()).timing.threads == 2
+    eng.update_config(EngineConfig(deadline_ms=5.0, margin_ms=0.5))
+    clock.advance_ms(200.0)
+    t = eng.process(IMAGE, clock()).timing
+    assert (t.threads, t.max_threads) == (1, 1) and t.others_cores == pytest.approx(1.5, abs=0.15)
+    with pytest.raises(ValueError, match="sense_cpu_load must be true or false"):
+        EngineConfig(deadline_ms=5.0, sense_cpu_load="yes")

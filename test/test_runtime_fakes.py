@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from vip_perception.backends.torch_backend import run_torch
+from vip_perception.runtime.cpu_load import CpuLoad
 
 
 class FakeClock:
@@ -100,3 +101,18 @@ def three_members(clock=None, load=None, prefix="m"):
         FakeMember(f"{prefix}_mid", 0.85, {1: 3.0, 2: 2.0}, clock, load, class_id=2),
         FakeMember(f"{prefix}_large", 0.90, {1: 6.0, 2: 4.0}, clock, load, class_id=3),
     ]
+
+
+class FakeCpuLoad(CpuLoad):
+    """``runtime.cpu_load.CpuLoad`` on a fake clock: other processes use ``others`` cores (set by
+    the test) of ``cpus`` cores; the kernel counters are their integral over the fake time."""
+
+    def __init__(self, clock: FakeClock, cpus: int = 2, others: float = 0.0) -> None:
+        self.fake_clock, self.others, self._ticks, self._at = clock, others, 0.0, clock()
+        super().__init__(cpus=range(cpus), clock=clock)
+
+    def _read(self):
+        now = self.fake_clock()
+        self._ticks += self.others * (now - self._at) * self._hz
+        self._at = now
+        return now, int(self._ticks), 0

@@ -138,3 +138,17 @@ def test_an_option_in_use_may_run_below_its_thread_factor_an_idle_one_may_not():
     sel.set_option_factors({(1, 1): 0.5}, {1: 1.5}, active={(1, 1)})
     c = sel.select(2.0, {1: 1.5})
     assert c.index == 1 and c.predicted_ms == pytest.approx(1.0) and c.base_ms == 2.0
+
+
+def test_max_threads_keeps_larger_thread_counts_out_fitting_or_not():
+    sel = Selector(three_members())
+    assert names(sel, sel.select(4.0, {}, max_threads=1)) == ("m_mid", 1)  # m_large@2 fits, not allowed
+    assert names(sel, sel.select(4.0, {}, max_threads=0)) == ("m_large", 2)  # 0: no limit
+    assert names(sel, sel.select(4.0, {}, max_threads=2)) == ("m_large", 2)
+    # nothing fits: the least-bad option also stays within the limit
+    c = sel.select(0.5, {}, max_threads=1)
+    assert names(sel, c) == ("m_small", 1) and not c.fits
+    assert names(sel, sel.select(0.5, {})) == ("m_small", 2)
+    # a selector limited to 2 threads by configuration still has an option
+    only2 = Selector(three_members(), threads=2)
+    assert names(only2, only2.select(4.0, {}, max_threads=1)) == ("m_large", 2)

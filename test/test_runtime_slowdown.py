@@ -186,3 +186,34 @@ def test_an_option_that_keeps_missing_is_retried_less_often():
     gaps = retries[1:]  # frames between retries: doubling up to 8x
     assert [g / gaps[0] for g in gaps[:5]] == pytest.approx([1, 2, 4, 8, 8], rel=0.05)
     assert len(retries) <= 10  # the base half-life alone retries it every gaps[0] frames: ~45 times
+
+
+def test_forget_load_drops_observations_and_back_off_but_keeps_priors():
+    est = SlowdownEstimator(window=4, rank=2, half_life=10)
+    est.seed({1: 1.3}, {})
+    feed(est, 2, 40.0, 2)
+    _probe_cycle(est, 2, 40.0)  # a failed probe: backed off
+    for _ in range(3):
+        est.observe(1, 2.0 * 1.8, 2.0, option=0)
+    assert est.backoff() == {2: 1} and est.factor(2) > 20 and est.option_factors()
+    est.forget_load()
+    assert est.factor(1) == pytest.approx(1.3) and est.factor(2) == 1.0  # the calibration stays
+    assert est.option_factors() == {} and est.backoff() == {} and est.active_options() == set()
+
+
+def test_a_seen_neighbour_slows_aging_and_its_leaving_restores_it():
+    def frames_to_probe(seen: bool) -> int:
+        est = SlowdownEstimator(window=8, rank=2, half_life=20)
+        est.neighbour_seen(seen)
+        feed(est, 2, 10.0, 2)
+        return _probe_cycle(est, 2, 1.0)
+
+    base, slow = frames_to_probe(False), frames_to_probe(True)
+    assert slow == pytest.approx(4 * base, rel=0.05)  # NEIGHBOUR_AGING
+    est = SlowdownEstimator(window=8, rank=2, half_life=20)
+    assert est.neighbour_seen(True) is True and est.neighbour_seen(True) is False
+    feed(est, 2, 10.0, 2)
+    before = est.factor(2)
+    assert est.neighbour_seen(False) is True and est.factor(2) == pytest.approx(before)  # same step
+    feed(est, 1, 1.0, 20)
+    assert est.factor(2) < 4.0  # a half-life at the base rate (3.2); 6.8 at the slow one

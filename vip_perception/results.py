@@ -52,6 +52,8 @@ class TimingRecord:
     convert_ms: float = 0.0  # message -> roi pixels (parse, validate, crop, colour), callback + worker
     publish_ms: float = 0.0  # building and publishing the result message
     calibrated: bool = False  # the engine's slowdown was seeded by a start-up calibration on this machine
+    max_threads: int = 0  # more threads were not eligible: other processes held the other cores (0: no limit)
+    others_cores: float | None = None  # cores other processes used at the last reading (None: not read)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="before the stream, run every option a few times (paced by --gap-ms) and seed the "
                              "adaptive engine's slowdown with this machine's speed, as the node's calibrate_on_start "
                              "does (default: on)")
+    parser.add_argument("--sense-cpu-load", action=argparse.BooleanOptionalAction, default=True,
+                        help="the adaptive engine reads other processes' use of the cores and chooses no thread "
+                             "count needing the ones they hold, as the node's sense_cpu_load does (default: on)")
     parser.add_argument("--calibration-budget-s", type=float, default=5.0,
                         help="at most this many seconds of calibration (default 5)")
 
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         quantile=args.quantile, on_no_fit=args.on_no_fit, seed=args.seed,
         reference_runs=args.reference_runs, data_root=args.data_root, backend=args.backend, gap_ms=args.gap_ms,
         deadline_ms=args.deadline_ms, calibrate=args.calibrate, calibration_budget_s=args.calibration_budget_s,
+        sense_cpu_load=args.sense_cpu_load,
     )
     try:
         report = evaluate(cfg)

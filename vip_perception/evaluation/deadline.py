@@ -66,6 +66,7 @@ class EvalConfig:
     deadline_ms: float | None = None  # fixed deadline; None = deadline_scale x the reference p95
     calibrate: bool = True  # calibrate the adaptive engine on this machine before the stream
     calibration_budget_s: float = 5.0
+    sense_cpu_load: bool = True  # the adaptive engine limits threads to the cores others leave free
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option (as its command-line flag).
@@ -96,7 +97,8 @@ class EvalConfig:
         from vip_perception.runtime.engine import EngineConfig
 
         ec = EngineConfig(deadline_ms=deadline_ms, margin_ms=self.margin_ms,
-                          latency_quantile=self.quantile, on_no_fit=self.on_no_fit)
+                          latency_quantile=self.quantile, on_no_fit=self.on_no_fit,
+                          sense_cpu_load=self.sense_cpu_load)
         ec.validate()
         return ec
 
@@ -293,7 +295,9 @@ def _frame(s: Setup, i: int, capture: float, shuffle: random.Random, gap_s: floa
            "remaining_ms": round(tm.remaining_ms, 4), "member": a_idx, "threads": tm.threads,
            "predicted_ms": round(tm.predicted_ms, 4), "actual_ms": round(tm.actual_ms, 4),
            "end_to_end_ms": round(tm.end_to_end_ms, 4), "met": tm.deadline_met, "skipped": res.skipped,
-           "slowdown": {str(t): round(factors_before.get(t, 1.0), 4) for t in s.engine.selector.thread_counts}}
+           "slowdown": {str(t): round(factors_before.get(t, 1.0), 4) for t in s.engine.selector.thread_counts},
+           "max_threads": tm.max_threads,
+           "others_cores": None if tm.others_cores is None else round(tm.others_cores, 3)}
     return rec, row
 
 
@@ -352,6 +356,7 @@ def _scenario(cfg: EvalConfig, s: Setup) -> dict:
         "profile_gap_ms": {m.name: {str(t): getattr(p, "gap_ms", 0.0) for t, p in m.latency.items()}
                            for m in members},
         "calibrate": cfg.calibrate,
+        "sense_cpu_load": cfg.sense_cpu_load and s.engine.cpu_load.available,
         "calibration": None if s.calibration is None else s.calibration.to_dict(),
         "margin_ms": cfg.margin_ms,
         "latency_quantile": cfg.quantile,

@@ -76,7 +76,8 @@ def engine_status(node_name: str, hardware_id: str, bank_info: dict, s: Settings
               "members": bank_info.get("members"),
               "deadline_ms": s.deadline_ms, "margin_ms": s.margin_ms,
               "latency_quantile": s.latency_quantile, "on_no_fit": s.on_no_fit,
-              "threads": s.threads, "roi": list(s.roi) or "full frame",
+              "threads": s.threads, "sense_cpu_load": s.sense_cpu_load,
+              "roi": list(s.roi) or "full frame",
               "last_bank_error": bank_info.get("error")}
     return DiagnosticStatus(level=level, name=f"{node_name}: engine", message=message,
                             hardware_id=hardware_id, values=_kv(values))

@@ -69,6 +69,10 @@ SPECS: tuple[Spec, ...] = (
          "estimate with what this machine measured: a bank profiled on another machine kind then "
          "predicts right from the first frame. Logged, in bank_info, and `calibrated` in the timing "
          "JSON.", read_only=True),
+    Spec("sense_cpu_load", True, "With threads 0: read every 0.1 s how many of this process's "
+         "cores other processes use (/proc); a thread count needing cores they hold is not "
+         "chosen, and when they free them the slowdown estimate forgets their load at once. "
+         "false: learn both from frame timings alone (a miss each)."),
     Spec("output_format", "auto", "auto: vision_msgs when importable, else JSON on "
          "std_msgs/String; vision_msgs; json.", choices=OUTPUT_FORMATS),
     Spec("publish_debug_image", False, "Publish an annotated frame on ~/debug_image (rendered "
@@ -113,7 +117,7 @@ def _replace(self, **changes) -> Settings:
 def _engine_fields(self) -> tuple:
     """What EngineConfig is built from: a change here means engine.update_config."""
     return (self.deadline_ms, self.margin_ms, self.latency_quantile, self.on_no_fit,
-            self.threads, self.top_k)
+            self.threads, self.top_k, self.sense_cpu_load)
 
 
 # A validated snapshot of every parameter (fields and defaults from SPECS, arrays as tuples);
@@ -129,7 +133,7 @@ def engine_config(s: Settings) -> EngineConfig:
     """The engine's config from a snapshot; ValueError (the engine's reason) when invalid."""
     return EngineConfig(deadline_ms=s.deadline_ms, margin_ms=s.margin_ms,
                         latency_quantile=s.latency_quantile, on_no_fit=s.on_no_fit,
-                        threads=s.threads, top_k=s.top_k)
+                        threads=s.threads, top_k=s.top_k, sense_cpu_load=s.sense_cpu_load)
 
 
 def check_value(name: str, value: Any, frame_sizes: dict | None = None) -> str | None:

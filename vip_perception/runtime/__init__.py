@@ -1,7 +1,8 @@
 """Deadline runtime: what the node runs per frame, nothing else.
 
 ``engine`` (one frame in, a FrameResult out), ``selector`` (pure choice of (member, threads)
-from the time left) and ``slowdown`` (observed / predicted time -> factors). ROS-free. Exports
+from the time left), ``slowdown`` (observed / predicted time -> factors), ``cpu_load`` (cores
+other processes hold, from /proc) and ``calibration`` (start-up measurement). ROS-free. Exports
 are resolved lazily (PEP 562) so that importing the package does not pull in torch. Results
 (``FrameResult``, ``TimingRecord``) live in ``vip_perception.results``.
 """
@@ -15,6 +16,7 @@ _EXPORTS = {
     "Selector": ".selector",
     "Choice": ".selector",
     "SlowdownEstimator": ".slowdown",
+    "CpuLoad": ".cpu_load",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -61,6 +61,7 @@ class CalibrationReport:
     quantile: str = "p95"
     thread_factors: dict[int, float] = field(default_factory=dict)
     note: str = ""  # why nothing was measured, when nothing was
+    loaded_threads: list[int] = field(default_factory=list)  # measured while others held their cores
 
     def option_factors(self) -> dict[tuple[int, int], float]:
         """{(member index, threads): ratio} of the measured options."""
@@ -77,11 +78,13 @@ class CalibrationReport:
             return f"{head} ({self.note or 'nothing measured'})"
         factors = ", ".join(f"{t} thr x{f:.2f}" for t, f in sorted(self.thread_factors.items()))
         skipped = f", {len(self.skipped)} skipped (budget {self.budget_s:g} s)" if self.skipped else ""
-        return f"{head}, median ratio {self.median_ratio():.2f} (observed/profiled p50; {factors}){skipped}"
+        loaded = (f"; {', '.join(map(str, self.loaded_threads))} thr measured beside a busy process: "
+                  "kept as load, not as this machine's speed") if self.loaded_threads else ""
+        return f"{head}, median ratio {self.median_ratio():.2f} (observed/profiled p50; {factors}){skipped}{loaded}"
 
     def to_dict(self) -> dict:
         return {"seconds": round(self.seconds, 4), "budget_s": self.budget_s, "quantile": self.quantile,
-                "median_ratio": self.median_ratio(), "note": self.note,
+                "median_ratio": self.median_ratio(), "note": self.note, "loaded_threads": self.loaded_threads,
                 "thread_factors": {str(t): f for t, f in sorted(self.thread_factors.items())},
                 "options": [asdict(o) for o in self.options],
                 "skipped": [{"member": m, "threads": t} for m, t in self.skipped]}
@@ -98,10 +101,14 @@ def blank_input(bank):
 
 def calibrate(bank, estimator, budget_s: float = 5.0, runs_per_option: int = 3, gap_ms: float = 10.0,
               quantile: str = "p95", thread_counts=None, clock: Callable[[], float] = time.perf_counter,
-              sleep: Callable[[float], None] = time.sleep) -> CalibrationReport:
+              sleep: Callable[[float], None] = time.sleep,
+              max_threads: Callable[[], int | None] | None = None) -> CalibrationReport:
     """Measure ``bank``'s options within ``budget_s`` seconds and seed ``estimator`` (see the
     module docstring). ``thread_counts``: the ones the selector may use (default: every profiled
     one); ``quantile``: the engine's (reported as ``profiled_ms``). ``clock``: seconds.
+    ``max_threads``: called once after the runs, the most threads the cores other processes
+    left free during them allowed (``CpuLoad.max_threads``; None or 0: unknown); ratios at more
+    threads are seeded as load (``loaded_threads``), not as this machine's speed.
     ValueError for a non-positive budget or run count, or a negative gap."""
     if not budget_s > 0:
         raise ValueError(f"calibration budget_s must be > 0, got {budget_s!r}")
@@ -124,7 +131,9 @@ def calibrate(bank, estimator, budget_s: float = 5.0, runs_per_option: int = 3, 
     for o in report.options:
         by_threads.setdefault(o.threads, []).append(o.ratio)
     report.thread_factors = {t: statistics.median(r) for t, r in sorted(by_threads.items())}
-    estimator.seed(report.thread_factors, report.option_factors())
+    limit = max_threads() if max_threads is not None else None
+    report.loaded_threads = [t for t in report.thread_factors if limit and t > limit]
+    estimator.seed(report.thread_factors, report.option_factors(), loaded_threads=report.loaded_threads)
     report.seconds = clock() - start
     return report
 

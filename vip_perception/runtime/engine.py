@@ -28,6 +28,7 @@ from ..results import FrameResult, TimingRecord
 from ..roi import clip_roi, crop
 from ..tasks import get_task
 from .calibration import CalibrationReport, calibrate
+from .cpu_load import CpuLoad
 from .selector import NO_FIT_POLICIES, QUANTILES, Selector
 from .slowdown import SlowdownEstimator
 
@@ -44,6 +45,7 @@ class EngineConfig:
     on_no_fit: str = "fastest"  # "fastest": run the fastest option anyway; "skip": drop the frame
     threads: int = 0  # 0 = selector chooses among profiled thread counts; N = force N
     top_k: int = 5  # classification banks: hypotheses ranked per frame (FrameResult.top), >= 1
+    sense_cpu_load: bool = True  # with threads=0: no thread count needing cores other processes hold (runtime.cpu_load)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -68,6 +70,8 @@ class EngineConfig:
         k = self.top_k
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
             raise ValueError(f"top_k must be an integer >= 1, got {k!r}")
+        if not isinstance(self.sense_cpu_load, (bool, np.bool_)):
+            raise ValueError(f"sense_cpu_load must be true or false, got {self.sense_cpu_load!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,6 +97,11 @@ class Engine:
     estimator: slowdown state; its thread-count factors are kept across bank swaps because
         they describe the machine, not the models (ratios are relative to each member's own
         profile); its per-option records are dropped with the bank they were about.
+    cpu_load: other processes' use of the cores (``runtime.cpu_load``), read at most every
+        0.1 s at a frame's start when ``config.sense_cpu_load`` and ``threads == 0``: thread
+        counts needing the cores they hold are not chosen, the estimator ages more slowly while
+        they hold any (``SlowdownEstimator.neighbour_seen``), and when they free them it forgets
+        the load (``SlowdownEstimator.forget_load``).
     """
 
     def __init__(
@@ -101,10 +110,12 @@ class Engine:
         config: EngineConfig,
         clock: Callable[[], float] = time.time,
         estimator: SlowdownEstimator | None = None,
+        cpu_load: CpuLoad | None = None,
     ) -> None:
         config.validate()
         self._clock = clock
         self.estimator = estimator if estimator is not None else SlowdownEstimator()
+        self.cpu_load = cpu_load if cpu_load is not None else CpuLoad()
         self._state = _State(bank, config, self._make_selector(bank, config))
         self._update_lock = threading.Lock()  # serialises swap_bank / update_config
 
@@ -136,14 +147,24 @@ class Engine:
                   clock: Callable[[], float] = time.perf_counter,
                   sleep: Callable[[float], None] = time.sleep) -> CalibrationReport:
         """Measure the serving bank's options on this machine and seed the slowdown estimate
-        (``runtime.calibration.calibrate``, at most ``budget_s`` seconds), under the run lock:
+        (``runtime.calibration.calibrate``, at most ``budget_s`` seconds; a thread count needing
+        cores other processes held meanwhile is seeded as load, ``cpu_load``), under the run lock:
         frames wait, and no frame's timing mixes with a calibration run. The report is kept
         (``calibration``) and re-seeds the estimator when a quantile change resets it. Call it
         after ``warm_up`` so no run pays a first-call cost. ValueError for bad arguments."""
         with self._update_lock, _RUN_LOCK:
             state = self._state
+            load = self.cpu_load if state.config.sense_cpu_load and not state.config.threads else None
+            if load is not None:
+                load.update()  # the reading after the runs then covers the calibration
+
+            def free_threads() -> int | None:
+                load.update()
+                return load.max_threads()
+
             report = calibrate(state.bank, self.estimator, budget_s, runs_per_option, gap_ms,
-                               state.config.latency_quantile, state.selector.thread_counts, clock, sleep)
+                               state.config.latency_quantile, state.selector.thread_counts, clock, sleep,
+                               max_threads=None if load is None else free_threads)
             est = self.estimator
             state.selector.set_option_factors(est.option_factors(), est.factors(), est.active_options())
             self._state = _State(state.bank, state.config, state.selector, report)
@@ -232,17 +253,19 @@ class Engine:
             p0 = time.perf_counter()
             x = state.bank.preprocess(image)  # (1, C, H, W) float32
             preprocess_ms = (time.perf_counter() - p0) * 1e3
-            now = clock()
             cfg, selector, est = state.config, state.selector, self.estimator
+            max_threads, others = self._sense_cpu_load(cfg, selector)
+            now = clock()
             remaining_ms = (capture_time - now) * 1e3 + cfg.deadline_ms - cfg.margin_ms
             t0 = time.perf_counter()
-            choice = selector.select(remaining_ms, est.factors())
+            choice = selector.select(remaining_ms, est.factors(), max_threads)
             selection_us = (time.perf_counter() - t0) * 1e6
             queue_age_ms = (start - capture_time) * 1e3
             if choice.skipped:
                 timing = TimingRecord(None, choice.threads, choice.predicted_ms, 0.0, remaining_ms, False,
                                       choice.factor, queue_age_ms, selection_us, (clock() - capture_time) * 1e3,
-                                      preprocess_ms=preprocess_ms, calibrated=state.calibration is not None)
+                                      preprocess_ms=preprocess_ms, calibrated=state.calibration is not None,
+                                      max_threads=max_threads, others_cores=others)
                 return FrameResult(None, None, None, True, timing, roi=region)
             member = selector.members[choice.index]
             r0 = clock()
@@ -259,8 +282,23 @@ class Engine:
         timing = TimingRecord(member.name, choice.threads, choice.predicted_ms, actual_ms, remaining_ms,
                               e2e_ms <= cfg.deadline_ms, choice.factor, queue_age_ms, selection_us, e2e_ms,
                               preprocess_ms=preprocess_ms, postprocess_ms=postprocess_ms,
-                              calibrated=state.calibration is not None)
+                              calibrated=state.calibration is not None, max_threads=max_threads,
+                              others_cores=others)
         return FrameResult(skipped=False, timing=timing, roi=region, **fields)
+
+    def _sense_cpu_load(self, cfg: EngineConfig, selector: Selector) -> tuple[int, float | None]:
+        """(max_threads for the selector, 0 = no limit; others' cores at the last reading).
+        Under the run lock, before the time left is read: the reading (about 30 us, at most
+        every 0.1 s) is paid by the frame that takes it."""
+        if not cfg.sense_cpu_load or cfg.threads:
+            return 0, None
+        load, est = self.cpu_load, self.estimator
+        left = load.update()
+        if left:  # cores other processes held are free again: what was learned under it is stale
+            est.forget_load()
+        if est.neighbour_seen(load.taken > 0) or left:
+            selector.set_option_factors(est.option_factors(), est.factors(), est.active_options())
+        return load.max_threads() or 0, load.others_cores
 
 
 _NO_OUTPUT = {"class_id": None, "class_name": None, "score": None, "detections": None, "top": None}

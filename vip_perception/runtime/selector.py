@@ -159,18 +159,24 @@ class Selector:
         """Every (member index, threads) this selector can choose, for harnesses and oracles."""
         return sorted(self._base)
 
-    def select(self, remaining_ms: float, factors: Mapping[int, float]) -> Choice:
+    def select(self, remaining_ms: float, factors: Mapping[int, float], max_threads: int = 0) -> Choice:
         """Most accurate option with ``base * factors[threads] <= remaining_ms``.
 
         Ties in accuracy go to the smaller prediction. ``factors`` maps thread count to the
         current slowdown factor; a missing thread count means 1.0 (trust the profile).
+        ``max_threads``: options at more threads are not chosen, fitting or not (the cores
+        other processes leave free, ``runtime.cpu_load``); 0 = no limit. The smallest
+        profiled thread count is always allowed.
         Written for a cold cache (it runs once per frame, after the model has evicted
         everything): plain tuples, one bisect per thread count, the record built in C.
         """
         best_acc = -1.0
         best = None
         floor = 0.0
+        first = self._rows[0][0]
         for t, base, best_index, best_accs, best_base, best_raw, _, _ in self._rows:  # ascending thread counts
+            if t > max_threads > 0 and t != first:
+                break
             f = factors.get(t, 1.0)
             if f < floor:  # contention never hurts more threads less (see the class docstring)
                 f = floor
@@ -184,13 +190,15 @@ class Selector:
                     best = (best_index[k - 1], t, pred, best_raw[k - 1], f, True, False)
         if best is not None:
             return tuple.__new__(Choice, best)
-        return self._no_fit(factors)
+        return self._no_fit(factors, max_threads)
 
-    def _no_fit(self, factors: Mapping[int, float]) -> Choice:
+    def _no_fit(self, factors: Mapping[int, float], max_threads: int) -> Choice:
         # Nothing fits: the option with the smallest prediction is the least-bad one.
         fast = None
         floor = 0.0
         for t, base, _, _, _, _, fastest_index, fastest_raw in self._rows:
+            if t > max_threads > 0 and fast is not None:
+                break
             f = max(factors.get(t, 1.0), floor)
             floor = f
             pred = base[0] * f

@@ -41,6 +41,9 @@ the thread count in use recovers within ``window`` frames either way. (The selec
 lets a larger thread count look less slowed than a smaller one, so an unobserved or aged
 2-thread factor cannot undercut a loaded 1-thread one.) A probe that risked nothing would need
 an idle slot the size of the loaded latency (tens of ms), which a frame stream does not promise.
+Where the kernel's counters are readable the engine needs fewer probes: ``runtime.cpu_load``
+keeps thread counts that need cores other processes hold out of the choice, and when those
+cores are free again it calls ``forget_load``, so the keys the load pushed out are back at once.
 
 Backing off probes that fail: a key (thread count or option) that comes back after a pause (its
 newest sample more than ``window`` frames old) is on probation for its next ``window`` samples.
@@ -92,6 +95,7 @@ from collections import deque
 MACHINE_RATIO_MAX = 8.0  # a calibration ratio above this is load, not the machine's speed (``seed``)
 PROBE_TOLERANCE = 1.1  # a probation sample this much slower than predicted is a failed probe
 MAX_BACKOFF = 3  # failed probes double a key's half-life at most this many times (8x)
+NEIGHBOUR_AGING = 4.0  # half-lives are this much longer while a neighbour is seen on the cores
 
 
 class SlowdownEstimator:
@@ -131,6 +135,7 @@ class SlowdownEstimator:
         self._opt_prior: dict[tuple, float] = {}  # (option, threads) -> log-ratio prior
         self._backoff: dict = {}  # thread count or (option, threads) -> failed probes in a row
         self._probation: dict = {}  # key -> samples seen since it came back after a pause
+        self._aging = 1.0  # half-life multiplier: NEIGHBOUR_AGING while a neighbour is seen
 
     def reset(self) -> None:
         """Forget everything (e.g. the profile quantile changed, so old ratios mean something else)."""
@@ -141,6 +146,35 @@ class SlowdownEstimator:
         self._backoff.clear()
         self._probation.clear()
         self.forget_options()
+
+    def forget_load(self) -> None:
+        """Drop every observation, probation and back-off, keeping the priors: the load they
+        describe has left (``runtime.cpu_load`` saw the cores it held become free). Every
+        factor is its prior again (1, or the calibration's), so the keys that load had
+        pushed out (more threads, the top member) are chosen again from the next frame
+        instead of after their aged samples and backed-off probes let them (150-200 frames)."""
+        self._obs.clear()
+        self._opt_obs.clear()
+        self._backoff.clear()
+        self._probation.clear()
+        self._factors = self._recompute(self._obs, self._prior)
+        self._opt_factors = self._recompute(self._opt_obs, self._opt_prior)
+
+    def neighbour_seen(self, present: bool) -> bool:
+        """Whether ``runtime.cpu_load`` sees other processes holding cores now. While it does,
+        every half-life is ``NEIGHBOUR_AGING`` times longer: aging exists to find out whether
+        the load that pushed a key out has gone, and the sensor says it has not (it reports the
+        end through ``forget_load``). Aging goes on, slower, for slowdowns the sensor cannot
+        attribute. Why: under a constant neighbour the top member at 1 thread was retried
+        every ~100 frames and missed on about one run in five. Returns True when this changed
+        the factors (the selector's tables then need ``set_option_factors``)."""
+        aging = NEIGHBOUR_AGING if present else 1.0
+        if aging == self._aging:
+            return False
+        self._aging = aging
+        self._factors = self._recompute(self._obs, self._prior)
+        self._opt_factors = self._recompute(self._opt_obs, self._opt_prior)
+        return True
 
     def forget_options(self) -> None:
         """Drop the per-option records and priors (a new bank: its options are other models)."""
@@ -153,7 +187,7 @@ class SlowdownEstimator:
             del self._probation[key]
 
     def seed(self, thread_factors: dict[int, float], option_factors: dict[tuple, float],
-             machine_ratio_max: float = MACHINE_RATIO_MAX) -> None:
+             machine_ratio_max: float = MACHINE_RATIO_MAX, loaded_threads=frozenset()) -> None:
         """Set measured priors: ``thread_factors[threads]`` and ``option_factors[(option,
         threads)]`` (observed / profiled time ratios, > 0; clipped like observations) replace 1.0
         as the factor of a key without observations and as the value stored log-ratios age
@@ -164,6 +198,9 @@ class SlowdownEstimator:
         factors, 2x between the AVX-512 and AVX2 hosts measured; contention on shared cores by
         one or two orders of magnitude): it is stored as one observation instead, which ages
         toward the profile like any load, so the key is probed again once the load may be gone.
+        So is every ratio at a thread count in ``loaded_threads`` (measured while other
+        processes held cores it needs, ``runtime.cpu_load``): whatever its size, it describes
+        the load, and ``forget_load`` drops it when the load leaves.
         A non-finite or non-positive ratio raises ValueError naming the key."""
         def log_prior(key, f) -> float:
             if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0):
@@ -173,13 +210,14 @@ class SlowdownEstimator:
         limit = math.log(machine_ratio_max)
         threads = {int(t): log_prior(t, f) for t, f in thread_factors.items()}
         options = {tuple(k): log_prior(k, f) for k, f in option_factors.items()}
+        loaded = {int(t) for t in loaded_threads}
         for seeds, windows, prior in ((threads, self._obs, dict(self._prior)),
                                       (options, self._opt_obs, dict(self._opt_prior))):
             for key, lr in seeds.items():
                 windows.pop(key, None)
                 self._probation.pop(key, None)
                 prior.pop(key, None)
-                if lr <= limit:
+                if lr <= limit and (key[1] if isinstance(key, tuple) else key) not in loaded:
                     prior[key] = lr
                 else:  # load: one observation, aged like any other
                     windows[key] = deque([(self._step, lr)], maxlen=self.window)
@@ -270,7 +308,7 @@ class SlowdownEstimator:
         out = {key: math.exp(p) for key, p in prior.items() if key not in windows}
         for key, q in windows.items():
             p = prior.get(key, 0.0)
-            hl = self.half_life * 2 ** self._backoff.get(key, 0)
+            hl = self.half_life * self._aging * 2 ** self._backoff.get(key, 0)
             aged = sorted((p + (lr - p) * 0.5 ** ((step - s) / hl) for s, lr in q), reverse=True)
             # A partial window (start-up, or an option being probed again) has too little
             # evidence to call anything an outlier: take its worst sample, the seed counting
