@@ -378,13 +378,34 @@ def bank_station(records: Path, data: dict) -> list[str]:
     return out + plot(records, name) + [""] + provenance(name, d)
 
 
-STATION_RUNS = ("deadline_station_step.json", "deadline_station_constant.json")
+STATION_RUNS = ("deadline_station_step.json", "deadline_station_constant.json",
+                "deadline_station_constant_nosense.json")
 
 
 def deadline_station(records: Path, data: dict) -> list[str]:
     out = [("The station bank at camera rate: a copy of the shipped bank re-profiled on the "
             "machine that runs the evaluation, then `evaluate deadline` at 30 fps under one busy "
-            "background process (step: on for the middle of the run; constant: throughout)."), ""]
+            "background process (step: on for the middle of the run; constant: throughout). The "
+            "`_nosense` run repeats the constant one at the same deadline with `--no-sense-cpu-load`: "
+            "the adaptive engine then learns about the neighbour from its own runs only."), ""]
+    rows = []
+    for name in STATION_RUNS:
+        d = data[name]
+        s, pol = d["scenario"], d["policies"]
+        a, o, best = pol["adaptive"], pol["oracle"], d["best_fixed_in_hindsight"]
+        loaded = [t for t in d["frames_trace"] if t["load"]]
+        two = sum(1 for t in loaded if t["threads"] == 2)
+        two_missed = sum(1 for t in loaded if t["threads"] == 2 and not t["met"])
+        rows.append([name, "on" if s.get("sense_cpu_load") else "off", f(s["deadline_ms"], 2),
+                     f"{a['misses']} ({pct(a['miss_ratio'], 1)})", f(a["accuracy_all_frames"], 3),
+                     f"{best['policy'].removeprefix('fixed_')} {f(best['accuracy_all_frames'], 3)}",
+                     f(o["accuracy_all_frames"], 3),
+                     f"{100 * (a['accuracy_all_frames'] - best['accuracy_all_frames']):+.1f}",
+                     f"{100 * (o['accuracy_all_frames'] - a['accuracy_all_frames']):.1f}",
+                     f"{two} ({two_missed} missed)"])
+    out += table(["record", "sense_cpu_load", "deadline ms", "adaptive misses", "adaptive accuracy",
+                  "best fixed", "oracle", "adaptive - best fixed, points", "oracle - adaptive, points",
+                  "adaptive 2-thread runs under load"], rows)
     for name in STATION_RUNS:
         out += [""] + deadline_run(records, data, name)
     return out

@@ -200,20 +200,3 @@ def test_forget_load_drops_observations_and_back_off_but_keeps_priors():
     assert est.factor(1) == pytest.approx(1.3) and est.factor(2) == 1.0  # the calibration stays
     assert est.option_factors() == {} and est.backoff() == {} and est.active_options() == set()
 
-
-def test_a_seen_neighbour_slows_aging_and_its_leaving_restores_it():
-    def frames_to_probe(seen: bool) -> int:
-        est = SlowdownEstimator(window=8, rank=2, half_life=20)
-        est.neighbour_seen(seen)
-        feed(est, 2, 10.0, 2)
-        return _probe_cycle(est, 2, 1.0)
-
-    base, slow = frames_to_probe(False), frames_to_probe(True)
-    assert slow == pytest.approx(4 * base, rel=0.05)  # NEIGHBOUR_AGING
-    est = SlowdownEstimator(window=8, rank=2, half_life=20)
-    assert est.neighbour_seen(True) is True and est.neighbour_seen(True) is False
-    feed(est, 2, 10.0, 2)
-    before = est.factor(2)
-    assert est.neighbour_seen(False) is True and est.factor(2) == pytest.approx(before)  # same step
-    feed(est, 1, 1.0, 20)
-    assert est.factor(2) < 4.0  # a half-life at the base rate (3.2); 6.8 at the slow one

@@ -99,9 +99,8 @@ class Engine:
         profile); its per-option records are dropped with the bank they were about.
     cpu_load: other processes' use of the cores (``runtime.cpu_load``), read at most every
         0.1 s at a frame's start when ``config.sense_cpu_load`` and ``threads == 0``: thread
-        counts needing the cores they hold are not chosen, the estimator ages more slowly while
-        they hold any (``SlowdownEstimator.neighbour_seen``), and when they free them it forgets
-        the load (``SlowdownEstimator.forget_load``).
+        counts needing the cores they hold are not chosen, and when they free them the
+        estimator forgets the load (``SlowdownEstimator.forget_load``).
     """
 
     def __init__(
@@ -292,11 +291,10 @@ class Engine:
         every 0.1 s) is paid by the frame that takes it."""
         if not cfg.sense_cpu_load or cfg.threads:
             return 0, None
-        load, est = self.cpu_load, self.estimator
-        left = load.update()
-        if left:  # cores other processes held are free again: what was learned under it is stale
+        load = self.cpu_load
+        if load.update():  # cores other processes held are free again: what was learned under it is stale
+            est = self.estimator
             est.forget_load()
-        if est.neighbour_seen(load.taken > 0) or left:
             selector.set_option_factors(est.option_factors(), est.factors(), est.active_options())
         return load.max_threads() or 0, load.others_cores
 

@@ -95,7 +95,6 @@ from collections import deque
 MACHINE_RATIO_MAX = 8.0  # a calibration ratio above this is load, not the machine's speed (``seed``)
 PROBE_TOLERANCE = 1.1  # a probation sample this much slower than predicted is a failed probe
 MAX_BACKOFF = 3  # failed probes double a key's half-life at most this many times (8x)
-NEIGHBOUR_AGING = 4.0  # half-lives are this much longer while a neighbour is seen on the cores
 
 
 class SlowdownEstimator:
@@ -135,7 +134,6 @@ class SlowdownEstimator:
         self._opt_prior: dict[tuple, float] = {}  # (option, threads) -> log-ratio prior
         self._backoff: dict = {}  # thread count or (option, threads) -> failed probes in a row
         self._probation: dict = {}  # key -> samples seen since it came back after a pause
-        self._aging = 1.0  # half-life multiplier: NEIGHBOUR_AGING while a neighbour is seen
 
     def reset(self) -> None:
         """Forget everything (e.g. the profile quantile changed, so old ratios mean something else)."""
@@ -159,22 +157,6 @@ class SlowdownEstimator:
         self._probation.clear()
         self._factors = self._recompute(self._obs, self._prior)
         self._opt_factors = self._recompute(self._opt_obs, self._opt_prior)
-
-    def neighbour_seen(self, present: bool) -> bool:
-        """Whether ``runtime.cpu_load`` sees other processes holding cores now. While it does,
-        every half-life is ``NEIGHBOUR_AGING`` times longer: aging exists to find out whether
-        the load that pushed a key out has gone, and the sensor says it has not (it reports the
-        end through ``forget_load``). Aging goes on, slower, for slowdowns the sensor cannot
-        attribute. Why: under a constant neighbour the top member at 1 thread was retried
-        every ~100 frames and missed on about one run in five. Returns True when this changed
-        the factors (the selector's tables then need ``set_option_factors``)."""
-        aging = NEIGHBOUR_AGING if present else 1.0
-        if aging == self._aging:
-            return False
-        self._aging = aging
-        self._factors = self._recompute(self._obs, self._prior)
-        self._opt_factors = self._recompute(self._opt_obs, self._opt_prior)
-        return True
 
     def forget_options(self) -> None:
         """Drop the per-option records and priors (a new bank: its options are other models)."""
@@ -308,7 +290,7 @@ class SlowdownEstimator:
         out = {key: math.exp(p) for key, p in prior.items() if key not in windows}
         for key, q in windows.items():
             p = prior.get(key, 0.0)
-            hl = self.half_life * self._aging * 2 ** self._backoff.get(key, 0)
+            hl = self.half_life * 2 ** self._backoff.get(key, 0)
             aged = sorted((p + (lr - p) * 0.5 ** ((step - s) / hl) for s, lr in q), reverse=True)
             # A partial window (start-up, or an option being probed again) has too little
             # evidence to call anything an outlier: take its worst sample, the seed counting
