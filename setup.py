@@ -51,6 +51,7 @@ setup(
         "pycocotools",
         "psutil",
         "jsonschema",
+        "threadpoolctl",
     ],
     extras_require={
         "opencv": ["opencv-python-headless"],

@@ -67,3 +67,24 @@ def test_bad_images_are_still_refused(bank):
         bank.preprocess(np.zeros((40, 40, 2), np.uint8))
     with pytest.raises(ValueError):
         bank.preprocess(np.zeros((40, 40), np.float32))
+
+
+def test_the_area_products_run_on_one_blas_thread_and_restore_it(bank, monkeypatch):
+    """Beside a busy process a 2-thread OpenBLAS call waits for a scheduler slice now and then;
+    the products run on one thread, and NumPy's setting is back afterwards."""
+    from threadpoolctl import threadpool_info
+
+    from vip_perception.bank import bank as bank_module
+
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    blas, seen = bank_module._numpy_blas(), []
+
+    class Spy:
+        def limit(self, limits):
+            seen.append(limits)
+            return blas.limit(limits=limits)
+
+    monkeypatch.setattr(bank_module, "_numpy_blas", lambda: Spy())
+    bank.preprocess(np.zeros((480, 480, 3), np.uint8))
+    assert seen == [1]
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before

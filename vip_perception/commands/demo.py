@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="camera rate, Hz (default 30, the station camera's rate; 15 with --task detection)")
     parser.add_argument("--bank", default=None,
                         help="bank directory (default: the shipped station-camera bank "
-                             "config/banks/station with a 15 ms deadline, or "
+                             "config/banks/station with a 17 ms deadline, or "
                              "config/banks/conveyor_detector with --task detection); the task "
                              "in its manifest picks the mode")
     parser.add_argument("--task", choices=TASKS, default="auto",
