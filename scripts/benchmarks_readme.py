@@ -481,6 +481,23 @@ def demo_station(records: Path, data: dict) -> list[str]:
     return out + [""] + provenance("demo_station_load.json", d)
 
 
+def preprocess_load(records: Path, data: dict) -> list[str]:
+    name = "preprocess_under_load.json"
+    d = data[name]
+    blas = ", ".join(f"{b['internal_api']} {b['version']} ({b['num_threads']} threads by default)"
+                     for b in d["numpy_blas"]) or "none found"
+    out = [(f"`Bank.preprocess` for the station bank ({d['input'][0]}x{d['input'][1]} RGB roi to "
+            f"{d['model_input'][1]}x{d['model_input'][2]} grey), one call every {f(d['gap_ms'], 0)} ms, "
+            "against the formulation it replaced (three RGB planes averaged with the same area "
+            "weights at NumPy's default BLAS thread count, then made grey), run for run, on a quiet "
+            f"machine and beside one busy process. NumPy's BLAS: {blas}."), ""]
+    rows = [[phase, impl, st["runs"], f(st["p50_ms"]), f(st["p90_ms"]), f(st["p99_ms"]), f(st["max_ms"]),
+             st["over_10ms"]]
+            for phase, impls in d["phases"].items() for impl, st in impls.items()]
+    out += table(["phase", "implementation", "runs", "p50 ms", "p90 ms", "p99 ms", "max ms", "over 10 ms"], rows)
+    return out + [""] + provenance(name, d)
+
+
 def _member_rows(d: dict) -> list[list]:
     """Rows of a `bank show --json` record: served members, then frontier-only ones."""
     rows = []
@@ -721,6 +738,7 @@ SECTIONS = (
     ("Portability: a video, with and without start-up calibration", PORTABILITY_RUNS, portability),
     ("Portability: a profile from another machine kind (emulated)", EMULATED_RUNS, portability_emulated),
     ("The demo at camera rate", DEMO_RUNS, demo_station),
+    ("Preprocessing beside a busy process", ("preprocess_under_load.json",), preprocess_load),
     ("Your own data: an ImageFolder and a COCO directory", OWN_DATA_RUNS, own_data),
     ("Build memory on a ten times larger data set", ("build_memory.json",), build_memory),
     ("Deadline runtime under CPU load", DEADLINE_RUNS, deadline),

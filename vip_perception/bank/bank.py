@@ -218,8 +218,8 @@ def _area_matmul(image: np.ndarray, height: int, width: int, channels: int) -> n
 
     The products run on one BLAS thread (threadpoolctl, about 8 us per call): with a busy
     process on one of 2 cores, NumPy's default 2-thread OpenBLAS call waits for a scheduler
-    slice now and then (480x480 -> 64x64: p99 61 ms, max 124 ms against 3.2 ms on one thread,
-    measured here), which alone made a 15 ms deadline miss."""
+    slice now and then (480x480 RGB -> 64x64 grey: p99 104 ms against 1.0 ms, benchmarks
+    "Preprocessing beside a busy process"), which alone made the demo miss under load."""
     h, w = image.shape[:2]
     if h < height or w < width:
         arr = to_model_array(image, height, width, channels)
