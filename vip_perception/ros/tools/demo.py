@@ -39,8 +39,8 @@ DETECTOR_REL = "config/banks/conveyor_detector"
 STATION_REL = "config/banks/station"  # the demo's classifier: the station camera's 64x64 bank
 # The demo's deadline for the station bank at camera rate: its largest member (12 ms p95 at 1
 # thread) fits on a quiet machine after transport and preprocessing, and often stops fitting
-# under one busy background process, so --load 1 shows the switch to its ViP variant (measured
-# on the development machine: vgg_xl 92% quiet, 58% under load; at 15 ms it never fitted).
+# under one busy background process, so --load 1 shows the switch to its ViP variant (the member
+# mix of both phases: benchmarks/README.md, "The demo at camera rate").
 STATION_DEADLINE_MS = 17.0
 TASKS = ("auto", "classification", "detection")
 FRAME_SIZE = {"classification": (640, 480), "detection": (320, 240)}  # camera default w, h
