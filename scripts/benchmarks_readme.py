@@ -268,7 +268,11 @@ def _scenario_line(d: dict) -> str:
             + (f" on frames {s['load_frames'][0]}-{s['load_frames'][1]}" if s["load_pattern"] != "constant" else ""))
     return (f"{s['backend']}; deadline {f(s['deadline_ms'], 3)} ms ({how}); {s['frames']} frames at "
             f"{f(s['fps'], 0)} fps, seed {s['seed']}; load: {load}; margin {s['margin_ms']} ms, "
-            f"selector quantile {s['latency_quantile']}, on_no_fit {s['on_no_fit']}.")
+            f"selector quantile {s['latency_quantile']}, on_no_fit {s['on_no_fit']}"
+            + ("; measurement pass in a shuffled order (a record from before the ordered pass)."
+               if "settle_ms" not in s else
+               f"; measurement pass by ascending thread count, {f(s['settle_ms'], 0)} ms settle after one that "
+               "oversubscribed the cores."))
 
 
 def _policy_rows(d: dict) -> list[list]:
@@ -495,6 +499,22 @@ def preprocess_load(records: Path, data: dict) -> list[str]:
              st["over_10ms"]]
             for phase, impls in d["phases"].items() for impl, st in impls.items()]
     out += table(["phase", "implementation", "runs", "p50 ms", "p90 ms", "p99 ms", "max ms", "over 10 ms"], rows)
+    return out + [""] + provenance(name, d)
+
+
+def pass_interference(records: Path, data: dict) -> list[str]:
+    name = "pass_interference.json"
+    d = data[name]
+    out = [("Why `evaluate deadline` orders its measurement pass by thread count and settles after it: "
+            f"with one busy background process (the evaluation's), a 1-thread run of each member is timed "
+            "after a 2-thread run of it, or after a 1-thread run as the control, with the same idle time in "
+            f"between; {d['rounds']} rounds, shuffled. \"Slow\": more than {f(d['slow_ms'], 0)} ms over the "
+            "member's control p50."), ""]
+    rows = [[member, st["before_threads"], f(st["wait_ms"], 0), f(st["p50_ms"]), f(st["p90_ms"]), f(st["p99_ms"]),
+             pct(st["slow_share"])]
+            for member, r in d["members"].items() for st in r["conditions"].values()]
+    out += table(["member @ 1 thread", "run before it (threads)", "idle between, ms", "p50 ms", "p90 ms",
+                  "p99 ms", "slow"], rows)
     return out + [""] + provenance(name, d)
 
 
@@ -739,6 +759,7 @@ SECTIONS = (
     ("Portability: a profile from another machine kind (emulated)", EMULATED_RUNS, portability_emulated),
     ("The demo at camera rate", DEMO_RUNS, demo_station),
     ("Preprocessing beside a busy process", ("preprocess_under_load.json",), preprocess_load),
+    ("The measurement pass beside a busy process", ("pass_interference.json",), pass_interference),
     ("Your own data: an ImageFolder and a COCO directory", OWN_DATA_RUNS, own_data),
     ("Build memory on a ten times larger data set", ("build_memory.json",), build_memory),
     ("Deadline runtime under CPU load", DEADLINE_RUNS, deadline),

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from test_runtime_fakes import FakeBank, FakeMember
-from vip_perception.evaluation.deadline import POLICIES, EvalConfig, evaluate
+from vip_perception.evaluation.deadline import (POLICIES, EvalConfig, arrival_after_pass, evaluate, free_cores,
+                                               pass_order)
 from vip_perception.evaluation.load import BackgroundLoad
 from vip_perception.evaluation.report import plot
 
@@ -97,9 +98,41 @@ def test_no_calibrate_leaves_the_engine_unseeded_and_the_flag_parses():
 
 def test_bad_scenarios_rejected():
     for kw, match in [({"frames": 0}, "frames"), ({"fps": 0}, "fps"), ({"background_load": -1}, "background-load"),
-                      ({"deadline_scale": 0}, "deadline-scale"), ({"load_pattern": "ramp"}, "load-pattern")]:
+                      ({"deadline_scale": 0}, "deadline-scale"), ({"load_pattern": "ramp"}, "load-pattern"),
+                      ({"settle_ms": -1}, "settle-ms")]:
         with pytest.raises(ValueError, match=match):
             EvalConfig(bank="x", **kw).validate()
+
+
+def test_pass_runs_thread_counts_ascending_and_shuffles_within_each():
+    """No measured run follows one that used more threads; members still vary in order."""
+    import random
+
+    options = [(i, t) for i in range(6) for t in (1, 2, 4)]
+    rng = random.Random(0)
+    orders = [pass_order(options, rng) for _ in range(20)]
+    for order in orders:
+        assert sorted(order) == sorted(options)
+        assert [t for _, t in order] == sorted(t for _, t in order)
+    firsts = {tuple(i for i, t in order if t == 1) for order in orders}
+    assert len(firsts) > 1  # shuffled within a thread count, differently per frame
+
+
+def test_arrival_after_a_pass_waits_for_the_settle_time_only_when_asked():
+    # On time: one period after the previous arrival.
+    assert arrival_after_pass(1.0, 0.1, now=1.02) == pytest.approx(1.1)
+    # The pass overran the period: half a period after it ended.
+    assert arrival_after_pass(1.0, 0.1, now=1.3) == pytest.approx(1.35)
+    # The pass oversubscribed the cores: the settle time after it, whichever is later.
+    assert arrival_after_pass(1.0, 0.1, now=1.02, settle=0.25) == pytest.approx(1.27)
+    assert arrival_after_pass(1.0, 0.1, now=1.3, settle=0.01) == pytest.approx(1.35)
+
+
+def test_free_cores_left_by_the_background_load():
+    assert free_cores(1, cores=2) == 1
+    assert free_cores(0, cores=2) == 2
+    assert free_cores(3, cores=2) == 1  # never below one
+    assert free_cores(0) == len(os.sched_getaffinity(0))
 
 
 def test_engine_settings_checked_by_the_engine_config():

@@ -15,7 +15,8 @@ from vip_perception.runtime.selector import NO_FIT_POLICIES, QUANTILES
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bank", required=True, help="bank directory (holds manifest.json)")
     parser.add_argument("--deadline-scale", type=float, default=1.2,
-                        help="deadline = S x the most accurate member's p95 at 2 threads, measured at start")
+                        help="deadline = S x the most accurate member's p95 at the bank's nominal thread count, "
+                             "measured at start")
     parser.add_argument("--deadline-ms", type=float, default=None,
                         help="a fixed deadline in ms instead of --deadline-scale (to compare backends on one scenario)")
     parser.add_argument("--background-load", type=int, default=1, help="number of busy background processes")
@@ -39,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gap-ms", type=float, default=10.0,
                         help="idle time before every measured run (reference and measurement pass), so they run "
                              "as cold as a frame after the stream's idle gap does (default 10; >= 3 saturates here)")
+    parser.add_argument("--settle-ms", type=float, default=250.0,
+                        help="idle time before the next frame after a measurement pass that ran an option needing "
+                             "cores the background load holds; such runs slow the runs after them for 100-200 ms "
+                             "(default 250)")
     parser.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
                         help="before the stream, run every option a few times (paced by --gap-ms) and seed the "
                              "adaptive engine's slowdown with this machine's speed, as the node's calibrate_on_start "
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         quantile=args.quantile, on_no_fit=args.on_no_fit, seed=args.seed,
         reference_runs=args.reference_runs, data_root=args.data_root, backend=args.backend, gap_ms=args.gap_ms,
         deadline_ms=args.deadline_ms, calibrate=args.calibrate, calibration_budget_s=args.calibration_budget_s,
-        sense_cpu_load=args.sense_cpu_load,
+        sense_cpu_load=args.sense_cpu_load, settle_ms=args.settle_ms,
     )
     try:
         report = evaluate(cfg)

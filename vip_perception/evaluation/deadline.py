@@ -4,17 +4,23 @@ same frames and the same load.
 
 - ``adaptive`` is the deployed engine, run live on each frame the moment it arrives.
 - Right after it, a measurement pass runs every option (member, threads) once on the same
-  frame in a shuffled order, each after ``gap_ms`` of idle time (as cold as a frame after the
-  stream's idle gap). The static policies and the oracle are scored from these measurements
-  (``evaluation.scoring``): an option meets the deadline when the frame's non-model time, as
-  measured for the adaptive run, plus its model time is within the deadline.
+  frame, each after ``gap_ms`` of idle time (as cold as a frame after the stream's idle gap),
+  in a shuffled order within each thread count and thread counts ascending: a run that needs
+  cores the background load holds (a 2-thread run beside one busy process on two cores)
+  slows the runs after it on this machine for 100-200 ms, so it must not precede them. The
+  static policies and the oracle are scored from these measurements (``evaluation.scoring``):
+  an option meets the deadline when the frame's non-model time, as measured for the adaptive
+  run, plus its model time is within the deadline.
 - ``oracle``: the most accurate member among the options that met the deadline on the frame.
   ``static_largest`` / ``static_smallest``: the most accurate / fastest member at the bank's
   nominal thread count. ``static_best_fit``: the most accurate member whose profiled quantile
   fits the remaining time, with every slowdown factor 1. Every other fixed option is reported
   in ``extra_policies``; ``best_fixed_in_hindsight`` is the best of the fixed ones.
 - Pacing: frame i+1 arrives 1/fps after frame i or, when the measurement pass overran that,
-  half a period after the pass ended: no policy pays for the harness's measuring time.
+  half a period after the pass ended: no policy pays for the harness's measuring time. After
+  a pass that ran an option needing more cores than the load leaves free, the next frame
+  arrives no sooner than ``settle_ms`` after it, so the adaptive's next run does not inherit that disturbance
+  either (``benchmarks/pass_interference.json`` measures it).
 
 The deadline is ``deadline_scale`` x the most accurate member's p95 at the reference thread
 count, re-measured without load at the start (the lowest of five batch p95s), or
@@ -67,6 +73,7 @@ class EvalConfig:
     calibrate: bool = True  # calibrate the adaptive engine on this machine before the stream
     calibration_budget_s: float = 5.0
     sense_cpu_load: bool = True  # the adaptive engine limits threads to the cores others leave free
+    settle_ms: float = 250.0  # idle after a pass that oversubscribed the cores, before the next frame
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option (as its command-line flag).
@@ -89,6 +96,8 @@ class EvalConfig:
             raise ValueError(f"--deadline-ms must be > 0, got {self.deadline_ms}")
         if not self.gap_ms >= 0:
             raise ValueError(f"--gap-ms must be >= 0, got {self.gap_ms}")
+        if not self.settle_ms >= 0:
+            raise ValueError(f"--settle-ms must be >= 0, got {self.settle_ms}")
         if not self.calibration_budget_s > 0:
             raise ValueError(f"--calibration-budget-s must be > 0, got {self.calibration_budget_s}")
 
@@ -156,6 +165,28 @@ def measure_options(members, options, x, label: int, gap_s: float = 0.0) -> tupl
         run_ms[(mi, t)] = (time.perf_counter() - t0) * 1e3
         right[(mi, t)] = int(logits.argmax(1)) == label
     return run_ms, right
+
+
+def pass_order(options, shuffle: random.Random) -> list:
+    """The measurement pass's order of ``options`` [(member index, threads)]: shuffled, then
+    stably sorted by thread count, so no run follows one that used more threads."""
+    todo = list(options)
+    shuffle.shuffle(todo)
+    todo.sort(key=lambda o: o[1])
+    return todo
+
+
+def free_cores(background_load: int, cores: int | None = None) -> int:
+    """Cores of this process's affinity mask the background load leaves free (at least 1)."""
+    cores = len(os.sched_getaffinity(0)) if cores is None else cores
+    return max(1, cores - background_load)
+
+
+def arrival_after_pass(previous: float, period: float, now: float, settle: float = 0.0) -> float:
+    """When the next frame arrives (seconds): ``period`` after the previous arrival, but no
+    sooner than half a period after ``now`` (the end of the measurement pass), and no sooner
+    than ``settle`` after it when the pass oversubscribed the cores."""
+    return max(previous + period, now + 0.5 * period, now + settle)
 
 
 def sleep_until(t_target: float, clock) -> None:
@@ -278,9 +309,8 @@ def _frame(s: Setup, i: int, capture: float, shuffle: random.Random, gap_s: floa
     factors_before = dict(s.engine.estimator.factors())
     res = s.engine.process(img, capture)
     tm = res.timing
-    todo = list(s.options)
-    shuffle.shuffle(todo)
-    run_ms, right = measure_options(s.bank.members, todo, s.bank.preprocess(img), label, gap_s)
+    run_ms, right = measure_options(s.bank.members, pass_order(s.options, shuffle), s.bank.preprocess(img),
+                                    label, gap_s)
     a_idx = s.names.index(tm.member) if tm.member is not None else -1
     a_right = (not res.skipped) and res.class_id == label
     rec = FrameRecord(overhead_ms=tm.end_to_end_ms - tm.actual_ms, remaining_ms=tm.remaining_ms,
@@ -306,6 +336,8 @@ def run_frames(s: Setup, cfg: EvalConfig, clock=time.perf_counter) -> tuple[list
     load = BackgroundLoad(cfg.background_load)
     period, gap_s = 1.0 / cfg.fps, cfg.gap_ms / 1e3
     shuffle = random.Random(cfg.seed)
+    free = free_cores(cfg.background_load)
+    widest = max(t for _, t in s.options)
     on, off = s.load_on
     records, trace = [], []
     gc.collect()
@@ -325,7 +357,8 @@ def run_frames(s: Setup, cfg: EvalConfig, clock=time.perf_counter) -> tuple[list
             rec, row = _frame(s, i, clock(), shuffle, gap_s)
             records.append(rec)
             trace.append(row)
-            next_arrival = max(next_arrival + period, clock() + 0.5 * period)
+            settle = cfg.settle_ms / 1e3 if load.running and widest > free else 0.0
+            next_arrival = arrival_after_pass(next_arrival, period, clock(), settle)
     finally:
         load.stop()
         gc.unfreeze()
@@ -353,6 +386,7 @@ def _scenario(cfg: EvalConfig, s: Setup) -> dict:
         "reference_p95_ms_profiled": members[s.ref].quantile_ms(s.ref_threads, "p95"),
         "backend": getattr(s.bank, "backend", "torch"),
         "gap_ms": cfg.gap_ms,
+        "settle_ms": cfg.settle_ms,
         "profile_gap_ms": {m.name: {str(t): getattr(p, "gap_ms", 0.0) for t, p in m.latency.items()}
                            for m in members},
         "calibrate": cfg.calibrate,
