@@ -11,8 +11,14 @@ import pytest
 import torch
 
 from test_runtime_fakes import FakeBank, FakeMember
-from vip_perception.evaluation.deadline import (POLICIES, EvalConfig, arrival_after_pass, evaluate, free_cores,
-                                               pass_order)
+from vip_perception.evaluation.deadline import (
+    POLICIES,
+    EvalConfig,
+    arrival_after_pass,
+    evaluate,
+    free_cores,
+    pass_order,
+)
 from vip_perception.evaluation.load import BackgroundLoad
 from vip_perception.evaluation.report import plot
 
