@@ -384,7 +384,8 @@ def bank_station(records: Path, data: dict) -> list[str]:
 
 STATION_RUNS = ("deadline_station_step.json", "deadline_station_constant.json",
                 "deadline_station_constant_nosense.json", "deadline_station_step_scale0.75.json",
-                "deadline_station_step_scale1.0.json", "deadline_station_step_scale1.5.json")
+                "deadline_station_step_scale1.0.json", "deadline_station_step_scale1.5.json",
+                "deadline_station_step_12.69ms.json")
 
 
 def deadline_station(records: Path, data: dict) -> list[str]:
@@ -394,7 +395,8 @@ def deadline_station(records: Path, data: dict) -> list[str]:
             "`_nosense` run repeats the constant one at the same deadline with `--no-sense-cpu-load`: "
             "the adaptive engine then learns about the neighbour from its own runs only. The `_scale` "
             "runs repeat the step one (600 frames) at other deadline scales, to show how far the oracle "
-            "itself gets above the best fixed option at each."), ""]
+            "itself gets above the best fixed option at each; `_12.69ms` repeats it at the deadline that the "
+            "scale-1.0 run had before the estimator took the largest of its window (commit 75ad588)."), ""]
     rows = []
     for name in STATION_RUNS:
         d = data[name]

@@ -69,8 +69,8 @@ def test_adapts_to_load_within_a_few_frames_and_recovers():
     load.factor = {1: 1.0, 2: 50.0}  # busy neighbour: 2 intra-op threads wait for a slice
     loaded = frames(40)
     misses = [i for i, t in enumerate(loaded) if not t.deadline_met]
-    assert misses == [0, 1]  # rank-2 estimator: two frames to be sure, then adapted
-    assert all(t.threads == 1 and t.member == "m_mid" for t in loaded[2:])
+    assert misses == [0]  # the largest of the window: one slow frame is enough to adapt
+    assert all(t.threads == 1 and t.member == "m_mid" for t in loaded[1:])
     load.factor = {1: 1.0, 2: 1.0}
     after = frames(400)
     assert all(t.deadline_met for t in after)

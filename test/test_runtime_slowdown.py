@@ -16,6 +16,21 @@ def test_prior_is_the_profile():
     assert est.factor(1) == 1.0 and est.factors() == {}
 
 
+def test_default_takes_the_largest_of_a_full_window():
+    """The default (largest of 16, about the 94th percentile): one slow run raises the factor,
+    and it stays up until that run leaves the window, 16 observations later."""
+    est = SlowdownEstimator(half_life=1e9)  # no aging: the window alone decides
+    assert (est.window, est.rank) == (16, 1)
+    feed(est, 1, 1.0, 16)
+    assert est.factor(1) == pytest.approx(1.0)
+    feed(est, 1, 1.5, 1)  # one run 1.5x slower than its profile
+    assert est.factor(1) == pytest.approx(1.5)
+    feed(est, 1, 1.0, 15)
+    assert est.factor(1) == pytest.approx(1.5)  # still in the window
+    feed(est, 1, 1.0, 1)
+    assert est.factor(1) == pytest.approx(1.0)  # gone
+
+
 def test_learns_a_step_in_rank_frames_and_ignores_one_outlier():
     est = SlowdownEstimator(window=8, rank=2, half_life=50)
     feed(est, 2, 1.0, 8)

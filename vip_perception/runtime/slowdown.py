@@ -10,18 +10,23 @@ Why an order statistic and not a mean:
   completes normally or waits a whole scheduler slice (0.2 ms -> 48 ms measured here). A mean
   or EWMA blends the modes into a factor that is wrong for both; a high order statistic says
   "this is how slow it gets now", which is what a deadline needs.
-- Fast on a step: the factor jumps after ``rank`` slow frames (2 by default), whatever the
-  previous level, because the new values simply become the largest ones.
-- Robust: ``rank - 1`` isolated outliers per full window (a 1-thread run hit by one scheduler
-  slice, which no choice of member could have avoided) do not move it, so one stall does not
-  demote the model for the next frames. A window that is not full yet (start-up, or a thread
-  count coming back after a probe) uses its worst sample instead: too little evidence to call
-  anything an outlier, and a probe that was fast by luck is withdrawn at the first slow run.
-- Close to the configured quantile: the 2nd largest of 16 sits near the 90th percentile of
-  the current ratios, so prediction = profiled p95 x factor tracks the high tail of what runs
-  take now (the 2nd of 8 sat near the 80th, too optimistic on a tight deadline: measured).
+- Fast on a step: the factor jumps at the first slow frame (``rank`` slow frames; 1 by
+  default), whatever the previous level, because the new values simply become the largest.
+- Close to the configured quantile: the largest of 16 sits near the 94th percentile of the
+  current ratios, so prediction = profiled p95 x factor tracks the high tail of what runs take
+  now, as the selector's p95 contract says. The 2nd largest of 16 (about the 88th) was used
+  before: an option whose runs were bimodal right at the deadline (2-thread ``vgg_xl`` of the
+  station bank, 12.1-12.5 ms on a good share of quiet runs, against 12.0 ms left) was predicted
+  just under the time left again and again and missed 32 quiet frames of 400 at a 1.0x deadline
+  (``benchmarks/deadline_station_step_scale1.0.json`` at commit 75ad588); with the largest,
+  8 of 600 at the same deadline (``benchmarks/deadline_station_step_12.69ms.json``).
+- The price: one stall (a 1-thread run hit by a scheduler slice, which no choice of member
+  could have avoided) holds its option back until it leaves the window or ages out; ``rank``
+  r > 1 ignores r - 1 isolated outliers per full window, at a looser quantile. A window that
+  is not full yet (start-up, or a thread count coming back after a probe) uses its worst
+  sample whatever the rank: a probe that was fast by luck is withdrawn at the first slow run.
 - Decays when load leaves: slow values drop out of the window after
-  ``window - rank + 1`` frames (15 by default); until then smaller members run, which costs
+  ``window - rank + 1`` frames (16 by default); until then smaller members run, which costs
   accuracy, never deadlines.
 - Log-ratios and clipping bound the influence of any single sample (a 1000x page-fault stall
   counts like a 256x one) and keep factors below 1 symmetric with factors above 1.
@@ -103,7 +108,7 @@ class SlowdownEstimator:
     def __init__(
         self,
         window: int = 16,
-        rank: int = 2,
+        rank: int = 1,
         half_life: float = 50.0,
         clip_low: float = 1.0 / 16.0,
         clip_high: float = 256.0,
