@@ -19,8 +19,8 @@ same frames and the same load.
 - Pacing: frame i+1 arrives 1/fps after frame i or, when the measurement pass overran that,
   half a period after the pass ended: no policy pays for the harness's measuring time. After
   a pass that ran an option needing more cores than the load leaves free, the next frame
-  arrives no sooner than ``settle_ms`` after it, so the adaptive's next run does not inherit that disturbance
-  either (``benchmarks/pass_interference.json`` measures it).
+  arrives no sooner than ``settle_ms`` after it, so the adaptive's next run does not inherit
+  that disturbance either (``benchmarks/pass_interference.json`` measures it).
 
 The deadline is ``deadline_scale`` x the most accurate member's p95 at the reference thread
 count, re-measured without load at the start (the lowest of five batch p95s), or
