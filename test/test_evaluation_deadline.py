@@ -105,9 +105,24 @@ def test_no_calibrate_leaves_the_engine_unseeded_and_the_flag_parses():
 def test_bad_scenarios_rejected():
     for kw, match in [({"frames": 0}, "frames"), ({"fps": 0}, "fps"), ({"background_load": -1}, "background-load"),
                       ({"deadline_scale": 0}, "deadline-scale"), ({"load_pattern": "ramp"}, "load-pattern"),
-                      ({"settle_ms": -1}, "settle-ms")]:
+                      ({"settle_ms": -1}, "settle-ms"), ({"slowdown_window": 0}, "slowdown-window"),
+                      ({"slowdown_window": 8, "slowdown_rank": 9}, "slowdown-rank")]:
         with pytest.raises(ValueError, match=match):
             EvalConfig(bank="x", **kw).validate()
+
+
+def test_slowdown_flags_reach_the_adaptive_engine_and_the_record():
+    """--slowdown-window/--slowdown-rank build the adaptive engine's estimator, and the scenario
+    records the estimator that ran (so records taken under different defaults stay comparable)."""
+    from vip_perception.runtime.slowdown import SlowdownEstimator
+
+    cfg = EvalConfig(bank="", background_load=0, frames=3, fps=500.0, reference_runs=5, margin_ms=0.01,
+                     deadline_scale=3.0, calibrate=False, slowdown_window=6, slowdown_rank=2)
+    rep = evaluate(cfg, bank=tiny_bank(), data=Data())
+    assert rep["scenario"]["slowdown"] == {"window": 6, "rank": 2, "half_life_frames": SlowdownEstimator().half_life}
+    default = SlowdownEstimator()
+    est = EvalConfig(bank="x").slowdown_estimator()
+    assert (est.window, est.rank) == (default.window, default.rank)
 
 
 def test_pass_runs_thread_counts_ascending_and_shuffles_within_each():

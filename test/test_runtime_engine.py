@@ -69,7 +69,7 @@ def test_adapts_to_load_within_a_few_frames_and_recovers():
     load.factor = {1: 1.0, 2: 50.0}  # busy neighbour: 2 intra-op threads wait for a slice
     loaded = frames(40)
     misses = [i for i, t in enumerate(loaded) if not t.deadline_met]
-    assert misses == [0]  # the largest of the window: one slow frame is enough to adapt
+    assert misses == [0]  # a window not yet full takes its worst sample: one slow frame is enough
     assert all(t.threads == 1 and t.member == "m_mid" for t in loaded[1:])
     load.factor = {1: 1.0, 2: 1.0}
     after = frames(400)
@@ -248,10 +248,10 @@ def test_a_member_with_its_own_tail_is_held_back_while_the_others_keep_their_fac
     assert chosen[:3] == [("large", True), ("large", True), ("large", False)]
     assert misses == [2] and all(m == "small" for m, _ in chosen[3:])
     assert eng.estimator.factor(1) < 0.7  # the machine is fast at 1 thread...
-    assert eng.selector.option_scale[(1, 1)] > 2.0  # ...but not for "large" (its record aging toward its profile)
+    assert eng.selector.option_scale[(1, 1)] > 1.5  # ...but not for "large" (its record aging toward its profile)
     # an untried member is never predicted below its profile on another member's good news
-    c = eng.selector.select(1.2, eng.estimator.factors())  # "small" earned its 0.5x by running
-    assert c.index == 0 and c.fits and c.predicted_ms < 1.2 < c.base_ms
+    c = eng.selector.select(1.5, eng.estimator.factors())  # "small" earned its 0.5x by running
+    assert c.index == 0 and c.fits and c.predicted_ms < 1.5 < c.base_ms
     # a new bank forgets the old members' records, the machine's factor stays
     eng.swap_bank(FakeBank(three_members(clock, load), clock=clock))
     assert eng.estimator.option_factors() == {} and eng.estimator.factor(1) < 0.7

@@ -16,19 +16,24 @@ def test_prior_is_the_profile():
     assert est.factor(1) == 1.0 and est.factors() == {}
 
 
-def test_default_takes_the_largest_of_a_full_window():
-    """The default (largest of 16, about the 94th percentile): one slow run raises the factor,
-    and it stays up until that run leaves the window, 16 observations later."""
+def test_default_takes_the_second_largest_of_32():
+    """The default (2nd largest of 32, about the 94th percentile): one slow run in a full window
+    is ignored, a second one raises the factor, and it stays up until that run leaves the
+    window; a window that is not full yet takes its worst sample."""
     est = SlowdownEstimator(half_life=1e9)  # no aging: the window alone decides
-    assert (est.window, est.rank) == (16, 1)
-    feed(est, 1, 1.0, 16)
+    assert (est.window, est.rank) == (32, 2)
+    feed(est, 1, 1.5, 1)
+    assert est.factor(1) == pytest.approx(1.5)  # partial window: its worst
+    feed(est, 1, 1.0, 31)
+    assert est.factor(1) == pytest.approx(1.0)  # full: one outlier among 32
+    feed(est, 1, 1.8, 1)  # an isolated stall: ignored
     assert est.factor(1) == pytest.approx(1.0)
-    feed(est, 1, 1.5, 1)  # one run 1.5x slower than its profile
+    feed(est, 1, 1.5, 1)  # a second slow run: this is how slow it gets now
     assert est.factor(1) == pytest.approx(1.5)
-    feed(est, 1, 1.0, 15)
-    assert est.factor(1) == pytest.approx(1.5)  # still in the window
+    feed(est, 1, 1.0, 30)
+    assert est.factor(1) == pytest.approx(1.5)  # both still in the window
     feed(est, 1, 1.0, 1)
-    assert est.factor(1) == pytest.approx(1.0)  # gone
+    assert est.factor(1) == pytest.approx(1.0)  # the first has left: one slow run again
 
 
 def test_learns_a_step_in_rank_frames_and_ignores_one_outlier():

@@ -53,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "count needing the ones they hold, as the node's sense_cpu_load does (default: on)")
     parser.add_argument("--calibration-budget-s", type=float, default=5.0,
                         help="at most this many seconds of calibration (default 5)")
+    parser.add_argument("--slowdown-window", type=int, default=None,
+                        help="the adaptive engine's slowdown window in observations (default: the runtime's)")
+    parser.add_argument("--slowdown-rank", type=int, default=None,
+                        help="which largest ratio of a full window is the factor, 1 = the largest "
+                             "(default: the runtime's)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         reference_runs=args.reference_runs, data_root=args.data_root, backend=args.backend, gap_ms=args.gap_ms,
         deadline_ms=args.deadline_ms, calibrate=args.calibrate, calibration_budget_s=args.calibration_budget_s,
         sense_cpu_load=args.sense_cpu_load, settle_ms=args.settle_ms,
+        slowdown_window=args.slowdown_window, slowdown_rank=args.slowdown_rank,
     )
     try:
         report = evaluate(cfg)

@@ -74,6 +74,8 @@ class EvalConfig:
     calibration_budget_s: float = 5.0
     sense_cpu_load: bool = True  # the adaptive engine limits threads to the cores others leave free
     settle_ms: float = 250.0  # idle after a pass that oversubscribed the cores, before the next frame
+    slowdown_window: int | None = None  # the adaptive engine's estimator; None = SlowdownEstimator's default
+    slowdown_rank: int | None = None
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option (as its command-line flag).
@@ -100,6 +102,18 @@ class EvalConfig:
             raise ValueError(f"--settle-ms must be >= 0, got {self.settle_ms}")
         if not self.calibration_budget_s > 0:
             raise ValueError(f"--calibration-budget-s must be > 0, got {self.calibration_budget_s}")
+        try:
+            self.slowdown_estimator()
+        except ValueError as exc:
+            raise ValueError(f"--slowdown-window/--slowdown-rank: {exc}") from None
+
+    def slowdown_estimator(self):
+        """The adaptive engine's slowdown estimator: the runtime's default, or the window and
+        rank given (ValueError when they do not make one)."""
+        from vip_perception.runtime.slowdown import SlowdownEstimator
+
+        kw = {k: v for k, v in (("window", self.slowdown_window), ("rank", self.slowdown_rank)) if v is not None}
+        return SlowdownEstimator(**kw)
 
     def engine_config(self, deadline_ms: float):
         """The engine's configuration for ``deadline_ms``, validated (ValueError otherwise)."""
@@ -284,7 +298,7 @@ def prepare(cfg: EvalConfig, bank=None, data=None, clock=time.perf_counter) -> S
     ref, ref_threads, with_ref = _reference(bank, accuracy)
     batches = _reference_p95(bank, bank.preprocess(images[0]), ref, ref_threads, cfg)
     deadline_ms = cfg.deadline_scale * min(batches) if cfg.deadline_ms is None else float(cfg.deadline_ms)
-    engine = Engine(bank, cfg.engine_config(deadline_ms), clock=clock)
+    engine = Engine(bank, cfg.engine_config(deadline_ms), clock=clock, estimator=cfg.slowdown_estimator())
     # As the node does at start (calibrate_on_start): every option measured, paced like the
     # stream, and the adaptive engine's slowdown seeded from it. The other policies are scored
     # from measured times and do not predict, so only the adaptive one is affected.
@@ -391,6 +405,8 @@ def _scenario(cfg: EvalConfig, s: Setup) -> dict:
                            for m in members},
         "calibrate": cfg.calibrate,
         "sense_cpu_load": cfg.sense_cpu_load and s.engine.cpu_load.available,
+        "slowdown": {"window": s.engine.estimator.window, "rank": s.engine.estimator.rank,
+                     "half_life_frames": s.engine.estimator.half_life},
         "calibration": None if s.calibration is None else s.calibration.to_dict(),
         "margin_ms": cfg.margin_ms,
         "latency_quantile": cfg.quantile,
