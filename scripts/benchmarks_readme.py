@@ -583,6 +583,24 @@ def pass_interference(records: Path, data: dict) -> list[str]:
     return out + [""] + provenance(name, d)
 
 
+def gc_pause(records: Path, data: dict) -> list[str]:
+    name = "gc_pause.json"
+    d = data[name]
+    a, b = d["full_collection"], d["full_collection_frozen"]
+    out = [("One full garbage collection (`gc.collect()`) in a process that imported what the node "
+            f"imports and loaded `{d['bank']}`, before and after `runtime.collector.freeze_start_up` "
+            "(which the node calls once its start-up is done, and `evaluate deadline` before it loads the "
+            "bank). CPython runs such "
+            "a collection on its own every so often, inside whichever frame it lands in."), ""]
+    out += table(["", "objects the collector walks", "full collection, median ms", "max ms"], [
+        ["start-up objects live", str(d["tracked_objects_with_bank"]), f(a["median_ms"], 1), f(a["max_ms"], 1)],
+        ["start-up objects frozen", str(d["tracked_objects_with_bank"] - d["frozen_objects"]),
+         f(b["median_ms"], 4), f(b["max_ms"], 4)]])
+    out += ["", f"{d['tracked_objects_after_imports']} of the objects exist after the imports alone, "
+            "before the bank is loaded."]
+    return out + [""] + provenance(name, d)
+
+
 def _member_rows(d: dict) -> list[list]:
     """Rows of a `bank show --json` record: served members, then frontier-only ones."""
     rows = []
@@ -826,6 +844,7 @@ SECTIONS = (
     ("The demo at camera rate", DEMO_RUNS, demo_station),
     ("Preprocessing beside a busy process", ("preprocess_under_load.json",), preprocess_load),
     ("The measurement pass beside a busy process", ("pass_interference.json",), pass_interference),
+    ("A full garbage collection in a serving process", ("gc_pause.json",), gc_pause),
     ("Your own data: an ImageFolder and a COCO directory", OWN_DATA_RUNS, own_data),
     ("Build memory on a ten times larger data set", ("build_memory.json",), build_memory),
     ("Deadline runtime under CPU load", DEADLINE_RUNS, deadline),

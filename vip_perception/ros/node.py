@@ -34,11 +34,16 @@ class VipPerceptionNode(Node):
 
 def spin_until_shutdown(node, summarize) -> int:
     """Spin with ``executor.make_executor()`` (why that one: see ros/executor.py);
-    SIGINT/SIGTERM end it quietly with the final summary on stdout."""
+    SIGINT/SIGTERM end it quietly with the final summary on stdout. The process's start-up
+    objects are frozen first (``runtime.collector``): a full garbage collection then takes
+    well under a millisecond instead of about 90 ms in the middle of a frame."""
     from rclpy.executors import ExternalShutdownException
 
+    from ..runtime.collector import freeze_start_up
     from .executor import make_executor
 
+    frozen = freeze_start_up()  # start-up is done: full collections skip what it allocated
+    node.get_logger().debug(f"garbage collector: {frozen} start-up objects frozen")
     executor = make_executor()
     executor.add_node(node)
     try:
