@@ -383,8 +383,9 @@ def bank_station(records: Path, data: dict) -> list[str]:
 
 
 STATION_RUNS = ("deadline_station_step.json", "deadline_station_constant.json",
-                "deadline_station_constant_nosense.json", "deadline_station_step_scale0.75.json",
-                "deadline_station_step_scale1.0.json", "deadline_station_step_scale1.5.json")
+                "deadline_station_constant_15.80ms.json", "deadline_station_constant_nosense.json",
+                "deadline_station_step_scale0.75.json", "deadline_station_step_scale1.0.json",
+                "deadline_station_step_scale1.5.json")
 
 
 # Records from before the harness wrote its estimator (``scenario.slowdown``): what they ran.
@@ -415,8 +416,11 @@ def deadline_station(records: Path, data: dict) -> list[str]:
             "`_nosense` run repeats the constant one at the same deadline with `--no-sense-cpu-load`: "
             "the adaptive engine then learns about the neighbour from its own runs only. The `_scale` "
             "runs repeat the step one (600 frames) at other deadline scales, to show how far the oracle "
-            "itself gets above the best fixed option at each. The estimator column is the adaptive "
-            "engine's slowdown estimate (\"Which order statistic\" below)."), ""]
+            "itself gets above the best fixed option at each; `_15.80ms` repeats the constant one at "
+            "the deadline the previous constant record had. The estimator column is the adaptive "
+            "engine's slowdown estimate (\"Which order statistic\" below); \"miss rates\" says whether "
+            "its selector ranked the options that fit by accuracy x (1 - their recent miss rate) "
+            "(`runtime/miss_rate.py`) or by accuracy alone, as before it."), ""]
     rows = []
     for name in STATION_RUNS:
         d = data[name]
@@ -425,7 +429,8 @@ def deadline_station(records: Path, data: dict) -> list[str]:
         loaded = [t for t in d["frames_trace"] if t["load"]]
         two = sum(1 for t in loaded if t["threads"] == 2)
         two_missed = sum(1 for t in loaded if t["threads"] == 2 and not t["met"])
-        rows.append([name, "on" if s.get("sense_cpu_load") else "off", _estimator(name, s), f(s["deadline_ms"], 2),
+        rows.append([name, "on" if s.get("sense_cpu_load") else "off", _estimator(name, s),
+                     "on" if s.get("miss_rates") else "off", f(s["deadline_ms"], 2),
                      f"{a['misses']} ({pct(a['miss_ratio'], 1)})", f(a["accuracy_all_frames"], 3),
                      f"{best['policy'].removeprefix('fixed_')} {f(best['accuracy_all_frames'], 3)}",
                      f(o["accuracy_all_frames"], 3),
@@ -433,7 +438,8 @@ def deadline_station(records: Path, data: dict) -> list[str]:
                      f"{100 * (o['accuracy_all_frames'] - a['accuracy_all_frames']):.1f}",
                      f"{100 * (o['accuracy_all_frames'] - best['accuracy_all_frames']):.1f}",
                      f"{two} ({two_missed} missed)"])
-    out += table(["record", "sense_cpu_load", "estimator", "deadline ms", "adaptive misses", "adaptive accuracy",
+    out += table(["record", "sense_cpu_load", "estimator", "miss rates", "deadline ms", "adaptive misses",
+                  "adaptive accuracy",
                   "best fixed", "oracle", "adaptive - best fixed, points", "oracle - adaptive, points",
                   "oracle - best fixed, points", "adaptive 2-thread runs under load"], rows)
     for name in STATION_RUNS:

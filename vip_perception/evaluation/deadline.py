@@ -407,6 +407,8 @@ def _scenario(cfg: EvalConfig, s: Setup) -> dict:
         "sense_cpu_load": cfg.sense_cpu_load and s.engine.cpu_load.available,
         "slowdown": {"window": s.engine.estimator.window, "rank": s.engine.estimator.rank,
                      "half_life_frames": s.engine.estimator.half_life},
+        "miss_rates": {"prior": s.engine.miss_rates.prior, "strength_runs": s.engine.miss_rates.strength,
+                       "half_life_frames": s.engine.miss_rates.half_life},
         "calibration": None if s.calibration is None else s.calibration.to_dict(),
         "margin_ms": cfg.margin_ms,
         "latency_quantile": cfg.quantile,

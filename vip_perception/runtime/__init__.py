@@ -1,8 +1,10 @@
 """Deadline runtime: what the node runs per frame, nothing else.
 
 ``engine`` (one frame in, a FrameResult out), ``selector`` (pure choice of (member, threads)
-from the time left), ``slowdown`` (observed / predicted time -> factors), ``cpu_load`` (cores
-other processes hold, from /proc) and ``calibration`` (start-up measurement). ROS-free. Exports
+from the time left), ``slowdown`` (observed / predicted time -> factors), ``miss_rate`` (each
+option's recent share of overruns), ``cpu_load`` (cores other processes hold, from /proc),
+``calibration`` (start-up measurement) and ``collector`` (start-up objects frozen for the
+garbage collector, for the process owner to call). ROS-free. Exports
 are resolved lazily (PEP 562) so that importing the package does not pull in torch. Results
 (``FrameResult``, ``TimingRecord``) live in ``vip_perception.results``.
 """
@@ -16,6 +18,7 @@ _EXPORTS = {
     "Selector": ".selector",
     "Choice": ".selector",
     "SlowdownEstimator": ".slowdown",
+    "MissRates": ".miss_rate",
     "CpuLoad": ".cpu_load",
 }
 

@@ -29,6 +29,7 @@ from ..roi import clip_roi, crop
 from ..tasks import get_task
 from .calibration import CalibrationReport, calibrate
 from .cpu_load import CpuLoad
+from .miss_rate import MissRates
 from .selector import NO_FIT_POLICIES, QUANTILES, Selector
 from .slowdown import SlowdownEstimator
 
@@ -101,6 +102,9 @@ class Engine:
         0.1 s at a frame's start when ``config.sense_cpu_load`` and ``threads == 0``: thread
         counts needing the cores they hold are not chosen, and when they free them the
         estimator forgets the load (``SlowdownEstimator.forget_load``).
+    miss_rates: each option's recent share of runs that overran the time left for them
+        (``runtime.miss_rate``); the selector ranks the options that fit by accuracy x (1 -
+        that share). Forgotten when the load leaves and when another bank is served.
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class Engine:
         self._clock = clock
         self.estimator = estimator if estimator is not None else SlowdownEstimator()
         self.cpu_load = cpu_load if cpu_load is not None else CpuLoad()
+        self.miss_rates = MissRates()  # options that fit are ranked by accuracy x (1 - miss rate)
         self._state = _State(bank, config, self._make_selector(bank, config))
         self._update_lock = threading.Lock()  # serialises swap_bank / update_config
 
@@ -188,6 +193,7 @@ class Engine:
                 else:  # same bank, same members: their own records still hold
                     selector.set_option_factors(self.estimator.option_factors(), self.estimator.factors(),
                                                 self.estimator.active_options())
+                selector.set_miss_rates(self.miss_rates.rates(), self.miss_rates.prior)
                 self._state = new
 
     def swap_bank(self, path_or_bank) -> None:
@@ -210,6 +216,7 @@ class Engine:
                 raise BankError(f"bank {getattr(bank, 'path', bank)!s} rejected: {exc}") from exc
             with _RUN_LOCK:  # the thread-count factors describe the machine and stay; the
                 self.estimator.forget_options()  # per-option records were about the old models
+                self.miss_rates.forget()
                 self._state = _State(bank, config, selector)  # uncalibrated until calibrate()
 
     def warm_up(self, bank=None) -> int:
@@ -277,6 +284,8 @@ class Engine:
             actual_ms = (r1 - r0) * 1e3
             est.observe(choice.threads, actual_ms, choice.base_ms, option=choice.index)
             selector.set_option_factors(est.option_factors(), est.factors(), est.active_options())  # next frame
+            self.miss_rates.observe((choice.index, choice.threads), actual_ms > remaining_ms)
+            selector.set_miss_rates(self.miss_rates.rates(), self.miss_rates.prior)
         e2e_ms = (end - capture_time) * 1e3
         timing = TimingRecord(member.name, choice.threads, choice.predicted_ms, actual_ms, remaining_ms,
                               e2e_ms <= cfg.deadline_ms, choice.factor, queue_age_ms, selection_us, e2e_ms,
@@ -296,6 +305,8 @@ class Engine:
             est = self.estimator
             est.forget_load()
             selector.set_option_factors(est.option_factors(), est.factors(), est.active_options())
+            self.miss_rates.forget()
+            selector.set_miss_rates({}, self.miss_rates.prior)
         return load.max_threads() or 0, load.others_cores
 
 

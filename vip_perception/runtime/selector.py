@@ -1,14 +1,15 @@
-"""Per-frame choice of (member, threads): the most accurate option predicted to fit the time left.
+"""Per-frame choice of (member, threads): among the options predicted to fit the time left, the
+one expected to get the most frames right (validation accuracy x (1 - its recent miss rate),
+``set_miss_rates``; with no miss on record, simply the most accurate).
 
-For each frame, the most accurate option whose profiled time fits the time remaining. An
-option is a (member, thread count) pair: on shared cores a busy neighbour can make 2 intra-op
+An option is a (member, thread count) pair: on shared cores a busy neighbour can make 2 intra-op
 threads far slower while 1 thread stays fast. Every prediction is the profiled quantile times a
 slowdown factor learned online per thread count (``slowdown.SlowdownEstimator``).
 
 Why the tables look the way they do: the slowdown factor is the same for every member at one
 thread count, so ``base_ms * factor <= remaining`` is ``base_ms <= remaining / factor``. For each
 thread count we keep the options sorted by base latency with a running (prefix) maximum of
-accuracy; one ``bisect`` on ``remaining / factor`` then gives the best option that fits at that
+expected accuracy; one ``bisect`` on ``remaining / factor`` then gives the best option that fits at that
 thread count. A choice is O(thread counts x log members) with no Python work per member, and the
 selector is pure: time and factors are passed in, nothing is read from a clock. An option that
 has shown on its own that it runs slower than its thread count's factor says (a large member
@@ -88,6 +89,8 @@ class Selector:
                     raise ValueError(f"member {m.name!r}: {quantile} latency at {t} threads must be > 0, got {base}")
                 self._base[(i, t)] = base
         self.option_scale: dict[tuple[int, int], float] = {}  # (index, threads) -> own factor / thread factor
+        self.miss_rates: dict[tuple[int, int], float] = {}  # (index, threads) -> rate, rounded; absent = prior
+        self._miss_prior = 0.0
         self._rows = self._build_rows({})
         if not self._rows:
             raise ValueError(f"no member has a latency profile at threads {list(self.thread_counts)}")
@@ -102,7 +105,7 @@ class Selector:
                 if tt != t:
                     continue
                 # Equal latency: the more accurate first, so the prefix max keeps the faster-or-equal one.
-                rows.append((base * scale.get((i, t), 1.0), -float(self.members[i].val_accuracy), i, base))
+                rows.append((base * scale.get((i, t), 1.0), -self.expected_accuracy(i, t), i, base))
             if not rows:
                 continue
             rows.sort()
@@ -150,6 +153,22 @@ class Selector:
         if scale != self.option_scale:
             self._rows = self._build_rows(scale)
             self.option_scale = scale
+
+    def expected_accuracy(self, index: int, threads: int) -> float:
+        """Validation accuracy x (1 - the option's miss rate): the share of frames it would get
+        right, a missed frame counting as wrong. What options that fit are ranked by."""
+        rate = self.miss_rates.get((index, threads), self._miss_prior)
+        return float(self.members[index].val_accuracy) * (1.0 - rate)
+
+    def set_miss_rates(self, rates: Mapping[tuple[int, int], float], prior: float) -> None:
+        """Rank options by ``expected_accuracy`` with these miss rates (``runtime.miss_rate``;
+        options without one at ``prior``), between frames. Rates are rounded to 0.1 points, so
+        the tables are rebuilt only when a rate has moved by that much."""
+        rounded = {k: round(float(v), 3) for k, v in rates.items() if k in self._base}
+        prior = round(float(prior), 3)
+        if rounded != self.miss_rates or prior != self._miss_prior:
+            self.miss_rates, self._miss_prior = rounded, prior
+            self._rows = self._build_rows(self.option_scale)
 
     def base_ms(self, index: int, threads: int) -> float:
         """Profiled quantile of member ``index`` at ``threads`` (KeyError if not profiled)."""
