@@ -216,6 +216,18 @@ def test_swap_under_concurrent_processing_is_consistent():
     assert prefixes == {"A", "B"}
 
 
+def script_runs(member, clock, ms_of_run) -> None:
+    """Make ``member``'s k-th run (counted from 0) take ``ms_of_run(k)`` on ``clock``."""
+    inner, runs = member.module, [0]
+
+    def forward(x):
+        k = runs[0]
+        runs[0] += 1
+        clock.advance_ms(ms_of_run(k))
+        return inner.__class__(None, inner.ms, inner.load, inner.class_id)(x)  # logits, no time
+    member.module = forward
+
+
 def test_a_member_with_its_own_tail_is_held_back_while_the_others_keep_their_factor():
     """At 1 thread the small member runs at 0.5x its profile; the large one fits its profile
     (3.0 ms in a 3.5 ms budget) but a scheduler slice hits every 3rd run (9 ms). Its own record
@@ -223,20 +235,8 @@ def test_a_member_with_its_own_tail_is_held_back_while_the_others_keep_their_fac
     clock, load = FakeClock(), Load()
     small = FakeMember("small", 0.80, {1: 2.0}, clock, load, class_id=1)
     large = FakeMember("large", 0.90, {1: 3.0}, clock, load, class_id=3)
-    runs = {"small": 0, "large": 0}
-
-    def scripted(member, ms_of_run):
-        inner = member.module
-
-        def forward(x):
-            k = runs[member.name]
-            runs[member.name] += 1
-            clock.advance_ms(ms_of_run(k))
-            return inner.__class__(None, inner.ms, inner.load, inner.class_id)(x)  # logits, no time
-        member.module = forward
-
-    scripted(small, lambda k: 1.0)  # half its profile
-    scripted(large, lambda k: 9.0 if k % 3 == 2 else 2.5)  # fits most runs, misses every 3rd
+    script_runs(small, clock, lambda k: 1.0)  # half its profile
+    script_runs(large, clock, lambda k: 9.0 if k % 3 == 2 else 2.5)  # fits most runs, misses every 3rd
     bank = FakeBank([small, large], clock=clock, preprocess_ms=0.0)
     eng = Engine(bank, EngineConfig(deadline_ms=3.5, margin_ms=0.0), clock=clock)
     chosen = []
@@ -344,20 +344,8 @@ def test_a_member_that_keeps_overrunning_gives_way_to_one_that_does_not():
     clock, load = FakeClock(), Load()
     nxt = FakeMember("next", 0.926, {1: 2.0}, clock, load, class_id=1)
     top = FakeMember("top", 0.933, {1: 3.0}, clock, load, class_id=3)
-    runs = {"next": 0, "top": 0}
-
-    def scripted(member, ms_of_run):
-        inner = member.module
-
-        def forward(x):
-            k = runs[member.name]
-            runs[member.name] += 1
-            clock.advance_ms(ms_of_run(k))
-            return inner.__class__(None, inner.ms, inner.load, inner.class_id)(x)
-        member.module = forward
-
-    scripted(nxt, lambda k: 2.0)
-    scripted(top, lambda k: 3.6 if k % 40 == 39 else 3.0)
+    script_runs(nxt, clock, lambda k: 2.0)
+    script_runs(top, clock, lambda k: 3.6 if k % 40 == 39 else 3.0)
     eng = Engine(FakeBank([nxt, top], clock=clock, preprocess_ms=0.0),
                  EngineConfig(deadline_ms=3.5, margin_ms=0.0), clock=clock)
     chosen = []
