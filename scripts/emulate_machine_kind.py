@@ -7,7 +7,8 @@ faster) than its profile by about one factor: the shipped detector's parent ran 
 on an AVX2 EPYC than its AVX-512 profile says. This tool copies BANK to OUT and multiplies every
 profiled latency (every member, thread count and quantile; other backends too) by ``--scale``,
 so that serving OUT here is what serving BANK on a machine kind ``1 / scale`` times slower
-would be. ``--scale 0.5``: the profile claims twice this machine's speed. The manifest's
+would be. ``--scale 0.5``: the profile claims twice this machine's speed (a bank profiled on a
+faster kind); ``--scale 2``: half its speed (profiled on a slower kind). The manifest's
 ``machine`` entry records what was done (``emulated_scale`` and the original CPU), so the copy
 never passes for a real profile.
 
@@ -64,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copytree(args.bank, args.out)
     n = scale_profiles(manifest, args.scale)
     write_manifest(args.out, manifest)
-    print(f"{args.out}: {n} profiles x {args.scale} (emulating a machine kind {1 / args.scale:.2f}x slower than "
-          f"the one profiled)")
+    ratio = 1 / args.scale
+    kind = f"{ratio:.2f}x slower than" if ratio >= 1 else f"{args.scale:.2f}x faster than"
+    print(f"{args.out}: {n} profiles x {args.scale} (emulating a machine kind {kind} the one profiled)")
     return 0
 
 

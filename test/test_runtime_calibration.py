@@ -123,6 +123,28 @@ def test_a_2x_optimistic_profile_is_predicted_right_after_calibration():
     assert first.timing.calibrated and first.timing.to_dict()["calibrated"] is True
 
 
+def test_a_2x_pessimistic_profile_serves_the_member_this_machine_affords_after_calibration():
+    """The other way round (a bank profiled on a slower machine kind): deadline 4 ms after 1 ms
+    margin. By the profile only m_mid@2 (2 ms) fits; here m_large@2 takes 2 ms. Calibration
+    measured m_large itself, so it is served before it has run live; without calibration the
+    engine keeps to the profile and serves m_mid."""
+    cfg = EngineConfig(deadline_ms=4.0, margin_ms=1.0, latency_quantile="p50")
+    image = np.zeros((28, 28), np.uint8)
+
+    bank, clock = slow_bank(0.5)
+    engine = Engine(bank, cfg, clock=clock, cpu_load=FakeCpuLoad(clock))
+    first = engine.process(image, clock())
+    assert (first.timing.member, first.timing.threads) == ("m_mid", 2) and first.timing.deadline_met
+
+    bank, clock = slow_bank(0.5)
+    engine = Engine(bank, cfg, clock=clock, cpu_load=FakeCpuLoad(clock))
+    engine.calibrate(clock=clock, sleep=FakeSleep(clock))
+    assert engine.estimator.priors()[1][(2, 2)] == pytest.approx(0.5)
+    first = engine.process(image, clock())
+    assert (first.timing.member, first.timing.threads) == ("m_large", 2)
+    assert first.timing.predicted_ms == pytest.approx(2.0) and first.timing.deadline_met
+
+
 def test_engine_keeps_the_calibration_across_a_quantile_change_and_drops_it_on_a_bank_swap():
     bank, clock = slow_bank(2.0)
     engine = Engine(bank, EngineConfig(deadline_ms=7.0, margin_ms=1.0), clock=clock, cpu_load=FakeCpuLoad(clock))

@@ -140,6 +140,20 @@ def test_an_option_in_use_may_run_below_its_thread_factor_an_idle_one_may_not():
     assert c.index == 1 and c.predicted_ms == pytest.approx(1.0) and c.base_ms == 2.0
 
 
+def test_an_idle_option_is_held_to_its_own_calibration_not_to_its_thread_factor():
+    from test_runtime_fakes import FakeMember
+
+    members = [FakeMember("a", 0.80, {1: 1.0}), FakeMember("b", 0.90, {1: 2.0})]
+    sel = Selector(members, "p50")
+    sel.set_option_factors({(0, 1): 0.5}, {1: 0.5}, active={(0, 1)})  # a ran at half its profile
+    assert sel.select(1.5, {1: 0.5}).index == 0  # b idle: good news from a is not b's (2.0 ms)
+    sel.set_option_factors({(0, 1): 0.5}, {1: 0.5}, active={(0, 1)}, floors={(1, 1): 0.6})
+    c = sel.select(1.5, {1: 0.5})  # b's own calibration: 0.6x, predicted 1.2 ms
+    assert c.index == 1 and c.predicted_ms == pytest.approx(1.2) and c.base_ms == 2.0
+    sel.set_option_factors({}, {1: 1.5}, floors={(1, 1): 0.6})  # load: the thread factor rules
+    assert sel.select(2.9, {1: 1.5}).index == 0 and sel.select(3.0, {1: 1.5}).index == 1
+
+
 def test_max_threads_keeps_larger_thread_counts_out_fitting_or_not():
     sel = Selector(three_members())
     assert names(sel, sel.select(4.0, {}, max_threads=1)) == ("m_mid", 1)  # m_large@2 fits, not allowed

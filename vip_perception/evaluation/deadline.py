@@ -398,6 +398,7 @@ def _scenario(cfg: EvalConfig, s: Setup) -> dict:
         "loadavg_at_start": s.loadavg_start,
         "loadavg_at_end": list(os.getloadavg()),
         "reference_p95_ms_profiled": members[s.ref].quantile_ms(s.ref_threads, "p95"),
+        "profile_machine": (getattr(s.bank, "manifest", None) or {}).get("machine"),  # whose latencies
         "backend": getattr(s.bank, "backend", "torch"),
         "gap_ms": cfg.gap_ms,
         "settle_ms": cfg.settle_ms,

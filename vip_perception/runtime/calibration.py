@@ -12,8 +12,9 @@ size, each run after ``gap_ms`` of idle time as the paced profiles were taken
   not a p95; the ratio scales the whole profiled distribution, so the engine's quantile times
   the factor predicts that quantile here. The median of three also discards one first-call or
   scheduler outlier.
-- per thread count: the median of its options' ratios (the typical option; an option slower
-  than that is held back by its own prior, see ``selector.Selector.set_option_factors``).
+- per thread count: the median of its options' ratios (the typical option). Each option's own
+  ratio counts too: a slower one is held back by it, and one that runs faster than its profile
+  is predicted from it before it has run live (``selector.Selector.set_option_factors``).
 
 Budget: options run fastest first (by profiled p50) and a run starts only when its predicted
 cost (gap + profiled p50 x the largest ratio of one run seen so far at its thread count, or at

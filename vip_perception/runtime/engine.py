@@ -169,8 +169,7 @@ class Engine:
             report = calibrate(state.bank, self.estimator, budget_s, runs_per_option, gap_ms,
                                state.config.latency_quantile, state.selector.thread_counts, clock, sleep,
                                max_threads=None if load is None else free_threads)
-            est = self.estimator
-            state.selector.set_option_factors(est.option_factors(), est.factors(), est.active_options())
+            self._fold_estimates(state.selector)
             self._state = _State(state.bank, state.config, state.selector, report)
         return report
 
@@ -188,11 +187,8 @@ class Engine:
                     self.estimator.reset()  # ratios were relative to the old quantile; the
                     if old.calibration is not None:  # calibration's (against p50) still hold
                         self.estimator.seed(old.calibration.thread_factors, old.calibration.option_factors())
-                    selector.set_option_factors(self.estimator.option_factors(), self.estimator.factors(),
-                                                self.estimator.active_options())
-                else:  # same bank, same members: their own records still hold
-                    selector.set_option_factors(self.estimator.option_factors(), self.estimator.factors(),
-                                                self.estimator.active_options())
+                # else same bank, same members: their own records still hold
+                self._fold_estimates(selector)
                 selector.set_miss_rates(self.miss_rates.rates(), self.miss_rates.prior)
                 self._state = new
 
@@ -283,7 +279,7 @@ class Engine:
             end = clock()
             actual_ms = (r1 - r0) * 1e3
             est.observe(choice.threads, actual_ms, choice.base_ms, option=choice.index)
-            selector.set_option_factors(est.option_factors(), est.factors(), est.active_options())  # next frame
+            self._fold_estimates(selector)  # for the next frame
             self.miss_rates.observe((choice.index, choice.threads), actual_ms > remaining_ms)
             selector.set_miss_rates(self.miss_rates.rates(), self.miss_rates.prior)
         e2e_ms = (end - capture_time) * 1e3
@@ -294,6 +290,13 @@ class Engine:
                               others_cores=others)
         return FrameResult(skipped=False, timing=timing, roi=region, **fields)
 
+    def _fold_estimates(self, selector: Selector) -> None:
+        """Hand the estimator's per-option factors to ``selector`` (``Selector.set_option_factors``):
+        options in use at their own factor, the others never below their own calibration."""
+        est = self.estimator
+        selector.set_option_factors(est.option_factors(), est.factors(), est.active_options(),
+                                    floors=est.priors()[1])
+
     def _sense_cpu_load(self, cfg: EngineConfig, selector: Selector) -> tuple[int, float | None]:
         """(max_threads for the selector, 0 = no limit; others' cores at the last reading).
         Under the run lock, before the time left is read: the reading (about 30 us, at most
@@ -302,9 +305,8 @@ class Engine:
             return 0, None
         load = self.cpu_load
         if load.update():  # cores other processes held are free again: what was learned under it is stale
-            est = self.estimator
-            est.forget_load()
-            selector.set_option_factors(est.option_factors(), est.factors(), est.active_options())
+            self.estimator.forget_load()
+            self._fold_estimates(selector)
             self.miss_rates.forget()
             selector.set_miss_rates({}, self.miss_rates.prior)
         return load.max_threads() or 0, load.others_cores

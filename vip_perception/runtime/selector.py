@@ -124,15 +124,20 @@ class Selector:
         return tuple(rows_out)
 
     def set_option_factors(self, option_factors: Mapping[tuple[int, int], float],
-                           thread_factors: Mapping[int, float], active=frozenset()) -> None:
+                           thread_factors: Mapping[int, float], active=frozenset(),
+                           floors: Mapping[tuple[int, int], float] | None = None) -> None:
         """Fold what each option has shown on its own into the tables, between frames.
 
         ``option_factors[(index, threads)]``: that option's own slowdown (``SlowdownEstimator.
         option_factors``). An ``active`` option (in current use, ``SlowdownEstimator.
         active_options``) is predicted from its own factor. Any other option gets the largest of
-        its thread count's factor, its own (if it has run) and 1: a thread count's factor above
-        1 is load, which slows every member; below 1 it says the profiles of the members that
-        ran were pessimistic, which does not carry over to the others. The option's base is
+        its thread count's factor, its own (if it has run) and its floor: ``floors[(index,
+        threads)]``, the ratio its own start-up calibration runs measured on this machine
+        (``SlowdownEstimator.priors``), else 1 (its profile). A thread count's factor above 1 is
+        load, which slows every member; below 1 it says the profiles of the members that ran
+        were pessimistic, which does not carry over to the others: good news must be earned, by
+        the option's own runs. So a bank profiled on a slower machine kind serves here the
+        members this machine's speed allows, not only the ones in use. The option's base is
         scaled by effective / thread factor, so one bisect per thread count still finds the best
         fit. Why per option at all: the thread count's factor is learned mostly on the member
         that runs most, and members do not slow down alike (a scheduler slice hits a long run
@@ -140,14 +145,15 @@ class Selector:
         the old or the new ones. The engine calls this after a frame's result is ready, so
         ``select`` itself stays one bisect per thread count.
         """
+        floors = floors or {}
         scale = {}
         for (i, t) in self._base:
             ft = max(thread_factors.get(t, 1.0), 1e-9)
             own = option_factors.get((i, t))
             if (i, t) in active:  # its own record, both ways
                 eff = own
-            else:  # bad news transfers, good news must be earned: never below its profile
-                eff = max(ft, 1.0, own if own is not None else 0.0)
+            else:  # bad news transfers, good news must be earned: never below its own measurement
+                eff = max(ft, floors.get((i, t), 1.0), own if own is not None else 0.0)
             if abs(eff / ft - 1.0) > 1e-12:
                 scale[(i, t)] = eff / ft
         if scale != self.option_scale:
