@@ -232,3 +232,22 @@ def test_demo_figures_carry_the_detection_score():
     det = board.figures()["detection"]
     assert (det["frames"], det["precision"], det["recall"], det["detections_per_frame"]) == (1, 1.0, 0.5, 1.0)
     assert Scoreboard().figures()["detection"] is None  # classification runs: no detection figures
+
+
+def test_demo_figures_say_per_load_phase_which_thread_counts_ran_and_what_others_used():
+    from vip_perception.ros.tools.demo import Scoreboard
+
+    board = Scoreboard()
+    for threads, others in ((2, 0.1), (2, 0.2), (1, 0.3), (1, 0.6)):
+        board.on_timing({"member": "vgg_xl", "threads": threads, "max_threads": 2, "others_cores": others,
+                         "deadline_met": True, "latency_ms": 10.0})
+    board.phase = "loaded"
+    board.on_timing({"member": "vgg_xl.vip01", "threads": 1, "max_threads": 1, "others_cores": 1.2,
+                     "deadline_met": False, "latency_ms": 20.0})
+    board.on_timing({"skipped": True})  # a skipped frame ran nothing: counted as skipped only
+    quiet, loaded = board.figures()["phases"]["quiet"], board.figures()["phases"]["loaded"]
+    assert quiet["threads_share"] == {"1": 0.5, "2": 0.5} and quiet["max_threads_share"] == {"2": 1.0}
+    assert quiet["others_cores"]["p50"] == pytest.approx(0.25)
+    assert (loaded["threads_share"], loaded["max_threads_share"], loaded["misses"]) == ({"1": 1.0}, {"1": 1.0}, 1)
+    assert board.threads_mix("quiet") == "threads: 1 50%, 2 50%; others' cores p50 0.25"
+    assert Scoreboard().threads_mix("loaded") == "threads: n/a; others' cores p50 n/a"

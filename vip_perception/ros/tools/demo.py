@@ -38,9 +38,10 @@ from .processes import CONFIG_REL, child_env, resolve_bank, stop_process
 DETECTOR_REL = "config/banks/conveyor_detector"
 STATION_REL = "config/banks/station"  # the demo's classifier: the station camera's 64x64 bank
 # The demo's deadline for the station bank at camera rate: its largest member (12 ms p95 at 1
-# thread) fits on a quiet machine after transport and preprocessing, and often stops fitting
-# under one busy background process, so --load 1 shows the switch to its ViP variant (the member
-# mix of both phases: benchmarks/README.md, "The demo at camera rate").
+# thread) is borderline after transport and preprocessing, its ViP variant fits. On 2 cores,
+# --load 1 moves the node from 2 threads to 1; --load 2 moves it to the smaller members
+# (both phases' member and thread mix: benchmarks/README.md, "The demo at camera rate"; why:
+# docs/design.md, "The demo under load").
 STATION_DEADLINE_MS = 17.0
 TASKS = ("auto", "classification", "detection")
 FRAME_SIZE = {"classification": (640, 480), "detection": (320, 240)}  # camera default w, h
@@ -124,6 +125,11 @@ class Scoreboard:
         self.phase = "quiet"  # "loaded" once the background load runs
         self.by_phase: dict[str, Counter] = {"quiet": Counter(), "loaded": Counter()}
         self.misses_by_phase: Counter = Counter()
+        # per phase: intra-op threads of each run, and the cores other processes used at the
+        # engine's last reading (runtime.cpu_load): why a member ran at the thread count it did
+        self.threads_by_phase: dict[str, Counter] = {"quiet": Counter(), "loaded": Counter()}
+        self.others_by_phase: dict[str, list] = {"quiet": [], "loaded": []}
+        self.allowed_by_phase: dict[str, Counter] = {"quiet": Counter(), "loaded": Counter()}
         self.misses = 0
         self.skipped = 0
         self.latency: deque = deque(maxlen=2000)
@@ -171,6 +177,12 @@ class Scoreboard:
         member = d.get("member") or "none"
         self.members[member] += 1
         self.by_phase[self.phase][member] += 1
+        if d.get("threads"):
+            self.threads_by_phase[self.phase][int(d["threads"])] += 1
+        if d.get("max_threads") is not None:
+            self.allowed_by_phase[self.phase][int(d["max_threads"])] += 1
+        if d.get("others_cores") is not None:
+            self.others_by_phase[self.phase].append(float(d["others_cores"]))
         missed = 0 if d.get("deadline_met") else 1
         self.misses += missed
         self.misses_by_phase[self.phase] += missed
@@ -207,10 +219,24 @@ class Scoreboard:
             return "no results yet"
         return " ".join(f"{m} {100.0 * c / total:.0f}%" for m, c in counts.most_common())
 
+    def threads_mix(self, phase: str) -> str:
+        """"threads: 1 95%, 2 5%; others' cores p50 0.31" for one load ``phase``."""
+        counts, others = self.threads_by_phase[phase], self.others_by_phase[phase]
+        total = sum(counts.values())
+        mix = ", ".join(f"{t} {100.0 * n / total:.0f}%" for t, n in sorted(counts.items())) if total else "n/a"
+        o = percentile(others, 50) if others else None
+        return f"threads: {mix}; others' cores p50 " + ("n/a" if o is None else f"{o:.2f}")
+
     def figures(self) -> dict:
         """The summary's numbers as JSON data."""
         phases = {ph: {"results": sum(c.values()), "misses": self.misses_by_phase[ph],
-                       "member_share": {m: n / max(1, sum(c.values())) for m, n in c.most_common()}}
+                       "member_share": {m: n / max(1, sum(c.values())) for m, n in c.most_common()},
+                       "threads_share": {str(t): n / max(1, sum(self.threads_by_phase[ph].values()))
+                                         for t, n in sorted(self.threads_by_phase[ph].items())},
+                       "max_threads_share": {str(t): n / max(1, sum(self.allowed_by_phase[ph].values()))
+                                             for t, n in sorted(self.allowed_by_phase[ph].items())},
+                       "others_cores": {f"p{q}": percentile(self.others_by_phase[ph], q)
+                                        for q in (10, 50, 90, 99)}}
                   for ph, c in self.by_phase.items()}
         total = sum(self.members.values())
         return {"results": total, "misses": self.misses, "skipped": self.skipped,
@@ -496,9 +522,10 @@ def _summary(board: Scoreboard, logs: Path, first_result, interrupted: bool,
                [f"accuracy at the station        : {board.accuracy()}"]),
              f"member mix                     : {board.member_mix()}",
              *([f"  without load                 : {board.member_mix('quiet')} "
-                f"({board.misses_by_phase['quiet']} misses)",
+                f"({board.misses_by_phase['quiet']} misses; {board.threads_mix('quiet')})",
                 f"  under load                   : {board.member_mix('loaded')} "
-                f"({board.misses_by_phase['loaded']} misses)"] if sum(board.by_phase["loaded"].values()) else []),
+                f"({board.misses_by_phase['loaded']} misses; {board.threads_mix('loaded')})"]
+               if sum(board.by_phase["loaded"].values()) else []),
              f"deadline misses                : {board.misses}, skipped {board.skipped}",
              "latency stamp -> result        : "
              + ("n/a" if p50 is None else f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"),
