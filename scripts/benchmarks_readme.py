@@ -614,6 +614,20 @@ def preprocess_load(records: Path, data: dict) -> list[str]:
     return out + [""] + provenance(name, d)
 
 
+def inference_thread(records: Path, data: dict) -> list[str]:
+    name = "inference_thread.json"
+    d = data[name]
+    out = [(f"Model time by the thread that runs it, one run every {f(d['gap_ms'], 0)} ms, each layout in a "
+            "fresh process: loaded and run on the main thread (the deadline harness, `bank profile`); loaded on "
+            "the main thread and run on another (the node before `runtime/serving_thread.py`); loaded and run on "
+            "the node's serving thread. CPU / wall near 1: only one core worked. "
+            f"{d['runs']} timed runs per row."), ""]
+    rows = [[layout, option, f(v["p50_ms"]), f(v["p95_ms"]), f(v["cpu_over_wall_p50"])]
+            for layout, options in d["layouts"].items() for option, v in options.items()]
+    out += table(["layout", "member@threads", "p50 ms", "p95 ms", "CPU / wall (p50)"], rows)
+    return out + [""] + provenance(name, d)
+
+
 def pass_interference(records: Path, data: dict) -> list[str]:
     name = "pass_interference.json"
     d = data[name]
@@ -889,6 +903,7 @@ SECTIONS = (
     ("Portability: a video, with and without start-up calibration", PORTABILITY_RUNS, portability),
     ("Portability: a profile from another machine kind (emulated)", EMULATED_RUNS, portability_emulated),
     ("The demo at camera rate", DEMO_RUNS, demo_station),
+    ("Inference on the serving thread", ("inference_thread.json",), inference_thread),
     ("Preprocessing beside a busy process", ("preprocess_under_load.json",), preprocess_load),
     ("The measurement pass beside a busy process", ("pass_interference.json",), pass_interference),
     ("A full garbage collection in a serving process", ("gc_pause.json",), gc_pause),

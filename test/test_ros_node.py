@@ -484,3 +484,50 @@ def test_silent_topic_with_a_mismatched_publisher_is_named(ctx, quick_bank, monk
         assert r.node.perception.cameras["quiet_cam"].received == 0
     finally:
         r.close()
+
+
+def test_every_torch_call_of_the_node_runs_on_its_one_serving_thread(ctx, quick_bank, tmp_path, monkeypatch):
+    """Bank load, engine build, calibration, frames and a bank swapped in by `ros2 param set`
+    all run on the node's serving thread, never on the executor's or the main thread: a second
+    thread running torch made 2-thread inference as slow as 1 thread (runtime/serving_thread.py)."""
+    from vip_perception.ros import bank_checks
+
+    seen = []  # (what, thread ident)
+    load_checked = bank_checks.load_checked
+
+    def recording_load(*args):
+        seen.append(("swap load", threading.get_ident()))
+        return load_checked(*args)
+
+    class Recording:
+        def __init__(self, bank, settings, clock):
+            seen.append(("build", threading.get_ident()))
+            self._engine = bank_checks.default_engine_factory(bank, settings, clock)
+
+        def __getattr__(self, name):
+            return getattr(self._engine, name)
+
+        def calibrate(self, *args, **kwargs):
+            seen.append(("calibrate", threading.get_ident()))
+            return self._engine.calibrate(*args, **kwargs)
+
+        def process(self, *args, **kwargs):
+            seen.append(("frame", threading.get_ident()))
+            return self._engine.process(*args, **kwargs)
+
+    monkeypatch.setattr(bank_checks, "load_checked", recording_load)
+    other = str(tmp_path / "other_bank")
+    shutil.copytree(quick_bank, other)
+    r = Rig(ctx, quick_bank, name="vip_serving", engine_factory=Recording, calibrate_on_start=True)
+    try:
+        r.send_and_wait(r.image(frame_id="before"))
+        res = r.set(bank=other)
+        assert res[0].successful, res[0].reason
+        r.send_and_wait(r.image(frame_id="after"))
+        assert r.results[-1]["header"]["frame_id"] == "after"
+    finally:
+        r.close()
+    serving = r.node.perception.serving.thread.ident
+    assert {what for what, _ in seen} >= {"build", "calibrate", "frame", "swap load"}
+    assert {ident for _, ident in seen} == {serving}
+    assert serving not in (threading.main_thread().ident, r.thread.ident)

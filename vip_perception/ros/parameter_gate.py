@@ -20,15 +20,18 @@ from . import bank_checks, parameters
 class ParameterGate:
     """The node's current ``settings`` and the bank a change has loaded but not yet served."""
 
-    def __init__(self, settings: parameters.Settings, log):
+    def __init__(self, settings: parameters.Settings, log, run=None):
+        """``run(fn, *args)``: how a bank is loaded (the node's serving thread, where every
+        torch call of the node runs; default: here)."""
         self.settings = settings
         self.log = log
+        self._run = run or (lambda fn, *args: fn(*args))
         self._checked = None   # (bank parameter, backend, Bank) of the last accepted validation
         self._pending = None   # Bank the worker switches to at its next frame
         self._lock = threading.Lock()
 
     def _check_bank(self, path: str, backend: str) -> str | None:
-        reason, bank = bank_checks.load_checked(self.settings, path, backend)
+        reason, bank = self._run(bank_checks.load_checked, self.settings, path, backend)
         if bank is not None:
             self._checked = (path, backend, bank)
         return reason

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from sensor_msgs.msg import CompressedImage, Image
 
+from ..runtime.serving_thread import ServingThread
 from . import bank_checks, convert, debug_image, diagnostics, frame_timing, image_cdr, output, parameters, qos, startup
 from .frame_slots import Frame, FrameSlots
 from .parameter_gate import ParameterGate
@@ -35,15 +36,17 @@ class Perception:
                  clock: Callable[[], float] = time.time, record_stages: bool = False):
         self.node, self.log, self.clock = node, node.get_logger(), clock
         self.engine_factory = engine_factory or bank_checks.default_engine_factory
-        self.gate = ParameterGate(parameters.declare(node), self.log)
+        # every torch call of this node (bank loads, calibration, frames) on one thread: see
+        # runtime/serving_thread.py for why a second thread makes 2-thread inference slow
+        self.serving = ServingThread()
+        self.gate = ParameterGate(parameters.declare(node), self.log, run=self.serving.call)
         self.hardware_id = self.settings.hardware_id or socket.gethostname()
         self.cameras = {t: CameraStats(t) for t in self.settings.image_topics}
         self.slots = FrameSlots(list(self.cameras))
         self.frame_sizes: dict[str, tuple[int, int]] = {}  # camera -> (h, w) last seen
         self.engine, self.bank_error, self.active = None, None, False
         self.stage_log: list[dict] | None = [] if record_stages else None
-        self._worker: threading.Thread | None = None
-        self._running = False
+        self._worker: threading.Thread | None = None  # the serving thread while active
         self._engine_fields = self._outputs = self._debug_pub = self._diag_pub = None
         self._subs, self._timers, self._prev, self._silent_warned = [], [], {}, {}
         self._started: float | None = None  # clock() at configure
@@ -68,7 +71,8 @@ class Perception:
         publishers, subscriptions and timers."""
         s = self.settings
         path = bank_checks.bank_path(s.bank)
-        bank, self.engine = startup.build_engine(path, s, self.engine_factory, self.clock, self.startup)
+        bank, self.engine = self.serving.call(startup.build_engine, path, s, self.engine_factory, self.clock,
+                                              self.startup)
         self.gate.clear_pending_bank()  # the parameter's bank is the one just loaded
         self._engine_fields = s.engine_fields()
         self._outputs = output.Outputs(self.node, s.output_format, bank_checks.output_kind(bank))
@@ -103,14 +107,14 @@ class Perception:
 
     def activate(self) -> None:
         self.slots.clear()
-        self.active = self._running = True
-        self._worker = threading.Thread(target=self._worker_loop, name="vip_worker", daemon=True)
-        self._worker.start()
+        self.active = True
+        self.serving.set_loop(self._worker_step)
+        self._worker = self.serving.thread
 
     def deactivate(self) -> None:
-        self.active = self._running = False
+        self.active = False
         if self._worker is not None:
-            self._worker.join(timeout=10.0)
+            self.serving.set_loop(None)  # returns once no frame is in progress
             self._worker = None
         self.slots.clear()
 
@@ -150,20 +154,22 @@ class Perception:
                          throttle_duration_sec=5.0)
 
     # ---- worker -----------------------------------------------------------------------
-    def _worker_loop(self) -> None:
-        while self._running:
-            item = self.slots.take(timeout=0.1)
-            if item is None:
-                continue
-            camera, frame = item
-            try:
-                self._handle(camera, frame)
-            except Exception as exc:  # noqa: BLE001 - the worker must survive anything
-                if not self.node.context.ok():
-                    break  # shutting down (SIGINT/SIGTERM): publishing fails, nothing to report
-                self.cameras[camera].count("errors")
-                self.log.error(f"camera {camera}: frame failed: {type(exc).__name__}: {exc}",
-                               throttle_duration_sec=5.0)
+    def _worker_step(self) -> None:
+        """One turn of the frame loop on the serving thread: the newest frame, if one comes
+        within 0.1 s (parameter changes and deactivation wait at most that long)."""
+        item = self.slots.take(timeout=0.1)
+        if item is None:
+            return
+        camera, frame = item
+        try:
+            self._handle(camera, frame)
+        except Exception as exc:  # noqa: BLE001 - the worker must survive anything
+            if not self.node.context.ok():
+                self.serving.set_loop(None)  # shutting down (SIGINT/SIGTERM): publishing fails
+                return
+            self.cameras[camera].count("errors")
+            self.log.error(f"camera {camera}: frame failed: {type(exc).__name__}: {exc}",
+                           throttle_duration_sec=5.0)
 
     def _apply_pending(self, s: parameters.Settings) -> None:
         """Between frames: swap bank, update engine config, rebuild outputs, republish labels."""
