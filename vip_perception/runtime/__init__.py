@@ -3,8 +3,9 @@
 ``engine`` (one frame in, a FrameResult out), ``selector`` (pure choice of (member, threads)
 from the time left), ``slowdown`` (observed / predicted time -> factors), ``miss_rate`` (each
 option's recent share of overruns), ``cpu_load`` (cores other processes hold, from /proc),
-``calibration`` (start-up measurement) and ``collector`` (start-up objects frozen for the
-garbage collector, for the process owner to call). ROS-free. Exports
+``calibration`` (start-up measurement), ``collector`` (start-up objects frozen for the
+garbage collector) and ``serving_thread`` (the one thread a serving process runs torch on),
+the last two for the process owner to use. ROS-free. Exports
 are resolved lazily (PEP 562) so that importing the package does not pull in torch. Results
 (``FrameResult``, ``TimingRecord``) live in ``vip_perception.results``.
 """
@@ -20,6 +21,7 @@ _EXPORTS = {
     "SlowdownEstimator": ".slowdown",
     "MissRates": ".miss_rate",
     "CpuLoad": ".cpu_load",
+    "ServingThread": ".serving_thread",
 }
 
 __all__ = sorted(_EXPORTS)

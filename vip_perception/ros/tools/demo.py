@@ -38,10 +38,10 @@ from .processes import CONFIG_REL, child_env, resolve_bank, stop_process
 DETECTOR_REL = "config/banks/conveyor_detector"
 STATION_REL = "config/banks/station"  # the demo's classifier: the station camera's 64x64 bank
 # The demo's deadline for the station bank at camera rate: its largest member (12 ms p95 at 1
-# thread) is borderline after transport and preprocessing, its ViP variant fits. On 2 cores,
-# --load 1 moves the node from 2 threads to 1; --load 2 moves it to the smaller members
-# (both phases' member and thread mix: benchmarks/README.md, "The demo at camera rate"; why:
-# docs/design.md, "The demo under load").
+# thread) is borderline after transport and preprocessing, its ViP variant fits. On 2 cores
+# --load 2 moves the node to the smaller members; --load 1 mostly does not (both phases' member
+# and thread mix: benchmarks/README.md, "The demo at camera rate"; why: docs/design.md, "The
+# demo under load").
 STATION_DEADLINE_MS = 17.0
 TASKS = ("auto", "classification", "detection")
 FRAME_SIZE = {"classification": (640, 480), "detection": (320, 240)}  # camera default w, h
