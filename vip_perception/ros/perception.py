@@ -36,9 +36,7 @@ class Perception:
                  clock: Callable[[], float] = time.time, record_stages: bool = False):
         self.node, self.log, self.clock = node, node.get_logger(), clock
         self.engine_factory = engine_factory or bank_checks.default_engine_factory
-        # every torch call of this node (bank loads, calibration, frames) on one thread: see
-        # runtime/serving_thread.py for why a second thread makes 2-thread inference slow
-        self.serving = ServingThread()
+        self.serving = ServingThread()  # runs every torch call of the node (runtime/serving_thread.py)
         self.gate = ParameterGate(parameters.declare(node), self.log, run=self.serving.call)
         self.hardware_id = self.settings.hardware_id or socket.gethostname()
         self.cameras = {t: CameraStats(t) for t in self.settings.image_topics}
@@ -71,8 +69,8 @@ class Perception:
         publishers, subscriptions and timers."""
         s = self.settings
         path = bank_checks.bank_path(s.bank)
-        bank, self.engine = self.serving.call(startup.build_engine, path, s, self.engine_factory, self.clock,
-                                              self.startup)
+        build = startup.build_engine
+        bank, self.engine = self.serving.call(build, path, s, self.engine_factory, self.clock, self.startup)
         self.gate.clear_pending_bank()  # the parameter's bank is the one just loaded
         self._engine_fields = s.engine_fields()
         self._outputs = output.Outputs(self.node, s.output_format, bank_checks.output_kind(bank))
@@ -155,18 +153,15 @@ class Perception:
 
     # ---- worker -----------------------------------------------------------------------
     def _worker_step(self) -> None:
-        """One turn of the frame loop on the serving thread: the newest frame, if one comes
-        within 0.1 s (parameter changes and deactivation wait at most that long)."""
-        item = self.slots.take(timeout=0.1)
-        if item is None:
+        """One frame loop turn (serving thread): the newest frame, if one comes within 0.1 s."""
+        if (item := self.slots.take(timeout=0.1)) is None:
             return
         camera, frame = item
         try:
             self._handle(camera, frame)
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything
-            if not self.node.context.ok():
-                self.serving.set_loop(None)  # shutting down (SIGINT/SIGTERM): publishing fails
-                return
+            if not self.node.context.ok():  # shutting down (SIGINT/SIGTERM): publishing fails
+                return self.serving.set_loop(None)
             self.cameras[camera].count("errors")
             self.log.error(f"camera {camera}: frame failed: {type(exc).__name__}: {exc}",
                            throttle_duration_sec=5.0)
