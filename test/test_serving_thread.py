@@ -51,9 +51,25 @@ def test_a_step_that_raises_stops_the_loop_and_is_kept_the_thread_lives_on():
         raise RuntimeError("frame loop broke")
 
     serving.set_loop(step)
-    for _ in range(200):
+    for _ in range(1000):
         if serving.loop_error is not None:
             break
         threading.Event().wait(0.01)
     assert isinstance(serving.loop_error, RuntimeError)
     assert serving.call(lambda: 7) == 7 and serving.thread.is_alive()
+
+
+def test_set_loop_gives_up_waiting_for_a_stuck_step_and_stops_the_loop_once_it_returns():
+    serving, release, entered, runs = ServingThread(name="t_stuck"), threading.Event(), threading.Event(), []
+
+    def step():
+        runs.append(1)
+        entered.set()
+        release.wait()
+
+    serving.set_loop(step)
+    assert entered.wait(5.0)
+    assert serving.set_loop(None, timeout_s=0.05) is False  # the step is still blocked
+    release.set()
+    assert serving.call(lambda: len(runs)) == 1  # after it returned, the loop was stopped
+    assert serving.set_loop(None, timeout_s=5.0) is True

@@ -69,8 +69,8 @@ class Perception:
         publishers, subscriptions and timers."""
         s = self.settings
         path = bank_checks.bank_path(s.bank)
-        build = startup.build_engine
-        bank, self.engine = self.serving.call(build, path, s, self.engine_factory, self.clock, self.startup)
+        bank, self.engine = self.serving.call(startup.build_engine, path, s, self.engine_factory, self.clock,
+                                              self.startup)
         self.gate.clear_pending_bank()  # the parameter's bank is the one just loaded
         self._engine_fields = s.engine_fields()
         self._outputs = output.Outputs(self.node, s.output_format, bank_checks.output_kind(bank))
@@ -105,14 +105,14 @@ class Perception:
 
     def activate(self) -> None:
         self.slots.clear()
-        self.active = True
+        self.active, self._worker = True, self.serving.thread
         self.serving.set_loop(self._worker_step)
-        self._worker = self.serving.thread
 
     def deactivate(self) -> None:
         self.active = False
         if self._worker is not None:
-            self.serving.set_loop(None)  # returns once no frame is in progress
+            if not self.serving.set_loop(None, timeout_s=10.0):  # a frame stuck in the engine
+                self.log.warning("deactivating with a frame still in progress after 10 s")
             self._worker = None
         self.slots.clear()
 

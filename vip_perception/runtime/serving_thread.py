@@ -51,6 +51,26 @@ class ServingThread:
         its exception raised here. Runs inline when called from this thread."""
         if self.on_thread():
             return fn(*args, **kwargs)
+        done, box = self._submit(fn, *args, **kwargs)
+        done.wait()
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
+
+    def set_loop(self, step: Callable[[], None] | None, timeout_s: float | None = None) -> bool:
+        """Repeat ``step`` between calls from now on (None: stop). Returns True once no step of
+        the previous loop is running any more; False when the step in progress has not returned
+        within ``timeout_s`` (the new loop is then installed as soon as it does)."""
+        def install() -> None:
+            self._step, self.loop_error = step, None
+
+        if self.on_thread():
+            install()
+            return True
+        done, _ = self._submit(install)
+        return done.wait(timeout_s)
+
+    def _submit(self, fn: Callable, *args, **kwargs) -> tuple[threading.Event, dict]:
         done, box = threading.Event(), {}
 
         def job() -> None:
@@ -62,18 +82,7 @@ class ServingThread:
                 done.set()
 
         self._jobs.put(job)
-        done.wait()
-        if "error" in box:
-            raise box["error"]
-        return box.get("result")
-
-    def set_loop(self, step: Callable[[], None] | None) -> None:
-        """Repeat ``step`` between calls from now on (None: stop). When this returns, no step
-        of the previous loop is running any more."""
-        def install() -> None:
-            self._step, self.loop_error = step, None
-
-        self.call(install)
+        return done, box
 
     def _main(self) -> None:
         while True:
