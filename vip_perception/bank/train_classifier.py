@@ -7,7 +7,8 @@ images are never stored, or ``StreamImages`` (a user's images decoded from disk 
 DataLoader workers, never held whole). A run may spend its first steps at half resolution
 (``TrainConfig.low_res_fraction``; fully convolutional models only): at 64x64 a step at 32x32
 costs a quarter, and the full-resolution steps at the end adapt the model to the input it
-serves. Training runs channels-last (oneDNN's fast layout on CPU). bf16 autocast is used for
+serves. Training runs channels-last (oneDNN's fast layout on CPU) unless the model has a
+convolution oneDNN cannot train in that layout (``training_layout``). bf16 autocast is used for
 training only where the CPU has native bf16 (AVX512-BF16/AMX), where it is a speed-up rather
 than a slowdown; evaluation stays float32 so the reported accuracy is that of the deployed
 float32 module.
@@ -204,6 +205,25 @@ def _scheduler(opt, cfg: TrainConfig, steps: int):
     raise ValueError(f"schedule must be onecycle|cosine|step3, got {cfg.schedule!r}")
 
 
+# oneDNN's 1x1 backward-weights kernel on channels-last input with stride > 1 and fewer input
+# channels than its block (8 on AVX2, 16 on AVX-512) writes past its workspace
+# (uxlfoundation/oneDNN#6035): with torch 2.14.1 on an AVX2-only EPYC a 4-channel strided
+# shortcut corrupts the heap in the first backward pass (abort or segfault; 3, 4 and 6 channels
+# fail there, 8 and more match the contiguous layout's gradients).
+_CHANNELS_LAST_MIN_CIN = 16
+
+
+def training_layout(model: nn.Module) -> torch.memory_format:
+    """torch.channels_last, or torch.contiguous_format when ``model`` has a strided 1x1
+    convolution with fewer than 16 input channels (the oneDNN defect above, on every machine
+    kind: the contiguous layout trains the same model correctly, only more slowly)."""
+    for m in model.modules():
+        if (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and max(m.stride) > 1
+                and m.in_channels // m.groups < _CHANNELS_LAST_MIN_CIN):
+            return torch.contiguous_format
+    return torch.channels_last
+
+
 def train(model: nn.Module, data: TrainImages, cfg: TrainConfig, desc: str = "train", progress: bool = True) -> float:
     """Train in place on batches drawn from ``data``; returns the last-100-step mean loss.
 
@@ -215,12 +235,13 @@ def train(model: nn.Module, data: TrainImages, cfg: TrainConfig, desc: str = "tr
     opt = _optimizer(model, cfg)
     sched = _scheduler(opt, cfg, steps)
     model.train()
-    model.to(memory_format=torch.channels_last)
+    layout = training_layout(model)
+    model.to(memory_format=layout)
     losses = []
     bar = tqdm(_train_batches(data, steps, cfg, gen, low_res_steps), total=steps, desc=desc, leave=False,
                disable=not progress, mininterval=2.0)
     for x, y in bar:  # (B, C, H, W), (B,)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=layout)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             logits = model(x)  # (B, K)
         loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
