@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -491,15 +492,21 @@ def _write_json(opts: DemoOptions, launch: Launch, board: Scoreboard, first_resu
     from dataclasses import asdict
     from datetime import datetime, timezone
 
+    from vip_perception.bank.manifest import read_manifest
     from vip_perception.bank.provenance import portable_path
     from vip_perception.jsonfile import write_json
     from vip_perception.machine import machine_info
 
+    # Which machine the served profile came from and what start-up calibration made of it here:
+    # a record of a bank served on another machine kind says so itself.
+    calibration = re.findall(r"calibration [\d.]+ s: [^\n]*", (launch.logs / "node.log").read_text())
     write_json(opts.json, {"command": "vip-perception " + shlex.join(sys.argv[1:]),
                            "timestamp_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                            "options": asdict(opts), "bank": portable_path(launch.bank), "task": launch.task,
                            "frame": [launch.width, launch.height], "first_result_s": first_result,
-                           **board.figures(), "machine": machine_info()})
+                           **board.figures(), "machine": machine_info(),
+                           "profile_machine": read_manifest(str(launch.bank)).get("machine"),
+                           "calibration": calibration[-1] if calibration else None})
     print(f"figures: {opts.json}")
 
 
