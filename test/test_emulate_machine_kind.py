@@ -1,4 +1,5 @@
 """scripts/emulate_machine_kind.py: a bank copy whose profile describes another machine kind."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -33,12 +34,22 @@ def test_every_profile_is_scaled_and_the_copy_says_so(tmp_path):
     assert pairs >= 2 * len(before["members"]) - 1
 
 
-def test_bad_requests_are_refused_with_the_reason(tmp_path):
+def _main_in_process(capsys, *args) -> tuple[int, str]:
+    """(exit code, stderr) of the script's ``main`` run in this process: the refusals happen
+    before anything heavy, so no child interpreter is needed to see them."""
+    spec = importlib.util.spec_from_file_location("emulate_machine_kind", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    code = module.main(list(args))
+    return code, capsys.readouterr().err
+
+
+def test_bad_requests_are_refused_with_the_reason(tmp_path, capsys):
     src = str(share_path("config/banks/station"))
-    r = run(src, str(tmp_path / "x"), "--scale", "0")
-    assert r.returncode == 2 and "--scale must be > 0" in r.stderr
+    code, err = _main_in_process(capsys, src, str(tmp_path / "x"), "--scale", "0")
+    assert code == 2 and "--scale must be > 0" in err
     (tmp_path / "exists").mkdir()
-    r = run(src, str(tmp_path / "exists"), "--scale", "0.5")
-    assert r.returncode == 2 and "exists" in r.stderr
-    r = run(str(tmp_path), str(tmp_path / "y"), "--scale", "0.5")
-    assert r.returncode == 2 and "manifest not found" in r.stderr and not (tmp_path / "y").exists()
+    code, err = _main_in_process(capsys, src, str(tmp_path / "exists"), "--scale", "0.5")
+    assert code == 2 and "exists" in err
+    code, err = _main_in_process(capsys, str(tmp_path), str(tmp_path / "y"), "--scale", "0.5")
+    assert code == 2 and "manifest not found" in err and not (tmp_path / "y").exists()

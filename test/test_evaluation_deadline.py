@@ -180,19 +180,6 @@ def test_background_load_starts_and_stops():
         BackgroundLoad(-1)
 
 
-@pytest.fixture(scope="session")
-def quick_bank(tmp_path_factory):
-    """A real bank on disk, built once per session through the bank package."""
-    pytest.importorskip("vip_perception.bank")
-    base = tmp_path_factory.mktemp("quick_bank")
-    out, work = base / "bank", base / "work"
-    proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "bank", "build", "--quick", "--out", str(out),
-                           "--work", str(work), "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        pytest.skip(f"quick bank build failed (bank package not ready?): {proc.stderr[-400:]}")
-    return str(out)
-
-
 def test_engine_end_to_end_on_a_real_bank(quick_bank):
     from vip_perception.bank import load_bank
     from vip_perception.runtime import Engine, EngineConfig
