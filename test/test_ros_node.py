@@ -29,6 +29,7 @@ from std_msgs.msg import String  # noqa: E402
 from vip_perception.results import Detection, FrameResult, TimingRecord  # noqa: E402
 from vip_perception.ros import convert  # noqa: E402
 from vip_perception.ros.node import VipPerceptionNode  # noqa: E402
+from vip_perception.share import share_path  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 WAIT_S = 30.0
@@ -212,6 +213,27 @@ def test_malformed_messages_are_counted_and_skipped_while_valid_frames_flow(rig)
     assert cam.errors == 0
     ids = [r["header"]["frame_id"] for r in rig.results]
     assert "bad" not in ids and ids[-1] == "ok_last" and len(ids) == len(bad) + 1
+
+
+def test_a_frame_fresh_when_taken_is_served_after_a_bank_swap_longer_than_the_deadline(ctx, quick_bank):
+    """The first frame after `ros2 param set bank:=...` pays the swap (warm-up, calibration),
+    which takes longer than a 100 ms deadline: the frame was fresh when the worker took it, so it
+    is served late (a miss, published), not dropped as stale (stale: older than the deadline
+    when the worker got to it)."""
+    detector = str(share_path("config/banks/conveyor_detector"))
+    r = Rig(ctx, quick_bank, topics=("swap_age",), name="vip_swap_age", deadline_ms=100.0)
+    try:
+        r.send_and_wait(r.image(frame_id="before"), "swap_age")
+        assert all(x.successful for x in r.set(bank=detector))
+        n = len(r.timing)
+        r.send_and_wait(r.image(frame_id="after_swap", shape=(240, 320)), "swap_age")
+        r._wait(lambda: any(t["header"]["frame_id"] == "after_swap" for t in r.timing[n:]),
+                "the timing record of the frame after the swap")
+        cam = r.node.perception.cameras["swap_age"]
+        assert cam.dropped_stale == 0 and cam.misses >= 1
+        assert r.node.perception.engine.bank.task == "detection"
+    finally:
+        r.close()
 
 
 def test_stale_frame_is_dropped_not_processed(rig):

@@ -185,9 +185,9 @@ class Perception:
     def _handle(self, camera: str, frame: Frame) -> None:
         """One frame: stale check -> the roi's pixels -> engine -> publish -> count."""
         s = self.settings
-        self._apply_pending(s)
         cam, msg, now = self.cameras[camera], frame.msg, self.clock()
         capture = convert.stamp_seconds(msg.header.stamp) or frame.received_at  # unstamped drivers
+        self._apply_pending(s)  # after `now`: a swap's warm-up and calibration do not age the frame
         if (now - capture) * 1e3 > s.deadline_ms:
             cam.count("dropped_stale")
             return
