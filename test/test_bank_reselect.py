@@ -24,10 +24,16 @@ def _lat(ms: float) -> dict:
     return {"1": LatencyProfile(ms, ms, ms, ms, 10).to_dict()}
 
 
+def parent_member(manifest: dict) -> dict:
+    """The quick bank's parent (not a ViP variant, whose weights hold a ViP-wrapped layer): which
+    member the quick bank lists first depends on this machine's profile."""
+    return next(m for m in manifest["members"] if m.get("kind") != "vip")
+
+
 def make_bank(quick_bank, dst, members=MEMBERS, served_flags=True):
     """A bank at ``dst`` whose members share the quick bank's architecture and weights."""
     src = json.loads((quick_bank / "manifest.json").read_text())
-    proto = src["members"][0]
+    proto = parent_member(src)
     dst.mkdir()
     manifest = {k: v for k, v in src.items() if k not in ("members", "files")}
     manifest["selection"] = {"threads": 1, "quantile": "p50", "epsilon": 0.01, "keep_best": True,
@@ -180,7 +186,7 @@ def test_classifier_build_ships_the_frontier_and_serves_the_compact_set(qb, tmp_
     from vip_perception.commands.bank_build import default_config_path
 
     src = json.loads((qb / "manifest.json").read_text())
-    proto = src["members"][0]
+    proto = parent_member(src)
     cfg = load_recipe(default_config_path(), ClassifierRecipe, quick=True)
     cfg.select.threads, cfg.select.quantile, cfg.select.epsilon, cfg.select.min_accuracy = 1, "p50", 0.01, 0.0
 

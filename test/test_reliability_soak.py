@@ -1,4 +1,4 @@
-"""The soak's mechanics: a 30-second run of `vip-perception soak` (camera + node processes
+"""The soak's mechanics: a 21-second run of `vip-perception soak` (camera + node processes
 over DDS, parameter changes, bank swaps, RSS/fd samples, report and plot) and its pure parts.
 The 30-minute figure is benchmarks/soak_30min.json; this run is short (and at 320x240, 15 Hz)
 because the suite shares two cores: it checks that everything is counted, not how much."""
@@ -74,9 +74,9 @@ def test_short_soak_run_counts_everything(tmp_path, request):
     env.update(dds_env(env)[0])
     report_path, plot_path = tmp_path / "soak.json", tmp_path / "soak.png"
     proc = subprocess.run(
-        [sys.executable, "-m", "vip_perception.cli", "soak", "--minutes", "0.5", "--fps", "15",
-         "--width", "320", "--height", "240", "--change-s", "2", "--swap-every", "3",
-         "--sample-s", "4", "--warmup-s", "8", "--bank", bank, "--json", str(report_path),
+        [sys.executable, "-m", "vip_perception.cli", "soak", "--minutes", "0.35", "--fps", "15",
+         "--width", "320", "--height", "240", "--change-s", "1.5", "--swap-every", "3",
+         "--sample-s", "3", "--warmup-s", "6", "--bank", bank, "--json", str(report_path),
          "--plot", str(plot_path), "--logs", str(tmp_path / "logs"), "--quiet"],
         env=env, capture_output=True, text=True, timeout=170)
     assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1: a criterion failed; see below

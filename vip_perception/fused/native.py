@@ -27,12 +27,12 @@ from vip_perception.vip import vip_upsample
 
 from .pool_fusion import vip_max_pool2d
 
-__all__ = ["kernel_source", "load_native", "load_seconds", "max_pool", "native_available", "native_status",
-           "upsample"]
+__all__ = ["kernel_build_dir", "kernel_source", "load_native", "load_seconds", "max_pool", "native_available",
+           "native_status", "upsample"]
 
 SOURCE_NAME = "vip_upsample.cpp"
 _lock = threading.Lock()
-_state: dict = {"loaded": None, "reason": "not tried yet", "seconds": None}
+_state: dict = {"loaded": None, "reason": "not tried yet", "seconds": None, "build_dir": None}
 
 
 
@@ -90,6 +90,12 @@ def load_native() -> bool:
         return _state["loaded"]
 
 
+def kernel_build_dir() -> Path | None:
+    """The cache directory the loaded kernels were built in (keyed by torch version, CPU
+    capability and source digest, never by install path); None when they are not loaded."""
+    return _state["build_dir"] if load_native() else None
+
+
 def load_seconds() -> float | None:
     """Wall seconds the one build/load of this process took; None when not tried yet."""
     return _state["seconds"]
@@ -110,7 +116,7 @@ def _try_load() -> tuple[bool, str]:
         digest = hashlib.sha256(src.read_bytes() + " ".join(_flags(capability)).encode()).hexdigest()[:12]
         tag = f"torch{torch.__version__.split('+')[0]}-{capability.lower()}-{digest}"
         os.environ.setdefault("MAX_JOBS", "1")  # one compile job: the machine is shared
-        build_dir = _cache_dir(tag)
+        build_dir = _state["build_dir"] = _cache_dir(tag)
         cpp_extension.load(
             name=f"vip_perception_kernels_{digest}",
             sources=[str(_cached_source(src, build_dir))],
