@@ -28,6 +28,14 @@ def test_phases_data_and_log_line():
         p.phase("lunch")
 
 
+def test_only_the_first_node_of_a_process_reports_its_imports():
+    """A second node in one process (bench node's end-to-end run, a lifecycle node configured
+    again) would report the process's whole age as its imports: it reports n/a instead."""
+    StartupPhases()
+    later = StartupPhases()
+    assert later.to_dict()["imports_s"] is None and "imports n/a" in later.describe()
+
+
 def test_build_engine_loads_kernels_with_the_bank_and_warms_up():
     warmed = []
 

@@ -4,7 +4,9 @@ Why: "the first result came 25 s after the launch" is not actionable; "kernels 2
 native kernels were compiled because no cached build matched). The phases, in order:
 
   imports      process start -> the node begins configuring: interpreter, imports (rclpy,
-               torch), rclpy init, node creation and parameter declaration
+               torch), rclpy init, node creation and parameter declaration. Only the first
+               node of a process has it: a later one (a lifecycle node configured again, a
+               harness that hosts several nodes) started long after the process did
   kernels      the native ViP kernels built or loaded (``fused.native``); ~0 once cached
   bank_load    manifest, checksums, weights, fused modules, backend sessions
   engine       engine construction and warm-up (every member run once per profiled thread
@@ -22,6 +24,7 @@ import os
 import time
 
 PHASES = ("imports", "kernels", "bank_load", "engine", "calibration")
+_first_node = [True]  # no StartupPhases created in this process yet
 
 
 def process_age_s() -> float | None:
@@ -38,11 +41,13 @@ def process_age_s() -> float | None:
 
 class StartupPhases:
     """Seconds per phase (``PHASES``), measured with ``phase(name)``; ``imports`` is read from the
-    process age when the object is created (the node creates it as configuring begins)."""
+    process age when the object is created (the node creates it as configuring begins), for the
+    first one of the process only (None, shown n/a, after that)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float | None] = dict.fromkeys(PHASES)
-        self.seconds["imports"] = process_age_s()
+        self.seconds["imports"] = process_age_s() if _first_node[0] else None
+        _first_node[0] = False
         self.kernels: str | None = None  # native_status(): which kernels serve and why
         self.calibration: str | None = None  # CalibrationReport.describe(), when one ran
 
