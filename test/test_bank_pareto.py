@@ -39,6 +39,21 @@ def test_eps_pareto_exact_sets():
         eps_pareto(PTS, -0.1)
 
 
+def test_latency_tie_keeps_the_more_accurate_of_two_near_equal_members():
+    pts = [Point(1.0, 0.80), Point(2.0, 0.85), Point(2.08, 0.86), Point(4.0, 0.90)]
+    assert eps_pareto(pts, 0.0) == [0, 1, 2, 3]
+    assert eps_pareto(pts, 0.0, latency_tie=0.05) == [0, 2, 3]  # 1 is 4% faster than 2: no faster
+    assert eps_pareto(pts, 0.0, latency_tie=0.03) == [0, 1, 2, 3]  # 4% is more than a 3% tie
+    swapped = [Point(1.0, 0.80), Point(2.08, 0.85), Point(2.0, 0.86), Point(4.0, 0.90)]  # 2 dominates 1
+    assert eps_pareto(swapped, 0.0, latency_tie=0.05) == [0, 2, 3]  # the same member either way
+    chain = [Point(1.0, 0.80), Point(1.04, 0.81), Point(1.08, 0.82)]
+    assert eps_pareto(chain, 0.0, latency_tie=0.05) == [2]  # the fastest goes too when a tie away
+    assert eps_pareto(PTS, 0.005, keep_best=True, latency_tie=0.05) == eps_pareto(PTS, 0.005, keep_best=True)
+    for bad in (-0.01, 1.0):
+        with pytest.raises(ValueError, match="latency_tie"):
+            eps_pareto(PTS, 0.0, latency_tie=bad)
+
+
 def test_eps_pareto_covers_front_minimally():
     eps = 0.005
     chosen = eps_pareto(PTS, eps)

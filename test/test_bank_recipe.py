@@ -50,6 +50,7 @@ def test_shipped_recipes_load_full_and_quick():
     ("val_scenes: 2\nsensitivity_scenes: 3\n", "sensitivity_scenes", DetectorRecipe),
     ("select: {vip_max_val_drop: 1.5}\n", "vip_max_val_drop is a fraction", ClassifierRecipe),  # 1.5 points?
     ("select: {vip_min_speedup: 0}\n", "vip_min_speedup must be > 0", ClassifierRecipe),
+    ("select: {latency_tie: 5}\n", "latency_tie is a fraction", ClassifierRecipe),  # 5%?
 ])
 def test_bad_recipe_names_file_and_field(tmp_path, text, field, recipe_type):
     path = tmp_path / "bad.yaml"

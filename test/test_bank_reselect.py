@@ -118,6 +118,23 @@ def test_profile_drops_a_dominated_member_and_promotes_a_frontier_one(qb, tmp_pa
     assert len(load_bank(str(d), frontier=True).members) == 4  # b's weights stay for a later profile
 
 
+@pytest.mark.parametrize("b_ms, c_ms", [(2.9, 3.0), (3.0, 2.9)])
+def test_two_profiles_that_swap_near_equal_members_serve_the_same_set(qb, tmp_path, monkeypatch, b_ms, c_ms):
+    """selection.latency_tie 0.05: b and c within 4% of each other in either order -> c (more
+    accurate) is served both times; without the tie the first profile would serve b as well."""
+    d = make_bank(qb, tmp_path / "bank", {"a": (1.0, 0.80, True), "b": (2.0, 0.85, True),
+                                          "c": (3.0, 0.86, False), "d": (4.0, 0.90, True)})
+    data = read_manifest(str(d))
+    data["selection"].update(epsilon=0.0, latency_tie=0.05)
+    write_manifest(str(d), data)
+    monkeypatch.setattr("vip_perception.bank.profile.profile_models",
+                        _fake_profiler({"a": 1.0, "b": b_ms, "c": c_ms, "d": 4.0}))
+    assert cli(["bank", "profile", str(d), "--threads", "1", "--runs", "5", "--no-progress"]) == 0
+    r = read_manifest(str(d))["selection"]["reselected"]
+    assert r["served"] == ["a", "c", "d"] and r["latency_tie"] == 0.05
+    _monotonic(load_bank(str(d)))
+
+
 def test_profile_of_an_old_format_bank_makes_it_monotonic(qb, tmp_path, monkeypatch, capsys):
     d = make_bank(qb, tmp_path / "old", served_flags=False)
     monkeypatch.setattr("vip_perception.bank.profile.profile_models",

@@ -558,13 +558,14 @@ def _load_half(model: nn.Module, path: str) -> nn.Module:
 
 def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon: float, keep_best: bool,
               hv_accuracy_ref: float, min_accuracy: float = 0.0, vip_min_speedup: float = 1.0,
-              vip_max_val_drop: float = 1.0) -> dict:
+              vip_max_val_drop: float = 1.0, latency_tie: float = 0.0) -> dict:
     """Frontier, compact set and hypervolumes (with and without ViP variants) of ``recs``.
 
     Only candidates with validation accuracy >= ``min_accuracy`` are eligible, and ViP variants
     only when at least ``vip_min_speedup`` x faster than their parent (p50, every profiled
     thread count) and at most ``vip_max_val_drop`` below it in validation accuracy
-    (``pareto.unpaid_vip``). Raises ValueError when none is.
+    (``pareto.unpaid_vip``). ``latency_tie``: members within that fraction of a more accurate
+    one's latency count as no faster (``pareto.eps_pareto``). Raises ValueError when none is.
     """
     unpaid = unpaid_vip([r.name for r in recs], [r.parent if r.kind == "vip" else None for r in recs],
                         [{t: p.quantile("p50") for t, p in r.latency.items()} for r in recs], vip_min_speedup,
@@ -574,7 +575,7 @@ def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon:
         raise ValueError(f"no candidate reaches select.min_accuracy={min_accuracy}")
     pts = [Point(r.quantile_ms(threads, quantile), r.val_accuracy) for r in recs]
     front = pareto_front(pts)
-    compact = eps_pareto(pts, epsilon, keep_best=keep_best)
+    compact = eps_pareto(pts, epsilon, keep_best=keep_best, latency_tie=latency_tie)
     ref = Point(1.05 * max(p.latency for p in pts), hv_accuracy_ref)
     no_vip = [p for p, r in zip(pts, recs) if r.kind != "vip"]
     hv_all, hv_no = hypervolume(pts, ref), hypervolume(no_vip, ref)
@@ -589,6 +590,7 @@ def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon:
     return {
         "threads": threads, "quantile": quantile, "epsilon": epsilon, "keep_best": keep_best,
         "min_accuracy": min_accuracy, "vip_min_speedup": vip_min_speedup, "vip_max_val_drop": vip_max_val_drop,
+        "latency_tie": latency_tie,
         "eligible": len(recs),
         "frontier": [recs[i].name for i in front], "compact": [recs[i].name for i in compact],
         "hypervolume": {
@@ -618,7 +620,7 @@ def write_bank(out: str, recs: list[CandidateRecord], cfg: ClassifierRecipe, cla
     """
     sc = cfg.select
     sel = selection(recs, sc.threads, sc.quantile, sc.epsilon, sc.keep_best, sc.hv_accuracy_ref, sc.min_accuracy,
-                    sc.vip_min_speedup, sc.vip_max_val_drop)
+                    sc.vip_min_speedup, sc.vip_max_val_drop, sc.latency_tie)
     by_name = {r.name: r for r in recs}
     members = [by_name[n] for n in sel["frontier"]]  # the frontier's weights ship; the compact set is served
     # and the parent of every frontier ViP variant, so `bank profile` can check on any machine

@@ -45,7 +45,8 @@ def pareto_front(points: Sequence[Point]) -> list[int]:
     return front
 
 
-def eps_pareto(points: Sequence[Point], eps: float, keep_best: bool = False) -> list[int]:
+def eps_pareto(points: Sequence[Point], eps: float, keep_best: bool = False,
+               latency_tie: float = 0.0) -> list[int]:
     """Smallest subset of the Pareto front that ε-dominates every Pareto-optimal point.
 
     Greedy sweep by latency: along the front (accuracy rising with latency) a chosen point covers
@@ -53,10 +54,21 @@ def eps_pareto(points: Sequence[Point], eps: float, keep_best: bool = False) -> 
     taking the first point not yet covered is optimal. ``keep_best`` also keeps the most accurate
     point (the set stays an ε-cover and grows by at most one), so the bank never gives up the best
     accuracy it has.
+
+    ``latency_tie`` (a fraction, 0 = off): a front point whose next, more accurate neighbour is at
+    most that much slower is treated as no faster than it and leaves the front first. Two profiles
+    of one machine differ by a few per cent per member, so without it two members that close
+    swap places in the selected set from one profile to the next; with it the more accurate one
+    is kept each time. The result is still a subset of the front, so still monotonic.
     """
     if eps < 0:
         raise ValueError(f"epsilon must be >= 0, got {eps}")
+    if not 0.0 <= latency_tie < 1.0:
+        raise ValueError(f"latency_tie is a fraction in [0, 1), got {latency_tie}")
     front = pareto_front(points)
+    if latency_tie:  # the front is sorted by latency, accuracy rising: compare each with its successor
+        front = [i for k, i in enumerate(front)
+                 if k + 1 == len(front) or points[front[k + 1]].latency > points[i].latency * (1.0 + latency_tie)]
     chosen: list[int] = []
     for i in front:
         if not chosen or points[i].accuracy > points[chosen[-1]].accuracy + eps:

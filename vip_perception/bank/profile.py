@@ -122,8 +122,9 @@ def reselect(manifest: dict, backend: str = "torch", threads: int | None = None)
     served or frontier-only, on ``backend``'s profile; returns what it did.
 
     The build's rule on this machine's numbers: the Pareto front of (latency, val accuracy),
-    then its ε-Pareto subset (``pareto.eps_pareto``) with the manifest's ``selection.epsilon``
-    and ``keep_best`` (true when absent, the detector build's rule). Latency is the
+    then its ε-Pareto subset (``pareto.eps_pareto``) with the manifest's ``selection.epsilon``,
+    ``keep_best`` (true when absent, the detector build's rule) and ``latency_tie`` (0 when
+    absent). Latency is the
     ``selection.quantile`` at ``threads`` (default ``selection.threads``, the build's reference
     count). The served set is then monotonic: latency and accuracy rise together. Members off
     the re-profiled front, or ε-covered by a faster one, become frontier-only (``served``
@@ -149,7 +150,8 @@ def reselect(manifest: dict, backend: str = "torch", threads: int | None = None)
                         float(sel.get("vip_max_val_drop", 1.0)))
     eligible = [i for i in range(len(members)) if i not in unpaid]
     chosen = {eligible[i] for i in eps_pareto([pts[i] for i in eligible], float(sel["epsilon"]),
-                                              keep_best=bool(sel.get("keep_best", True)))}
+                                              keep_best=bool(sel.get("keep_best", True)),
+                                              latency_tie=float(sel.get("latency_tie", 0.0)))}
     for i, m in enumerate(members):
         m["served"] = i in chosen
     order = sorted(chosen, key=lambda i: (pts[i].latency, pts[i].accuracy))
@@ -157,6 +159,7 @@ def reselect(manifest: dict, backend: str = "torch", threads: int | None = None)
     sel["compact"] = served
     sel["reselected"] = {
         "backend": backend, "threads": t, "quantile": q, "epsilon": sel["epsilon"],
+        "latency_tie": float(sel.get("latency_tie", 0.0)),
         "frontier": [members[i]["name"] for i in pareto_front(pts)], "served": served,
         "promoted": sorted(set(served) - before), "dropped": sorted(before - set(served)),
         "vip_unpaid": sorted(members[i]["name"] for i in unpaid), "at": _now(),

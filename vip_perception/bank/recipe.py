@@ -142,6 +142,8 @@ class SelectConfig:
     #                               profiled thread count) to be eligible; 1.0 = no rule
     vip_max_val_drop: float = 1.0  # ... and at most this far below its parent in validation accuracy
     #                                (fraction: 0.01 = 1 point); 1.0 = no rule
+    latency_tie: float = 0.0  # a front member at most this fraction faster than a more accurate one
+    #                           counts as no faster (pareto.eps_pareto); 0 = off
     hv_accuracy_ref: float = 0.80  # hypervolume reference accuracy (latency ref: 1.05 x slowest candidate)
 
     def __post_init__(self):
@@ -150,6 +152,8 @@ class SelectConfig:
         if not 0.0 <= self.vip_max_val_drop <= 1.0:
             raise ValueError(f"vip_max_val_drop is a fraction in [0, 1] (0.01 = 1 point; 1.0 = no rule), "
                              f"got {self.vip_max_val_drop}")
+        if not 0.0 <= self.latency_tie < 1.0:
+            raise ValueError(f"latency_tie is a fraction in [0, 1) (0.05 = 5%; 0 = off), got {self.latency_tie}")
 
 
 @dataclass
