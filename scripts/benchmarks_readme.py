@@ -435,7 +435,8 @@ STATION_RUNS = ("deadline_station_step.json", "deadline_station_constant.json",
                 "deadline_station_constant_15.80ms.json", "deadline_station_constant_nosense.json",
                 "deadline_station_step_scale0.75.json", "deadline_station_step_scale1.0.json",
                 "deadline_station_step_scale1.5.json", "deadline_station_step_avx2.json",
-                "deadline_station_step_avx2_run2.json", "deadline_station_constant_avx2.json")
+                "deadline_station_step_avx2_run2.json", "deadline_station_constant_avx2.json",
+                "deadline_station_constant_avx2_run2.json")
 
 
 # Records from before the harness wrote its estimator (``scenario.slowdown``): what they ran.
@@ -468,8 +469,8 @@ def deadline_station(records: Path, data: dict) -> list[str]:
             "runs repeat the step one (600 frames) at other deadline scales, to show how far the oracle "
             "itself gets above the best fixed option at each; `_15.80ms` repeats the constant one at "
             "the deadline the previous constant record had. The `_avx2` runs repeat the step and "
-            "constant ones on an AVX2-only EPYC, on a copy re-profiled there (`_avx2_run2`: the same step "
-            "command on the same copy again, a session later). The estimator column is the adaptive "
+            "constant ones on an AVX2-only EPYC, on a copy re-profiled there (`_avx2_run2`: the same step and "
+            "constant commands on the same copy again, a session later). The estimator column is the adaptive "
             "engine's slowdown estimate (\"Which order statistic\" below); \"miss rates\" says whether "
             "its selector ranked the options that fit by accuracy x (1 - their recent miss rate) "
             "(`runtime/miss_rate.py`) or by accuracy alone, as before it."), ""]
