@@ -39,6 +39,10 @@ COMMANDS = {
                               "bank_work/station_copy --gap-ms 10 && vip-perception bank show bank_work/station_copy "
                               "--threads 1 --json benchmarks/bank_station_avx2.json "
                               "--plot benchmarks/bank_station_avx2.png",
+    "bank_station_xeon.json": "cp -r config/banks/station bank_work/station_copy && vip-perception bank profile "
+                              "bank_work/station_copy --gap-ms 10 && vip-perception bank show bank_work/station_copy "
+                              "--threads 1 --json benchmarks/bank_station_xeon.json "
+                              "--plot benchmarks/bank_station_xeon.png",
     "node_bench.json": "vip-perception bench node --json benchmarks/node_bench.json",
     "node_bench_avx2.json": "vip-perception bench node --json benchmarks/node_bench_avx2.json",
     "accuracy_coco_detector.json": "vip-perception evaluate accuracy --bank bank_work/banks/coco_detector --data "
@@ -402,17 +406,27 @@ def bank_station(records: Path, data: dict) -> list[str]:
     return out + plot(records, name) + [""] + provenance(name, d)
 
 
+STATION_ELSEWHERE = ("bank_station_avx2.json", "bank_station_xeon.json")
+
+
 def bank_station_elsewhere(records: Path, data: dict) -> list[str]:
-    """The shipped station bank re-profiled on another machine kind, beside its shipped profile."""
-    name = "bank_station_avx2.json"
+    """The shipped station bank re-profiled on other machine kinds, each beside its shipped profile."""
+    shipped = data["bank_station.json"]
+    out = [(f"The shipped station bank (profile from {machine_kind(shipped)}) copied and re-profiled with "
+            "`bank profile --gap-ms 10` on another machine kind, which re-selects the served set from the "
+            "shipped frontier's weights for that machine (`bank profile`), and `bank show` there. "
+            "\"x shipped\" is that machine's 1-thread p50 over the shipped profile's; \"dominated\" names "
+            "a member another one beats there in both latency and accuracy."), ""]
+    for name in STATION_ELSEWHERE:
+        out += [f"#### {machine_kind(data[name])}: `{name}`", ""] + _station_elsewhere(records, data, name) + [""]
+    return out[:-1]
+
+
+def _station_elsewhere(records: Path, data: dict, name: str) -> list[str]:
     d, shipped = data[name], data["bank_station.json"]
     home = {m["name"]: m for m in shipped["members"] + shipped["frontier_only"]}
     sel = d["selection"].get("reselected") or {}
-    out = [(f"The shipped station bank (profile from {machine_kind(shipped)}) copied and re-profiled with "
-            f"`bank profile --gap-ms 10` on {machine_kind(d)}, which re-selects the served set from the "
-            "shipped frontier's weights for this machine (`bank profile`), and `bank show` there. "
-            "\"x shipped\" is this machine's 1-thread p50 over the shipped profile's; \"dominated\" names "
-            "a member another one beats here in both latency and accuracy."), ""]
+    out = []
     rows = []
     for m in d["members"] + d["frontier_only"]:
         lat, speed = m["latency_ms"], m.get("speedup_vs_parent") or {}
@@ -436,7 +450,8 @@ STATION_RUNS = ("deadline_station_step.json", "deadline_station_constant.json",
                 "deadline_station_step_scale0.75.json", "deadline_station_step_scale1.0.json",
                 "deadline_station_step_scale1.5.json", "deadline_station_step_avx2.json",
                 "deadline_station_step_avx2_run2.json", "deadline_station_constant_avx2.json",
-                "deadline_station_constant_avx2_run2.json")
+                "deadline_station_constant_avx2_run2.json", "deadline_station_step_xeon.json",
+                "deadline_station_constant_xeon.json")
 
 
 # Records from before the harness wrote its estimator (``scenario.slowdown``): what they ran.
@@ -470,7 +485,8 @@ def deadline_station(records: Path, data: dict) -> list[str]:
             "itself gets above the best fixed option at each; `_15.80ms` repeats the constant one at "
             "the deadline the previous constant record had. The `_avx2` runs repeat the step and "
             "constant ones on an AVX2-only EPYC, on a copy re-profiled there (`_avx2_run2`: the same step and "
-            "constant commands on the same copy again, a session later). The estimator column is the adaptive "
+            "constant commands on the same copy again, a session later); the `_xeon` runs repeat them on an Intel "
+            "Xeon with AVX-512, a third machine kind, on a copy re-profiled there. The estimator column is the adaptive "
             "engine's slowdown estimate (\"Which order statistic\" below); \"miss rates\" says whether "
             "its selector ranked the options that fit by accuracy x (1 - their recent miss rate) "
             "(`runtime/miss_rate.py`) or by accuracy alone, as before it."), ""]
@@ -542,7 +558,9 @@ def slowdown_estimators(records: Path, data: dict) -> list[str]:
 PORTABILITY_RUNS = ("portability_detector.json", "portability_detector_nocal.json",
                     "portability_classifier.json", "portability_classifier_nocal.json",
                     "portability_detector_avx2.json", "portability_detector_nocal_avx2.json",
-                    "portability_classifier_avx2.json", "portability_classifier_nocal_avx2.json")
+                    "portability_classifier_avx2.json", "portability_classifier_nocal_avx2.json",
+                    "portability_detector_xeon.json", "portability_detector_nocal_xeon.json",
+                    "portability_classifier_xeon.json", "portability_classifier_nocal_xeon.json")
 
 # Records from before the demo wrote the served profile's machine: both banks were profiled on
 # AVX-512 EPYC hosts, and these runs were on one too.
@@ -578,7 +596,8 @@ def portability(records: Path, data: dict) -> list[str]:
             "for the classifier), through `vip-perception demo --video`, with and without start-up "
             "calibration. Misses count frames whose result came after the deadline. The shipped "
             "banks' profiles were taken on an AVX-512 EPYC; the `_avx2` runs serve them unchanged on "
-            "an AVX2-only EPYC, the machine kind where issue 13 saw the detector miss 6.5% of frames. "
+            "an AVX2-only EPYC, the machine kind where issue 13 saw the detector miss 6.5% of frames, and the "
+            "`_xeon` runs on an Intel Xeon with AVX-512. "
             "\"Calibrated\" is the start-up calibration's median observed/profiled ratio (from the "
             "node's log)."), ""]
     rows = []
@@ -995,7 +1014,7 @@ SECTIONS = (
     ("The Fashion-MNIST model bank", ("bank_fashion_mnist.json",), bank_fashion_mnist),
     ("Torch and ONNX Runtime on the shipped bank", ("bank_backends.json",), bank_backends),
     ("The station-camera classifier bank", ("bank_station.json",), bank_station),
-    ("The station bank on an AVX2-only host", ("bank_station_avx2.json",), bank_station_elsewhere),
+    ("The station bank on other machine kinds", STATION_ELSEWHERE, bank_station_elsewhere),
     ("The station bank at camera rate", STATION_RUNS, deadline_station),
     ("Which order statistic: the slowdown estimate", SLOWDOWN_RUNS, slowdown_estimators),
     ("Portability: a video, with and without start-up calibration", PORTABILITY_RUNS, portability),
