@@ -9,8 +9,9 @@
 # - Dev mode (VIP_ENV_DEV=1, scripts/test) without a distribution also builds the real ROS 2
 #   tooling (vision_msgs, launch, launch_ros, ros2cli, colcon) into .venv from its sources:
 #   $VIP_ROS2_TOOLING_DIR, else ../shared/ros2-tooling beside the clone (may be read-only; it
-#   is extracted and built under .venv/ros2-tooling). About 2 minutes once per environment (a
-#   stamp on the sha256 of src.tar.gz and build.sh); needs cmake and a C/C++ compiler. Dev mode
+#   is extracted and built under .venv/ros2-tooling). About a minute once per environment,
+#   alongside torch's install in a fresh one (a stamp on the sha256 of src.tar.gz and
+#   build.sh); needs cmake and a C/C++ compiler. Dev mode
 #   only: the tests need it, while the node runs without it (JSON output instead of
 #   vision_msgs), so scripts/demo never waits for it; once built, every mode exports its
 #   variables (PATH, AMENT_PREFIX_PATH, ROS_LOG_DIR). Without the sources it says so and the
@@ -35,6 +36,30 @@ if [ ! -x "$VENV/bin/python" ]; then
   if [ -n "${ROS_DISTRO:-}" ]; then "$PY" -m venv --system-site-packages "$VENV"; else "$PY" -m venv "$VENV"; fi
 fi
 
+TOOLING_DIR="${VIP_ROS2_TOOLING_DIR:-$ROOT/../shared/ros2-tooling}"
+TOOLING_WORK="$VENV/ros2-tooling"
+tooling_src=0
+[ -f "$TOOLING_DIR/src.tar.gz" ] && [ -f "$TOOLING_DIR/build.sh" ] && tooling_src=1
+tstamp=""
+[ "$tooling_src" = 1 ] && \
+  tstamp="$TOOLING_WORK/.stamp_$(cat "$TOOLING_DIR/src.tar.gz" "$TOOLING_DIR/build.sh" | sha256sum | cut -c1-16)"
+
+# Build the ROS 2 tooling into .venv (log: $TOOLING_WORK/build.log); 0 on success, stamped.
+build_tooling() {
+  rm -rf "$TOOLING_WORK/src" && mkdir -p "$TOOLING_WORK/src"
+  tar -xzf "$TOOLING_DIR/src.tar.gz" -C "$TOOLING_WORK/src"
+  BUILD_BASE="$TOOLING_WORK/build" bash "$TOOLING_DIR/build.sh" "$VENV" "$TOOLING_WORK/src" \
+    > "$TOOLING_WORK/build.log" 2>&1 || return 1
+  rm -f "$TOOLING_WORK"/.stamp_* && touch "$tstamp"
+}
+tooling_failed() {
+  tail -30 "$TOOLING_WORK/build.log" >&2
+  echo "error: the ROS 2 tooling build failed (log: $TOOLING_WORK/build.log); it needs cmake and" \
+    "a C/C++ compiler" >&2
+}
+want_tooling=0
+[ "$WANT_DEV" = 1 ] && [ -z "${ROS_DISTRO:-}" ] && [ "$tooling_src" = 1 ] && [ ! -f "$tstamp" ] && want_tooling=1
+
 reqs=("$ROOT/setup.py" "$ROOT/requirements-ros.txt")
 [ "$WANT_DEV" = 1 ] && reqs+=("$ROOT/requirements-dev.txt")
 stamp="$VENV/.vip_stamp_$(cat "${reqs[@]}" | sha256sum | cut -c1-16)_${ROS_DISTRO:-embedded}_dev${WANT_DEV}"
@@ -42,6 +67,21 @@ if [ ! -f "$stamp" ]; then
   echo "[env] installing packages into $VENV (first run takes a few minutes)" >&2
   pip=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
   "${pip[@]}" --upgrade pip >/dev/null
+  tooling_pid=""
+  if [ "$want_tooling" = 1 ]; then
+    # A fresh dev environment: the ROS 2 tooling (about a minute of compiling) builds while
+    # torch and the rest install. Its build.sh pip-installs its own tools first, so the ROS
+    # wheels and the dev tools go in before it starts, and torch only after its pip step is
+    # over ("=== ... patch" in its log, or its end): two pips never write the same package.
+    "${pip[@]}" -r "$ROOT/requirements-ros.txt" -r "$ROOT/requirements-dev.txt"
+    echo "[env] building the ROS 2 tooling from $TOOLING_DIR into $VENV meanwhile" >&2
+    mkdir -p "$TOOLING_WORK" && : > "$TOOLING_WORK/build.log"
+    build_tooling &
+    tooling_pid=$!
+    while kill -0 "$tooling_pid" 2>/dev/null && ! grep -q '^=== .*patch ' "$TOOLING_WORK/build.log"; do
+      sleep 0.5
+    done
+  fi
   if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
     if [ "$(uname -m)" = x86_64 ]; then "${pip[@]}" "torch==2.14.1" "torchvision==0.29.1"
     else "${pip[@]}" "torch==2.9.1" "torchvision==0.24.1"; fi
@@ -53,15 +93,17 @@ if [ ! -f "$stamp" ]; then
   # Build the native ViP kernels now (cached per source and CPU), not when a node first loads
   # a bank; without a compiler the fused path falls back to PyTorch and says so.
   "$VENV/bin/python" -c "from vip_perception.fused import native_status; print('[env]', native_status())" >&2 || true
+  if [ -n "$tooling_pid" ] && ! wait "$tooling_pid"; then
+    tooling_failed
+    return 1 2>/dev/null || exit 1
+  fi
   rm -f "$VENV"/.vip_stamp_*
   touch "$stamp"
 fi
 
-TOOLING_DIR="${VIP_ROS2_TOOLING_DIR:-$ROOT/../shared/ros2-tooling}"
-TOOLING_WORK="$VENV/ros2-tooling"
 if [ -n "${ROS_DISTRO:-}" ]; then
   : # the distribution's vision_msgs, launch_ros and ros2cli; never build the tooling over them
-elif [ ! -f "$TOOLING_DIR/src.tar.gz" ] || [ ! -f "$TOOLING_DIR/build.sh" ]; then
+elif [ "$tooling_src" = 0 ]; then
   if compgen -G "$TOOLING_WORK/.stamp_*" >/dev/null && [ -f "$TOOLING_WORK/build/env.sh" ]; then
     [ "$WANT_DEV" = 1 ] && echo "[env] ROS 2 tooling sources not found ($TOOLING_DIR); using the build" \
       "already in $VENV" >&2
@@ -71,18 +113,10 @@ elif [ ! -f "$TOOLING_DIR/src.tar.gz" ] || [ ! -f "$TOOLING_DIR/build.sh" ]; the
       "skipping it; no real vision_msgs, launch_ros, ros2cli, so their tests skip" >&2
   fi
 else
-  tstamp="$TOOLING_WORK/.stamp_$(cat "$TOOLING_DIR/src.tar.gz" "$TOOLING_DIR/build.sh" | sha256sum | cut -c1-16)"
   if [ "$WANT_DEV" = 1 ] && [ ! -f "$tstamp" ]; then
-    echo "[env] building the ROS 2 tooling from $TOOLING_DIR into $VENV (about 2 minutes, once)" >&2
-    rm -rf "$TOOLING_WORK/src" && mkdir -p "$TOOLING_WORK/src"
-    tar -xzf "$TOOLING_DIR/src.tar.gz" -C "$TOOLING_WORK/src"
-    if BUILD_BASE="$TOOLING_WORK/build" bash "$TOOLING_DIR/build.sh" "$VENV" "$TOOLING_WORK/src" \
-        > "$TOOLING_WORK/build.log" 2>&1; then
-      rm -f "$TOOLING_WORK"/.stamp_* && touch "$tstamp"
-    else
-      tail -30 "$TOOLING_WORK/build.log" >&2
-      echo "error: the ROS 2 tooling build failed (log: $TOOLING_WORK/build.log); it needs cmake and" \
-        "a C/C++ compiler" >&2
+    echo "[env] building the ROS 2 tooling from $TOOLING_DIR into $VENV (about a minute, once)" >&2
+    if ! build_tooling; then
+      tooling_failed
       return 1 2>/dev/null || exit 1
     fi
   fi
