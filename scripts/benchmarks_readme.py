@@ -485,9 +485,9 @@ def deadline_station(records: Path, data: dict) -> list[str]:
             "itself gets above the best fixed option at each; `_15.80ms` repeats the constant one at "
             "the deadline the previous constant record had. The `_avx2` runs repeat the step and "
             "constant ones on an AVX2-only EPYC, on a copy re-profiled there (`_avx2_run2`: the same step and "
-            "constant commands on the same copy again, a session later); the `_xeon` runs repeat them on an Intel "
-            "Xeon with AVX-512, a third machine kind, on a copy re-profiled there. The estimator column is the adaptive "
-            "engine's slowdown estimate (\"Which order statistic\" below); \"miss rates\" says whether "
+            "constant commands on the same copy again, a session later); the `_xeon` runs repeat them on an "
+            "Intel Xeon with AVX-512, a third machine kind, on a copy re-profiled there. The estimator column "
+            "is the adaptive engine's slowdown estimate (\"Which order statistic\" below); \"miss rates\" says whether "
             "its selector ranked the options that fit by accuracy x (1 - their recent miss rate) "
             "(`runtime/miss_rate.py`) or by accuracy alone, as before it."), ""]
     rows = []

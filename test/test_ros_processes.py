@@ -97,7 +97,7 @@ def test_bad_bank_is_a_message_not_a_traceback(tmp_path):
 
 
 def test_demo_runs_end_to_end(quick_bank, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "demo", "--seconds", "4",
+    proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "demo", "--seconds", "3",
                            "--fps", "10", "--bank", quick_bank, "--logs", str(tmp_path)],
                           env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -111,7 +111,7 @@ def test_demo_runs_end_to_end(quick_bank, tmp_path):
 def test_demo_detection_mode_end_to_end(tmp_path):
     """--task detection: belt scene, the shipped detector bank, detections scored live."""
     proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "demo", "--task", "detection",
-                           "--seconds", "4", "--fps", "5", "--deadline-ms", "2000",
+                           "--seconds", "3", "--fps", "5", "--deadline-ms", "2000",
                            "--logs", str(tmp_path)],
                           env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -132,7 +132,7 @@ def test_demo_plays_a_video_without_calibration_and_writes_json(quick_bank, tmp_
     video = str(tmp_path / "station.avi")
     write_scene_video(video, "station", 320, 240, 10.0, 40)
     out_json = tmp_path / "demo.json"
-    proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "demo", "--seconds", "4", "--fps", "10",
+    proc = subprocess.run([sys.executable, "-m", "vip_perception.cli", "demo", "--seconds", "3", "--fps", "10",
                            "--bank", quick_bank, "--video", video, "--no-calibrate", "--load", "1",
                            "--json", str(out_json), "--logs", str(tmp_path / "logs")],
                           env=_env(), capture_output=True, text=True, timeout=120)
