@@ -27,8 +27,12 @@ need_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null;
 
 if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] && [ -z "${VIP_FASHION_MNIST_DIR:-}" ]; then
   echo "[env] installing Debian's dataset-fashion-mnist (Fashion-MNIST, offline data)" >&2
-  need_root apt-get update -qq >/dev/null
-  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  apt_install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist)
+  # the package lists a machine already has first (seconds); refreshed only when that fails
+  if ! need_root "${apt_install[@]}" >/dev/null 2>&1; then
+    need_root apt-get update -qq >/dev/null
+    need_root "${apt_install[@]}" >/dev/null
+  fi
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -76,7 +80,7 @@ if [ ! -f "$stamp" ]; then
     "${pip[@]}" -r "$ROOT/requirements-ros.txt" -r "$ROOT/requirements-dev.txt"
     echo "[env] building the ROS 2 tooling from $TOOLING_DIR into $VENV meanwhile" >&2
     mkdir -p "$TOOLING_WORK" && : > "$TOOLING_WORK/build.log"
-    build_tooling &
+    NICE="nice -n 0" build_tooling &  # normal priority: it is the set-up's critical path
     tooling_pid=$!
     while kill -0 "$tooling_pid" 2>/dev/null && ! grep -q '^=== .*patch ' "$TOOLING_WORK/build.log"; do
       sleep 0.5
