@@ -10,7 +10,7 @@
 #   tooling (vision_msgs, launch, launch_ros, ros2cli, colcon) into .venv from its sources:
 #   $VIP_ROS2_TOOLING_DIR, else ../shared/ros2-tooling beside the clone (may be read-only; it
 #   is extracted and built under .venv/ros2-tooling). About a minute once per environment,
-#   while torch downloads in a fresh one (a stamp on the sha256 of src.tar.gz and
+#   beside the last installs in a fresh one (a stamp on the sha256 of src.tar.gz and
 #   build.sh); needs cmake and a C/C++ compiler. Dev mode
 #   only: the tests need it, while the node runs without it (JSON output instead of
 #   vision_msgs), so scripts/demo never waits for it; once built, every mode exports its
@@ -73,31 +73,25 @@ if [ ! -f "$stamp" ]; then
   "${pip[@]}" --upgrade pip >/dev/null
   if [ "$(uname -m)" = x86_64 ]; then torch_pins=("torch==2.14.1" "torchvision==0.29.1")
   else torch_pins=("torch==2.9.1" "torchvision==0.24.1"); fi
-  have_torch=0
-  "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null && have_torch=1
-  found=()
+  if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then "${pip[@]}" "${torch_pins[@]}"; fi
+  tooling_pid=""
   if [ "$want_tooling" = 1 ]; then
-    # A fresh dev environment: the ROS 2 tooling (about a minute of compiling, and pip installs
-    # of its own) builds while torch downloads. Nothing else writes to .venv meanwhile: its
-    # build.sh needs the ROS wheels (and finds the dev tools) installed first, and torch is
-    # installed from the downloaded wheels once it is done.
+    # A fresh dev environment: the ROS 2 tooling (about a minute of compiling) builds while the
+    # rest installs and the kernels compile. Its build.sh pip-installs (with the venv's
+    # setuptools) into .venv too, so what it needs or shares goes in before it starts: the ROS
+    # wheels, the dev tools, and torch, which pins setuptools (an install of torch beside its
+    # pip step once broke that step's setuptools import).
     "${pip[@]}" -r "$ROOT/requirements-ros.txt" -r "$ROOT/requirements-dev.txt"
-    echo "[env] building the ROS 2 tooling from $TOOLING_DIR into $VENV while torch downloads" >&2
+    echo "[env] building the ROS 2 tooling from $TOOLING_DIR into $VENV meanwhile" >&2
     mkdir -p "$TOOLING_WORK"
     build_tooling &
     tooling_pid=$!
-    if [ "$have_torch" = 0 ]; then
-      "$VENV/bin/python" -m pip download -q --disable-pip-version-check -d "$VENV/.wheelhouse" \
-        "${torch_pins[@]}" 2>&1 | { grep -v "^WARNING: Location" || true; }
-      found=(--find-links "$VENV/.wheelhouse")
-    fi
-    if ! wait "$tooling_pid"; then
-      tooling_failed
-      return 1 2>/dev/null || exit 1
-    fi
+    # the rest only once its first pip step is over ("=== ... patch" in its log, or its end):
+    # two pips never install the same package (psutil, pyyaml) at once
+    while kill -0 "$tooling_pid" 2>/dev/null && ! grep -q '^=== .*patch ' "$TOOLING_WORK/build.log" 2>/dev/null; do
+      sleep 0.5
+    done
   fi
-  if [ "$have_torch" = 0 ]; then "${pip[@]}" "${found[@]}" "${torch_pins[@]}"; fi
-  rm -rf "$VENV/.wheelhouse"
   extra=()
   [ -z "${ROS_DISTRO:-}" ] && extra+=(-r "$ROOT/requirements-ros.txt")
   [ "$WANT_DEV" = 1 ] && extra+=(-r "$ROOT/requirements-dev.txt")
@@ -105,6 +99,10 @@ if [ ! -f "$stamp" ]; then
   # Build the native ViP kernels now (cached per source and CPU), not when a node first loads
   # a bank; without a compiler the fused path falls back to PyTorch and says so.
   "$VENV/bin/python" -c "from vip_perception.fused import native_status; print('[env]', native_status())" >&2 || true
+  if [ -n "$tooling_pid" ] && ! wait "$tooling_pid"; then
+    tooling_failed
+    return 1 2>/dev/null || exit 1
+  fi
   rm -f "$VENV"/.vip_stamp_*
   touch "$stamp"
 fi
