@@ -84,7 +84,7 @@ if [ ! -f "$stamp" ]; then
     "${pip[@]}" -r "$ROOT/requirements-ros.txt" -r "$ROOT/requirements-dev.txt"
     echo "[env] building the ROS 2 tooling from $TOOLING_DIR into $VENV meanwhile" >&2
     mkdir -p "$TOOLING_WORK"
-    build_tooling &
+    NICE="nice -n 0" build_tooling &  # normal priority: it is the longer of the two
     tooling_pid=$!
     # the rest only once its first pip step is over ("=== ... patch" in its log, or its end):
     # two pips never install the same package (psutil, pyyaml) at once
