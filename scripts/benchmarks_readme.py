@@ -377,7 +377,8 @@ def bank_station(records: Path, data: dict) -> list[str]:
               if build.get("reprofiled") else "(the build's profile)")
            + f"; selection over {sel['threads']}-thread {sel['quantile']} latency, ε = {sel['epsilon']}, "
            f"and a ViP variant is eligible only at >= {sel.get('vip_min_speedup', 1.0)}x its parent "
-           "(p50, every profiled thread count).", ""]
+           "(p50) at that thread count, and served only at the thread counts where it is (\"served at\": "
+           "the member's `served_threads`; \"all\": every profiled count).", ""]
     rows = []
     for m in d["members"] + d["frontier_only"]:
         lat = m["latency_ms"]
@@ -388,9 +389,11 @@ def bank_station(records: Path, data: dict) -> list[str]:
                      f(m["val_accuracy"], 4), f(m["test_accuracy"], 4),
                      ", ".join(m["vip_layers"]) or "-",
                      (" / ".join(f"{f(speed.get(t))}x" for t in ("1", "2") if t in speed) or "-")
-                     + (" (build profile)" if m.get("speedup_profile") == "build" else "")])
+                     + (" (build profile)" if m.get("speedup_profile") == "build" else ""),
+                     "-" if m not in d["members"] else
+                     ", ".join(f"{t}T" for t in m["served_threads"]) if m.get("served_threads") else "all"])
     out += table(["member", "kind", "p50 1T ms", "p95 1T ms", "p50 2T ms", "p95 2T ms", "val", "test",
-                  "ViP layers", "speed-up vs parent (1T / 2T)"], rows)
+                  "ViP layers", "speed-up vs parent (1T / 2T)", "served at"], rows)
     vips = [c for c in d["candidates"] if c["kind"] == "vip"]
     rows = [[c["name"], f(c["val_accuracy"], 4), f(c["test_accuracy"], 4), ", ".join(c["vip_layers"]),
              " / ".join(f"{f(v)}x" for _, v in sorted((c.get("speedup_vs_parent") or {}).items()))]

@@ -243,6 +243,70 @@ def test_profile_serves_a_vip_member_only_when_it_pays(qb, tmp_path, monkeypatch
     assert [m.name for m in load_bank(str(d)).members] == (["a", "b", "v", "d"] if served else ["a", "b", "d"])
 
 
+def _fake_profiler_per_threads(latency_ms: dict):
+    """Like ``_fake_profiler``, with {name: {threads: ms}}."""
+    def profile(models, input_shape, threads, *args, **kwargs):
+        return {n: {t: LatencyProfile(*[latency_ms[n][t]] * 4, 5) for t in threads} for n in models}
+    return profile
+
+
+# the AVX2-only host's station profile (benchmarks/bank_station_avx2.json, p50 ms at 1 / 2 threads):
+# vgg_xl.vip01 pays 1.47x at 1 thread and 1.27x at 2, so the old all-counts rule dropped it
+AVX2 = {"vgg_t": {1: 2.82, 2: 2.59}, "vgg_m": {1: 9.14, 2: 7.73}, "vgg_xl.vip01": {1: 18.60, 2: 13.99},
+        "vgg_xl": {1: 27.39, 2: 17.78}}
+
+
+def test_profile_serves_a_vip_member_at_the_thread_counts_where_it_pays(qb, tmp_path, monkeypatch, capsys):
+    from vip_perception.bank.show import summarise, table
+
+    members = {"vgg_t": (1.0, 0.882, True), "vgg_m": (2.0, 0.907, True), "vgg_xl.vip01": (3.0, 0.926, True),
+               "vgg_xl": (4.0, 0.933, True)}
+    d = make_bank(qb, tmp_path / "bank", members)
+    data = read_manifest(str(d))
+    data["selection"].update(vip_min_speedup=1.3, epsilon=0.003)
+    for m in data["members"]:
+        if m["name"] == "vgg_xl.vip01":
+            m["kind"], m["parent"] = "vip", "vgg_xl"
+    write_manifest(str(d), data)
+    monkeypatch.setattr("vip_perception.bank.profile.profile_models", _fake_profiler_per_threads(AVX2))
+    assert cli(["bank", "profile", str(d), "--threads", "1,2", "--runs", "5", "--no-progress"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("vgg_xl.vip01"))
+    assert "p50  18.600" in line and line.endswith("served at 1 thread(s) only (its ViP pays there)"), line
+    data = read_manifest(str(d))
+    r = data["selection"]["reselected"]
+    assert r["served"] == ["vgg_t", "vgg_m", "vgg_xl.vip01", "vgg_xl"] and r["vip_unpaid"] == []
+    assert r["served_threads"] == {"vgg_xl.vip01": [1]}
+    assert {m["name"]: m.get("served_threads") for m in data["members"]} == {
+        "vgg_t": None, "vgg_m": None, "vgg_xl.vip01": [1], "vgg_xl": None}
+    bank = load_bank(str(d))  # the selector and calibration see only the options it pays at
+    options = {m.name: (sorted(m.latency), sorted(m.runners)) for m in bank.members}
+    assert options["vgg_xl.vip01"] == ([1], [1]) and options["vgg_xl"] == ([1, 2], [1, 2])
+    full = load_bank(str(d), frontier=True)  # measured again at every count by the next profile
+    assert sorted(next(m for m in full.members if m.name == "vgg_xl.vip01").latency) == [1, 2]
+    shown = {x.split()[0]: x for x in table(summarise(data, [], 1)["members"]).splitlines()[2:]}
+    assert shown["vgg_xl.vip01"].endswith("served at 1 thread(s) only") and "only" not in shown["vgg_xl"]
+    # a later profile where it pays at both counts serves it at both again
+    monkeypatch.setattr("vip_perception.bank.profile.profile_models", _fake_profiler_per_threads(
+        {**AVX2, "vgg_xl.vip01": {1: 18.6, 2: 12.0}}))
+    assert cli(["bank", "profile", str(d), "--threads", "1,2", "--runs", "5", "--no-progress"]) == 0
+    data = read_manifest(str(d))
+    assert data["selection"]["reselected"]["served_threads"] == {}
+    assert all("served_threads" not in m for m in data["members"])
+
+
+def test_served_threads_without_a_profiled_count_fails_with_the_member(qb, tmp_path):
+    d = make_bank(qb, tmp_path / "bank")
+    data = read_manifest(str(d))
+    data["members"][1]["served_threads"] = [4]
+    write_manifest(str(d), data)
+    with pytest.raises(BankError, match=r"member b: served_threads \[4\] names no profiled thread count"):
+        load_bank(str(d))
+    assert len(load_bank(str(d), frontier=True).members) == 4
+    data["members"][1]["served_threads"] = []
+    with pytest.raises(BankError, match="served_threads"):
+        write_manifest(str(d), data)
+
+
 def test_unpaid_vip_rule():
     from vip_perception.bank.pareto import unpaid_vip
 
@@ -257,6 +321,26 @@ def test_unpaid_vip_rule():
     assert unpaid_vip(names, parents, latency, 1.0, accuracy, 0.005) == {2}  # exactly 0.5 point is allowed
     assert unpaid_vip(names, parents, latency, 1.0, accuracy, 1.0) == set()  # the rule off
     assert unpaid_vip(names, parents, latency, 1.3, accuracy, 0.01) == {2}  # both rules: either one excludes
+
+
+def test_a_vip_variant_pays_per_thread_count():
+    """v2 pays 1.43x at 1 thread and 1.2x at 2: selected at 1 thread it is eligible and served
+    there only; selected at 2 it is not eligible. The accuracy rule ignores thread counts."""
+    from vip_perception.bank.pareto import served_threads, unpaid_vip, vip_unpaid_threads
+
+    names, parents = ["p", "v1", "v2", "orphan"], [None, "p", "p", "gone"]
+    latency = [{1: 10.0, 2: 6.0}, {1: 7.0, 2: 4.0}, {1: 7.0, 2: 5.0}, {1: 1.0}]
+    assert vip_unpaid_threads(names, parents, latency, 1.3) == {2: [2]}
+    assert vip_unpaid_threads(names, parents, latency, 1.5) == {1: [1], 2: [1, 2]}  # 6.0 / 4.0 is exactly 1.5
+    assert vip_unpaid_threads(names, parents, latency, 1.0) == {}
+    assert unpaid_vip(names, parents, latency, 1.3, at_threads=1) == set()
+    assert unpaid_vip(names, parents, latency, 1.3, at_threads=2) == {2}
+    assert unpaid_vip(names, parents, latency, 1.5, at_threads=2) == {2}
+    accuracy = [0.93, 0.925, 0.915, 0.50]
+    assert unpaid_vip(names, parents, latency, 1.3, accuracy, 0.01, at_threads=1) == {2}  # 1.5 points lost
+    short = vip_unpaid_threads(names, parents, latency, 1.3)
+    assert served_threads(latency, short, {0, 1, 2}) == {2: [1]}
+    assert served_threads(latency, short, {0, 1}) == {}  # v2 not chosen: nothing to restrict
 
 
 def test_build_selection_leaves_out_a_vip_variant_that_loses_too_much():
@@ -274,3 +358,22 @@ def test_build_selection_leaves_out_a_vip_variant_that_loses_too_much():
     assert sel["frontier"] == ["small", "v_close", "p"] and sel["vip_max_val_drop"] == 0.01
     sel = selection(recs, 1, "p95", 0.0, True, 0.8, vip_min_speedup=1.3)  # no accuracy rule
     assert "v_far" in sel["frontier"]
+
+
+def test_build_selection_serves_a_vip_variant_where_it_pays():
+    """v pays 1.43x at 1 thread, 1.2x at 2: selected at 1 thread it is served there only; at 2
+    threads it is not eligible."""
+    from vip_perception.bank.build_classifier import selection
+    from vip_perception.bank.records import CandidateRecord, LatencyProfile
+
+    def rec(name, ms, acc, parent=None):
+        return CandidateRecord(name=name, kind="vip" if parent else "parent", spec={}, vip_layers=[], parent=parent,
+                               val_accuracy=acc, test_accuracy=acc, macs=1, param_bytes=1, train={},
+                               latency={t: LatencyProfile(*[v] * 4, 10) for t, v in ms.items()})
+
+    recs = [rec("small", {1: 1.0, 2: 0.8}, 0.88), rec("p", {1: 10.0, 2: 6.0}, 0.933),
+            rec("v", {1: 7.0, 2: 5.0}, 0.926, "p")]
+    sel = selection(recs, 1, "p95", 0.0, True, 0.8, vip_min_speedup=1.3)
+    assert sel["compact"] == ["small", "v", "p"] and sel["served_threads"] == {"v": [1]}
+    sel = selection(recs, 2, "p95", 0.0, True, 0.8, vip_min_speedup=1.3)
+    assert sel["compact"] == ["small", "p"] and sel["served_threads"] == {}

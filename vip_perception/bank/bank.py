@@ -248,7 +248,9 @@ def load_bank(path: str, backend: str = "torch", frontier: bool = False) -> Bank
     ``members`` are the served members (manifest ``served`` true or absent), what the engine
     and selector see; ``frontier=True`` also loads the frontier-only ones (``Member.served``
     false), which ``bank profile`` measures to re-select the served set. Every file's hash is
-    checked either way.
+    checked either way. A served member with ``served_threads`` (a ViP variant that pays only
+    at those thread counts) offers only them (its ``latency`` and ``runners``), so neither the
+    selector nor calibration ever runs it elsewhere; with ``frontier=True`` it keeps them all.
 
     backend: "torch" (eager PyTorch, ViP fused) or "onnxruntime" (one session per member and
     profiled thread count, built here, so no frame pays for it); the bank's task must support
@@ -265,8 +267,8 @@ def load_bank(path: str, backend: str = "torch", frontier: bool = False) -> Bank
     data = read_manifest(path)  # schema + every sha256, before any weight file is parsed
     task = _require_imported_backend(data, backend, manifest_path) or require_backend(data["task"], backend,
                                                                                        manifest_path)
-    members = [_load_member(path, manifest_path, m, task, backend, data["input"]) for m in data["members"]
-               if frontier or is_served(m)]
+    members = [_at_served_threads(_load_member(path, manifest_path, m, task, backend, data["input"]), m,
+                                  manifest_path, frontier) for m in data["members"] if frontier or is_served(m)]
     if not members or any(not m.latency for m in members):
         raise BankError(f"{manifest_path}: every member needs a latency profile")
     q, t = data["selection"]["quantile"], data["selection"]["threads"]
@@ -355,6 +357,21 @@ def _load_imported(path: str, manifest_path: str, m: dict, input_spec: dict) -> 
         parent=m["parent"], macs=m["macs"], param_bytes=m["param_bytes"], latency=latency,
         module=runners[max(latency)], spec=m["spec"], file=m["file"], runners=runners, served=is_served(m),
     )
+
+
+def _at_served_threads(member: Member, m: dict, manifest_path: str, frontier: bool) -> Member:
+    """``member`` offering only its manifest entry ``m``'s ``served_threads`` (unless loaded
+    with the frontier, for measuring); BankError when none of them was profiled."""
+    keep = m.get("served_threads")
+    if frontier or not keep:
+        return member
+    latency = {t: p for t, p in member.latency.items() if t in keep}
+    if not latency:
+        raise BankError(f"{manifest_path}: member {m['name']}: served_threads {keep} names no profiled thread "
+                        f"count ({sorted(member.latency)}); run `vip-perception bank profile` on the bank")
+    member.latency = latency
+    member.runners = {t: r for t, r in member.runners.items() if t in keep}
+    return member
 
 
 def _load_member(path: str, manifest_path: str, m: dict, task: Task, backend: str, input_spec: dict) -> Member:

@@ -31,7 +31,7 @@ from ..models import ClassifierSpec, TorchvisionSpec, build_classifier, build_mo
 from .bank import build_member_module, inference_module
 from .candidates import sample_specs
 from .manifest import CANDIDATES, SCHEMA_VERSION, file_entry
-from .pareto import Point, eps_pareto, hypervolume, pareto_front, unpaid_vip
+from .pareto import Point, eps_pareto, hypervolume, pareto_front, served_threads, unpaid_vip, vip_unpaid_threads
 from .profile import profile_models
 from .provenance import portable_path, save_manifest
 from .recipe import ClassifierRecipe, TrainRecipe, to_dict
@@ -562,15 +562,19 @@ def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon:
     """Frontier, compact set and hypervolumes (with and without ViP variants) of ``recs``.
 
     Only candidates with validation accuracy >= ``min_accuracy`` are eligible, and ViP variants
-    only when at least ``vip_min_speedup`` x faster than their parent (p50, every profiled
-    thread count) and at most ``vip_max_val_drop`` below it in validation accuracy
-    (``pareto.unpaid_vip``). ``latency_tie``: members within that fraction of a more accurate
-    one's latency count as no faster (``pareto.eps_pareto``). Raises ValueError when none is.
+    only when at least ``vip_min_speedup`` x faster than their parent (p50) at ``threads`` and
+    at most ``vip_max_val_drop`` below it in validation accuracy (``pareto.unpaid_vip``); a
+    compact-set variant that is not that much faster at another profiled thread count is served
+    only at the counts where it is (``served_threads``: {name: counts}). ``latency_tie``:
+    members within that fraction of a more accurate one's latency count as no faster
+    (``pareto.eps_pareto``). Raises ValueError when none is.
     """
-    unpaid = unpaid_vip([r.name for r in recs], [r.parent if r.kind == "vip" else None for r in recs],
-                        [{t: p.quantile("p50") for t, p in r.latency.items()} for r in recs], vip_min_speedup,
-                        [r.val_accuracy for r in recs], vip_max_val_drop)
-    recs = [r for i, r in enumerate(recs) if r.val_accuracy >= min_accuracy and i not in unpaid]
+    names, parents = [r.name for r in recs], [r.parent if r.kind == "vip" else None for r in recs]
+    p50 = [{t: p.quantile("p50") for t, p in r.latency.items()} for r in recs]
+    unpaid = unpaid_vip(names, parents, p50, vip_min_speedup, [r.val_accuracy for r in recs], vip_max_val_drop,
+                        at_threads=threads)
+    kept = [i for i, r in enumerate(recs) if r.val_accuracy >= min_accuracy and i not in unpaid]
+    recs = [recs[i] for i in kept]
     if not recs:
         raise ValueError(f"no candidate reaches select.min_accuracy={min_accuracy}")
     pts = [Point(r.quantile_ms(threads, quantile), r.val_accuracy) for r in recs]
@@ -593,6 +597,8 @@ def selection(recs: list[CandidateRecord], threads: int, quantile: str, epsilon:
         "latency_tie": latency_tie,
         "eligible": len(recs),
         "frontier": [recs[i].name for i in front], "compact": [recs[i].name for i in compact],
+        "served_threads": {names[i]: ts for i, ts in sorted(served_threads(
+            p50, vip_unpaid_threads(names, parents, p50, vip_min_speedup), [kept[i] for i in compact]).items())},
         "hypervolume": {
             "reference": {"latency_ms": ref.latency, "val_accuracy": ref.accuracy},
             "units": "ms x accuracy fraction, over (latency quantile, val accuracy)",
@@ -646,7 +652,9 @@ def write_bank(out: str, recs: list[CandidateRecord], cfg: ClassifierRecipe, cla
         "name": cfg.name, "task": "classification", "class_names": class_names,
         "input": InputSpec(d.height, d.width, d.channels, tuple(d.mean), tuple(d.std), d.invert).to_dict(),
         "machine": machine, "selection": sel, "build": build,
-        "members": [{**m.to_dict(), "file": f"{m.name}.safetensors", "served": m.name in served} for m in members],
+        "members": [{**m.to_dict(), "file": f"{m.name}.safetensors", "served": m.name in served,
+                     **({"served_threads": sel["served_threads"][m.name]} if m.name in sel["served_threads"] else {})}
+                    for m in members],
         "files": files,
     }
     manifest = save_manifest(out, manifest)

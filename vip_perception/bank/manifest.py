@@ -48,8 +48,12 @@ _model_fields = {
     # in the compact set the node serves (absent: true, as in banks that shipped only that set);
     # false: a frontier-only member, weights present for ``bank profile`` to re-select from
     "served": {"type": "boolean"},
+    # a served ViP variant that pays its speed-up rule only at some profiled thread counts is
+    # served at those alone (absent: at every profiled count); ``bank profile`` keeps it current
+    "served_threads": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1,
+                       "uniqueItems": True},
 }
-_OPTIONAL_MEMBER_FIELDS = ("backend_latency", "served")
+_OPTIONAL_MEMBER_FIELDS = ("backend_latency", "served", "served_threads")
 _DECODER = {
     "type": "object", "required": ["format", "num_classes"],
     "properties": {"format": {"enum": ["logits", "torchvision", "yolo"]}, "num_classes": {"type": "integer",

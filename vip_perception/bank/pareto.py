@@ -92,25 +92,51 @@ def hypervolume(points: Sequence[Point], ref: Point) -> float:
     return area
 
 
-def unpaid_vip(names: Sequence[str], parents: Sequence[str | None], latency: Sequence[dict[int, float]],
-               min_speedup: float, accuracy: Sequence[float] | None = None, max_drop: float = 1.0) -> set[int]:
-    """Indices of ViP variants (``parents[i]`` set) that do not pay for their accuracy: slower
-    than ``min_speedup`` x their parent at any thread count both were profiled at
-    (``latency[i]``: threads -> ms), or, given ``accuracy`` (validation, fraction), more than
-    ``max_drop`` below their parent. A variant whose parent is not among ``names`` is kept:
-    nothing here to compare it with. ``min_speedup`` <= 1 and ``max_drop`` >= 1 disable their
-    rule."""
-    if min_speedup <= 1.0 and (accuracy is None or max_drop >= 1.0):
-        return set()
+def vip_unpaid_threads(names: Sequence[str], parents: Sequence[str | None], latency: Sequence[dict[int, float]],
+                       min_speedup: float) -> dict[int, list[int]]:
+    """{index of a ViP variant: the thread counts (profiled for it and its parent) at which it
+    is less than ``min_speedup`` x faster than its parent} (``latency[i]``: threads -> ms); a
+    variant that pays at every such count, or whose parent is not among ``names``, is absent.
+    ``min_speedup`` <= 1 disables the rule (empty)."""
+    if min_speedup <= 1.0:
+        return {}
     index = {n: i for i, n in enumerate(names)}
-    out = set()
+    out = {}
     for i, parent in enumerate(parents):
         j = index.get(parent) if parent else None
         if j is None:
             continue
-        common = set(latency[i]) & set(latency[j])
-        if min_speedup > 1.0 and any(latency[j][t] < min_speedup * latency[i][t] for t in common):
-            out.add(i)
-        if accuracy is not None and accuracy[j] - accuracy[i] > max_drop + 1e-12:
-            out.add(i)
+        short = sorted(t for t in set(latency[i]) & set(latency[j]) if latency[j][t] < min_speedup * latency[i][t])
+        if short:
+            out[i] = short
     return out
+
+
+def unpaid_vip(names: Sequence[str], parents: Sequence[str | None], latency: Sequence[dict[int, float]],
+               min_speedup: float, accuracy: Sequence[float] | None = None, max_drop: float = 1.0,
+               at_threads: int | None = None) -> set[int]:
+    """Indices of ViP variants (``parents[i]`` set) that do not pay for their accuracy: slower
+    than ``min_speedup`` x their parent (``vip_unpaid_threads``) at ``at_threads`` (the thread
+    count the served set is selected at; None: at any thread count both were profiled at), or,
+    given ``accuracy`` (validation, fraction), more than ``max_drop`` below their parent. A
+    variant whose parent is not among ``names`` is kept: nothing here to compare it with.
+    ``min_speedup`` <= 1 and ``max_drop`` >= 1 disable their rule. A variant that pays at
+    ``at_threads`` but not at another count is served at the counts where it pays
+    (``served_threads``)."""
+    out = {i for i, short in vip_unpaid_threads(names, parents, latency, min_speedup).items()
+           if at_threads is None or at_threads in short}
+    if accuracy is not None and max_drop < 1.0:
+        index = {n: i for i, n in enumerate(names)}
+        for i, parent in enumerate(parents):
+            j = index.get(parent) if parent else None
+            if j is not None and accuracy[j] - accuracy[i] > max_drop + 1e-12:
+                out.add(i)
+    return out
+
+
+def served_threads(latency: Sequence[dict[int, float]], unpaid_threads: dict[int, list[int]],
+                   chosen) -> dict[int, list[int]]:
+    """{index in ``chosen``: the thread counts it is served at} for each chosen ViP variant that
+    does not pay at every profiled count (``vip_unpaid_threads``); the others are served at
+    every profiled count and are absent."""
+    return {i: sorted(set(latency[i]) - set(unpaid_threads[i])) for i in chosen if i in unpaid_threads}

@@ -24,7 +24,7 @@ from ..machine import machine_info
 from ..quantiles import percentiles
 from .bank import backend_runners, imported_runners, is_imported_bank, load_bank, load_weights, require_backend
 from .manifest import file_entry, is_served, write_manifest
-from .pareto import Point, eps_pareto, pareto_front, unpaid_vip
+from .pareto import Point, eps_pareto, pareto_front, served_threads, unpaid_vip, vip_unpaid_threads
 from .records import BankError, LatencyProfile
 
 __all__ = ["member_profile", "profile_models", "reprofile", "reselect", "summarise"]
@@ -131,7 +131,10 @@ def reselect(manifest: dict, backend: str = "torch", threads: int | None = None)
     false); none is deleted, so a later profile can promote it again. A rule the build added on
     top (the detector build always serves its parent) is not re-applied. Sets each member's
     ``served``, ``selection.compact`` and ``selection.reselected`` (backend, threads, quantile,
-    frontier, promoted, dropped). BankError naming the member when it lacks that profile.
+    frontier, promoted, dropped, served_threads). A ViP variant is eligible when it pays (the
+    selection's ``vip_min_speedup`` over its parent) at that thread count; one that does not pay
+    at another profiled count is served only where it does (the member's ``served_threads``,
+    honoured by ``load_bank``). BankError naming the member when it lacks that profile.
     """
     sel = manifest["selection"]
     t, q = int(threads or sel["threads"]), sel["quantile"]
@@ -143,17 +146,22 @@ def reselect(manifest: dict, backend: str = "torch", threads: int | None = None)
             raise BankError(f"member {m['name']}: no {backend} latency profile at {t} threads to re-select with")
         pts.append(Point(float(lat[q]), float(m["val_accuracy"])))
     before = {m["name"] for m in members if is_served(m)}
+    names = [m["name"] for m in members]
     parents = [m.get("parent") if m.get("kind") == "vip" else None for m in members]
-    unpaid = unpaid_vip([m["name"] for m in members], parents,
-                        [{int(t): float(p["p50"]) for t, p in member_profile(m, backend).items()} for m in members],
-                        float(sel.get("vip_min_speedup", 1.0)), [float(m["val_accuracy"]) for m in members],
-                        float(sel.get("vip_max_val_drop", 1.0)))
+    p50 = [{int(t): float(p["p50"]) for t, p in member_profile(m, backend).items()} for m in members]
+    speedup = float(sel.get("vip_min_speedup", 1.0))
+    unpaid = unpaid_vip(names, parents, p50, speedup, [float(m["val_accuracy"]) for m in members],
+                        float(sel.get("vip_max_val_drop", 1.0)), at_threads=t)
     eligible = [i for i in range(len(members)) if i not in unpaid]
     chosen = {eligible[i] for i in eps_pareto([pts[i] for i in eligible], float(sel["epsilon"]),
                                               keep_best=bool(sel.get("keep_best", True)),
                                               latency_tie=float(sel.get("latency_tie", 0.0)))}
+    partial = served_threads(p50, vip_unpaid_threads(names, parents, p50, speedup), chosen)
     for i, m in enumerate(members):
         m["served"] = i in chosen
+        m.pop("served_threads", None)
+        if i in partial:
+            m["served_threads"] = partial[i]
     order = sorted(chosen, key=lambda i: (pts[i].latency, pts[i].accuracy))
     served = [members[i]["name"] for i in order]
     sel["compact"] = served
@@ -162,7 +170,8 @@ def reselect(manifest: dict, backend: str = "torch", threads: int | None = None)
         "latency_tie": float(sel.get("latency_tie", 0.0)),
         "frontier": [members[i]["name"] for i in pareto_front(pts)], "served": served,
         "promoted": sorted(set(served) - before), "dropped": sorted(before - set(served)),
-        "vip_unpaid": sorted(members[i]["name"] for i in unpaid), "at": _now(),
+        "vip_unpaid": sorted(members[i]["name"] for i in unpaid),
+        "served_threads": {members[i]["name"]: partial[i] for i in sorted(partial)}, "at": _now(),
     }
     return sel["reselected"]
 

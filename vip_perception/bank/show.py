@@ -26,7 +26,8 @@ def _row(d: dict, threads: int) -> dict:
            "val_accuracy": d["val_accuracy"], "test_accuracy": d["test_accuracy"], "vip_layers": d["vip_layers"],
            "parent": d["parent"], "macs": d["macs"], "param_bytes": d["param_bytes"],
            "train_seconds": _train_seconds(d.get("train") or {}),
-           "latency_ms": {t: p for t, p in sorted(profile.items(), key=lambda kv: int(kv[0]))}}
+           "latency_ms": {t: p for t, p in sorted(profile.items(), key=lambda kv: int(kv[0]))},
+           "served_threads": d.get("served_threads")}  # None: every profiled count
     return row
 
 
@@ -112,7 +113,8 @@ def summarise(manifest: dict, candidates: list[dict], threads: int) -> dict:
 
 def table(rows: list[dict]) -> str:
     """Report rows as a fixed-width text table (one line per row); a row with ``dominated_by``
-    set ends in ``DOMINATED by NAME``."""
+    set ends in ``DOMINATED by NAME``, one with ``served_threads`` in ``served at N thread(s)
+    only``."""
     head = (f"{'name':<16} {'kind':<6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'val':>6} {'test':>6} "
             f"{'MMACs':>7} {'kB':>6}  vip layers")
     lines = [head, "-" * len(head)]
@@ -123,7 +125,9 @@ def table(rows: list[dict]) -> str:
                      f"{r['val_accuracy']:6.4f} {r['test_accuracy']:6.4f} {r['macs'] / 1e6:7.2f} "
                      f"{r['param_bytes'] / 1024:6.0f}  "
                      f"{len(r['vip_layers'])}" + (f" ({r['parent']})" if r["parent"] else "")
-                     + (f"  DOMINATED by {r['dominated_by']}" if r.get("dominated_by") else ""))
+                     + (f"  DOMINATED by {r['dominated_by']}" if r.get("dominated_by") else "")
+                     + (f"  served at {','.join(map(str, r['served_threads']))} thread(s) only"
+                        if r.get("served_threads") else ""))
     return "\n".join(lines)
 
 

@@ -55,6 +55,8 @@ def run(args) -> int:
         if lat is None:
             continue
         status = "served" if m["served"] else "frontier-only"
+        if m.get("served_threads"):
+            status += f" at {','.join(map(str, m['served_threads']))} thread(s) only (its ViP pays there)"
         print(f"{m['name']:<16} p50 {lat['p50']:7.3f}  p95 {lat['p95']:7.3f}  p99 {lat['p99']:7.3f} ms ({t} threads)"
               f"  val {m['val_accuracy']:.4f}  {status}")
     print(f"re-profiled {len(manifest['members'])} members of {args.bank} on {manifest['machine']['cpu']}")
