@@ -419,7 +419,10 @@ def bank_station_elsewhere(records: Path, data: dict) -> list[str]:
             "`bank profile --gap-ms 10` on another machine kind, which re-selects the served set from the "
             "shipped frontier's weights for that machine (`bank profile`), and `bank show` there. "
             "\"x shipped\" is that machine's 1-thread p50 over the shipped profile's; \"dominated\" names "
-            "a member another one beats there in both latency and accuracy."), ""]
+            "a member another one beats there in both latency and accuracy. Both were re-selected under the "
+            "earlier rule that a ViP variant pay 1.3x at every thread count; `bank profile` now serves one "
+            "at the counts where it pays (on these numbers: `vgg_xl.vip01` at 1 thread on the AVX2 host, "
+            "`vgg_s.vip01` at 1 thread on the Xeon)."), ""]
     for name in STATION_ELSEWHERE:
         out += [f"#### {machine_kind(data[name])}: `{name}`", ""] + _station_elsewhere(records, data, name) + [""]
     return out[:-1]
