@@ -73,25 +73,25 @@ if [ ! -f "$stamp" ]; then
   "${pip[@]}" --upgrade pip >/dev/null
   if [ "$(uname -m)" = x86_64 ]; then torch_pins=("torch==2.14.1" "torchvision==0.29.1")
   else torch_pins=("torch==2.9.1" "torchvision==0.24.1"); fi
-  if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then "${pip[@]}" "${torch_pins[@]}"; fi
   tooling_pid=""
   if [ "$want_tooling" = 1 ]; then
-    # A fresh dev environment: the ROS 2 tooling (about a minute of compiling) builds while the
-    # rest installs and the kernels compile. Its build.sh pip-installs (with the venv's
-    # setuptools) into .venv too, so what it needs or shares goes in before it starts: the ROS
-    # wheels, the dev tools, and torch, which pins setuptools (an install of torch beside its
-    # pip step once broke that step's setuptools import).
-    "${pip[@]}" -r "$ROOT/requirements-ros.txt" -r "$ROOT/requirements-dev.txt"
+    # A fresh dev environment: the ROS 2 tooling (about a minute of compiling) builds while torch
+    # and the rest install and the kernels compile. Its build.sh pip-installs into .venv too
+    # (its last step with .venv's setuptools), so what it needs or shares goes in before it
+    # starts: the ROS wheels, the dev tools, and the setuptools torch 2.14 asks for, which torch
+    # would otherwise upgrade under that step. Should the build still fail, it runs again alone.
+    "${pip[@]}" -r "$ROOT/requirements-ros.txt" -r "$ROOT/requirements-dev.txt" "setuptools>=77.0.3"
     echo "[env] building the ROS 2 tooling from $TOOLING_DIR into $VENV meanwhile" >&2
-    mkdir -p "$TOOLING_WORK"
+    mkdir -p "$TOOLING_WORK" && : > "$TOOLING_WORK/build.log"
     NICE="nice -n 0" build_tooling &  # normal priority: it is the longer of the two
     tooling_pid=$!
     # the rest only once its first pip step is over ("=== ... patch" in its log, or its end):
     # two pips never install the same package (psutil, pyyaml) at once
-    while kill -0 "$tooling_pid" 2>/dev/null && ! grep -q '^=== .*patch ' "$TOOLING_WORK/build.log" 2>/dev/null; do
+    while kill -0 "$tooling_pid" 2>/dev/null && ! grep -q '^=== .*patch ' "$TOOLING_WORK/build.log"; do
       sleep 0.5
     done
   fi
+  if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then "${pip[@]}" "${torch_pins[@]}"; fi
   extra=()
   [ -z "${ROS_DISTRO:-}" ] && extra+=(-r "$ROOT/requirements-ros.txt")
   [ "$WANT_DEV" = 1 ] && extra+=(-r "$ROOT/requirements-dev.txt")
@@ -100,8 +100,11 @@ if [ ! -f "$stamp" ]; then
   # a bank; without a compiler the fused path falls back to PyTorch and says so.
   "$VENV/bin/python" -c "from vip_perception.fused import native_status; print('[env]', native_status())" >&2 || true
   if [ -n "$tooling_pid" ] && ! wait "$tooling_pid"; then
-    tooling_failed
-    return 1 2>/dev/null || exit 1
+    echo "[env] the ROS 2 tooling build failed beside the install; building it again alone" >&2
+    if ! build_tooling; then
+      tooling_failed
+      return 1 2>/dev/null || exit 1
+    fi
   fi
   rm -f "$VENV"/.vip_stamp_*
   touch "$stamp"
