@@ -76,7 +76,7 @@ def test_short_soak_run_counts_everything(tmp_path, request):
     proc = subprocess.run(
         [sys.executable, "-m", "vip_perception.cli", "soak", "--minutes", "0.25", "--fps", "15",
          "--width", "320", "--height", "240", "--change-s", "1.0", "--swap-every", "3",
-         "--sample-s", "2.5", "--warmup-s", "5", "--bank", bank, "--json", str(report_path),
+         "--sample-s", "2.0", "--warmup-s", "5", "--bank", bank, "--json", str(report_path),
          "--plot", str(plot_path), "--logs", str(tmp_path / "logs"), "--quiet"],
         env=env, capture_output=True, text=True, timeout=170)
     assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1: a criterion failed; see below
