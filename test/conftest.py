@@ -37,6 +37,12 @@ def pytest_configure(config):
 
 
 def pytest_sessionstart(session):
+    # The ROS tests stop the processes they start (ros2 launch, nodes, cameras) with SIGINT; a
+    # run started in the background by a shell without job control would pass them an ignored
+    # SIGINT, and they would run on until killed.
+    from vip_perception.ros.tools.processes import sigint_reaches_children
+
+    sigint_reaches_children()
     try:
         allowed = required_groups.allowed_missing()
     except ValueError as exc:

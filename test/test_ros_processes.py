@@ -150,3 +150,28 @@ def test_demo_plays_a_video_without_calibration_and_writes_json(quick_bank, tmp_
     if d["phases"]["loaded"]["results"]:
         assert "under load" in out and "without load" in out
     assert "Traceback" not in proc.stderr
+
+
+_REPORT_CHILD_SIGINT = """
+import subprocess, sys
+from vip_perception.ros.tools.processes import start_process
+child = [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"]
+if sys.argv[1] == "tool":
+    proc = start_process(child, {}, sys.stdout)
+else:  # what a plain Popen passes on, for comparison
+    proc = subprocess.Popen(child)
+proc.wait()
+"""
+
+
+@pytest.mark.parametrize("how", ["tool", "plain"])
+def test_processes_started_from_a_background_job_still_take_sigint(how):
+    """A shell without job control starts `cmd &` with SIGINT ignored, and exec keeps it ignored:
+    the node and camera would then ignore the SIGINT that asks for their final summary.
+    ``start_process`` hands them the default again; a plain Popen does not (the control)."""
+    script = f"trap '' INT; exec {sys.executable} -c '{_REPORT_CHILD_SIGINT}' {how}"
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert out.returncode == 0, out.stderr[-2000:]
+    ignored = out.stdout.strip()
+    assert ignored == ("False" if how == "tool" else "True"), out.stdout + out.stderr[-2000:]

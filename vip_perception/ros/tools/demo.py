@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from vip_perception.evaluation.load import BackgroundLoad
 from vip_perception.quantiles import percentile
 from vip_perception.share import share_candidates, share_path
 
-from .processes import CONFIG_REL, child_env, resolve_bank, stop_process
+from .processes import CONFIG_REL, child_env, resolve_bank, start_process, stop_process
 
 DETECTOR_REL = "config/banks/conveyor_detector"
 STATION_REL = "config/banks/station"  # the demo's classifier: the station camera's 64x64 bank
@@ -455,9 +454,8 @@ def run_demo(opts: DemoOptions) -> int:
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(monitor)
     logs = {name: open(launch.logs / f"{name}.log", "w") for name in ("node", "camera")}
-    procs = {"node": subprocess.Popen(launch.node_cmd, env=launch.env, stdout=logs["node"], stderr=subprocess.STDOUT),
-             "camera": subprocess.Popen(launch.cam_cmd, env=launch.env, stdout=logs["camera"],
-                                        stderr=subprocess.STDOUT)}
+    procs = {"node": start_process(launch.node_cmd, launch.env, logs["node"]),
+             "camera": start_process(launch.cam_cmd, launch.env, logs["camera"])}
     load = BackgroundLoad(max(0, opts.load))
     out = _Printer()
     first, rc, interrupted = None, None, False

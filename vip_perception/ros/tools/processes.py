@@ -1,5 +1,6 @@
 """What the tools that start the node and camera processes share: the bank to run, the
-environment both processes get (a DDS domain and the Fast DDS profile) and a clean stop."""
+environment both processes get (a DDS domain and the Fast DDS profile), their start and a clean
+stop."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 CONFIG_REL = "config/vip_perception.yaml"
@@ -56,6 +58,27 @@ def child_env() -> tuple[dict, str]:
     env.update(extra)
     env["PYTHONUNBUFFERED"] = "1"
     return env, why
+
+
+def sigint_reaches_children() -> None:
+    """Undo an inherited "ignore SIGINT" in this process, so that the processes it starts take
+    the SIGINT ``stop_process`` sends them (their final summary) instead of being killed.
+
+    Why: a shell without job control (a script's ``cmd &``, many CI steps) starts background
+    commands with SIGINT ignored, and an ignored signal stays ignored across exec; a handled one
+    is reset to the default. So the process that starts the children handles SIGINT (Python's
+    default: KeyboardInterrupt) and theirs is the default again. Only possible from the main
+    thread (``signal.signal``); elsewhere it does nothing."""
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def start_process(cmd: list[str], env: dict, log) -> subprocess.Popen:
+    """Start a node or camera process, its stdout and stderr to the open file ``log``, able to
+    take ``stop_process``'s SIGINT (``sigint_reaches_children``)."""
+    sigint_reaches_children()
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from vip_perception.machine import machine_info
 from vip_perception.quantiles import percentile
 from vip_perception.share import share_path
 
-from .processes import CONFIG_REL, child_env, resolve_bank, stop_process
+from .processes import CONFIG_REL, child_env, resolve_bank, start_process, stop_process
 
 NODE_NAME = "vip_perception"
 # The per-camera line of the node's final summary (``ros.summary.format_summary``).
@@ -283,14 +282,14 @@ class Monitor:
 def start_processes(setup: Setup, mon: Monitor, logs: dict) -> dict:
     """Start the node, then the camera once the node's result publisher is in the graph (so
     the first result is not lost to discovery: the accounting compares counts exactly)."""
-    node = subprocess.Popen(setup.node_cmd, env=setup.env, stdout=logs["node"], stderr=subprocess.STDOUT)
+    node = start_process(setup.node_cmd, setup.env, logs["node"])
     until = time.monotonic() + 120.0
     while (mon.node.count_publishers("/classifications") == 0 and node.poll() is None
            and time.monotonic() < until):
         mon.spin(0.1)
     for _ in range(10):
         mon.spin(0.1)
-    camera = subprocess.Popen(setup.cam_cmd, env=setup.env, stdout=logs["camera"], stderr=subprocess.STDOUT)
+    camera = start_process(setup.cam_cmd, setup.env, logs["camera"])
     return {"node": node, "camera": camera}
 
 
