@@ -220,3 +220,24 @@ def test_forget_load_drops_observations_and_back_off_but_keeps_priors():
     assert est.factor(1) == pytest.approx(1.3) and est.factor(2) == 1.0  # the calibration stays
     assert est.option_factors() == {} and est.backoff() == {} and est.active_options() == set()
 
+
+
+def test_a_fast_probe_after_a_pause_is_judged_on_its_own_and_never_raises_the_factor():
+    """A key back after a pause longer than its window drops the samples from before it. Kept,
+    they made a fast probe raise the factor: the window, no longer full, took its worst sample
+    (measured: 1.20 before a 1.06x probe, 1.48 after, the member held out 120 more frames)."""
+    est = SlowdownEstimator(window=8, rank=2, half_life=20)  # stale_after = 32
+    ratios = [1.0] * 6 + [2.0, 1.6]
+    for r in ratios:  # "large" runs every 5th frame: its 8 samples span 36 frames
+        est.observe(1, r, 1.0, option="large")
+        for _ in range(4):
+            est.observe(1, 1.0, 1.0, option="small")
+    for _ in range(8):  # a pause: only "small" runs
+        est.observe(1, 1.0, 1.0, option="small")
+    before = est.option_factors()[("large", 1)]
+    assert 1.1 < before < 1.6  # the 2nd largest of a full window, aged
+    est.observe(1, 1.06, 1.0, option="large")  # the probe: fast
+    after = est.option_factors()[("large", 1)]
+    assert after == pytest.approx(1.06) and after < before
+    est.observe(1, 1.5, 1.0, option="large")  # its window refills: a slow run counts at once
+    assert est.option_factors()[("large", 1)] == pytest.approx(1.5, rel=0.02)

@@ -45,15 +45,24 @@ Why an order statistic and not a mean:
 Thread counts that stop being chosen: a thread count that got slow is then never chosen, so it
 never gets the observations that would show the load has gone. Its stored log-ratios therefore
 age toward 0 (factor toward 1, the profile) with a half-life in frames. Once the aged factor
-lets one of its options beat the others, the selector tries it: that run is the probe. Samples
-older than ``stale_after`` frames are dropped when a new one arrives, so the probe is judged on
-its own: slow (load still there) -> the factor is back up at once, for the price of one miss,
+lets one of its options beat the others, the selector tries it: that run is the probe. A key
+that comes back after a pause (its newest sample more than ``window`` frames old) drops its
+samples from before the pause when the probe's arrives, so the probe is judged on its own: slow
+(load still there) -> the factor is back up at once, for the price of one miss,
 and the next probe waits another few half-lives; fast (load gone) -> the thread count is back
 in use from the next frame (and dropped again at its first slow run while its window refills,
 so a probe that was fast by luck under load costs at most one more miss). With the default
 half-life of 50 frames and a 200x slowdown a probe happens about every 250 frames under
 constant load, and 2 threads come back within about that many frames after the load leaves;
-the thread count in use recovers within ``window`` frames either way. (The selector also never
+the thread count in use recovers within ``window`` frames either way. Why all of them: the
+window left after a pause is not full, and a window that is not full takes its worst sample
+(below), so old samples kept beside a fast probe raised the factor instead. Measured under a
+constant neighbour (``benchmarks/deadline_station_constant_xeon_run2.json``): ``vgg_xl.vip01``
+at one thread, 68 frames after a burst of slow runs, was probed at 1.06x its profile; its factor,
+1.20 before (2nd largest of a full window), became 1.48 (the aged worst of the 20 samples
+younger than the old ``stale_after`` cut), and the member stayed out for 120 more frames.
+Samples older than ``stale_after`` frames are dropped at every arrival, which bounds what a key
+used now and then remembers. (The selector also never
 lets a larger thread count look less slowed than a smaller one, so an unobserved or aged
 2-thread factor cannot undercut a loaded 1-thread one.) A probe that risked nothing would need
 an idle slot the size of the loaded latency (tens of ms), which a frame stream does not promise.
@@ -85,9 +94,8 @@ current use (``active_options``: a full window, recently fed) is predicted from 
 in both directions: a member whose profile overstates it (profiles taken on a busy machine
 do) keeps running as long as its own runs fit. Options not in use never get below their thread
 count's factor, so a load that arrives while they are idle is not hidden by an old, fast record.
-When a thread count is probed after a long pause (the stale rule above), the options' records
-at it from before the pause are dropped with the thread count's: the load they describe may be
-gone.
+When a thread count is probed after a pause, the options' records at it older than
+``stale_after`` frames are dropped with the thread count's: the load they describe may be gone.
 
 Unobserved thread counts have factor 1.0 (the profile is the prior), unless a start-up
 calibration has set another prior (``seed``): a bank profiled on another machine kind describes
@@ -248,8 +256,9 @@ class SlowdownEstimator:
             key = (option, threads)
             self._judge_probe(self._opt_obs, key, lr, max(thread_before, self._opt_factors.get(key, 0.0)))
         if self._push(self._obs, threads, lr):
-            # A probe: this thread count comes back after a long pause, so the machine may be
-            # another one now. Options' own records at it from before the pause go too.
+            # A probe: this thread count comes back after a pause, so the machine may be another
+            # one now. Options' own records at it older than ``stale_after`` go too (newer ones
+            # still hold back an option that proved slower than its thread count).
             for key in [k for k in self._opt_obs if k[1] == threads]:
                 q = self._opt_obs[key]
                 while q and self._step - q[0][0] > self.stale_after:
@@ -287,16 +296,19 @@ class SlowdownEstimator:
         return dict(self._backoff)
 
     def _push(self, windows: dict, key, lr: float) -> bool:
-        """Append to ``key``'s window; True when stale samples were dropped first (a probe)."""
+        """Append to ``key``'s window; True when the key comes back after a pause (a probe):
+        its samples from before the pause are dropped first, so the probe is judged on its own.
+        Otherwise only samples older than ``stale_after`` frames are dropped."""
         q = windows.get(key)
         if q is None:
             q = windows[key] = deque(maxlen=self.window)
-        stale = False
-        while q and self._step - q[0][0] > self.stale_after:  # a probe is judged on its own
+        probe = bool(q) and self._step - q[-1][0] > self.window
+        if probe:
+            q.clear()
+        while q and self._step - q[0][0] > self.stale_after:
             q.popleft()
-            stale = True
         q.append((self._step, lr))
-        return stale
+        return probe
 
     def _recompute(self, windows: dict, prior: dict) -> dict:
         # Done once per observation (off the selection path), for every window, because aging
