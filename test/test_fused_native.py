@@ -62,3 +62,18 @@ def test_fallback_when_disabled():
     assert out.returncode == 0, out.stderr
     assert "fallback: disabled by VIP_PERCEPTION_NATIVE=0" in out.stdout
     assert "torch.Size([1, 3, 8, 7])" in out.stdout
+
+
+def test_cache_folder_is_per_source_cpu_and_torch_install(monkeypatch, tmp_path):
+    """One folder per source, CPU capability and torch install: the same torch shares it (a
+    checkout and its colcon install), another environment's torch of the same version does not
+    (ninja's command line names torch's headers, so sharing rebuilt the folder in turn)."""
+    src = b"// kernel source"
+    digest, tag = native._cache_tag(src, "AVX512")
+    assert native._cache_tag(src, "AVX512") == (digest, tag)
+    assert tag.startswith(f"torch{torch.__version__.split('+')[0]}-avx512-{digest}-")
+    assert native._cache_tag(src, "AVX2")[1] != tag and native._cache_tag(src + b" ", "AVX512")[1] != tag
+    other_env = tmp_path / "other" / ".venv" / "lib" / "python3.11" / "site-packages" / "torch"
+    monkeypatch.setattr(torch, "__file__", str(other_env / "__init__.py"))
+    other_digest, other_tag = native._cache_tag(src, "AVX512")
+    assert other_digest == digest and other_tag != tag  # same module name, another folder

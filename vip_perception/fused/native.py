@@ -1,11 +1,15 @@
 """Loads the native channels-last ViP kernels (kernels/vip_upsample.cpp), falling back to PyTorch.
 
 The C++ source is compiled on first use with ``torch.utils.cpp_extension.load`` into a cache
-directory keyed by the source's hash, the torch version and the CPU capability (a build for
-AVX-512 must not be loaded on an AVX2-only machine), and only from this package's own
-sources. The build compiles a copy of the source kept in that directory, so the cached build
-serves every install of the same source (checkout, colcon workspace, pip): compiling the
-installed path instead would change ninja's command line and rebuild (~15 s) per install.
+directory keyed by the source's hash, the torch version, the CPU capability (a build for
+AVX-512 must not be loaded on an AVX2-only machine) and the torch install it links against, and
+only from this package's own sources. The build compiles a copy of the source kept in that
+directory, so the cached build serves every install of the same source over one torch
+(checkout, colcon workspace, pip): compiling the installed path instead would change ninja's
+command line and rebuild (~15 s) per install. Why the torch install too: ninja's command line
+names torch's include directories, so two environments with the same torch version (two
+checkouts' ``.venv``) sharing one folder rebuilt it in turn, each over the library the other
+had loaded.
 Without a compiler (or with ``VIP_PERCEPTION_NATIVE=0``) everything still works: the
 pure-PyTorch paths are the references the kernels are tested against, and ``native_status()``
 says which one runs and why. Loading happens when a bank with fused ViP members is loaded,
@@ -70,6 +74,14 @@ def _cached_source(src: Path, build_dir: Path) -> Path:
     return copy
 
 
+def _cache_tag(source: bytes, capability: str) -> tuple[str, str]:
+    """(digest of the source and its flags, cache folder name): torch version, CPU capability,
+    that digest and a digest of the torch install's path (see the module docstring)."""
+    digest = hashlib.sha256(source + " ".join(_flags(capability)).encode()).hexdigest()[:12]
+    install = hashlib.sha256(str(Path(torch.__file__).resolve().parent).encode()).hexdigest()[:8]
+    return digest, f"torch{torch.__version__.split('+')[0]}-{capability.lower()}-{digest}-{install}"
+
+
 def _flags(capability: str) -> list[str]:
     flags = ["-O3"]
     if capability in ("AVX2", "AVX512"):
@@ -92,7 +104,8 @@ def load_native() -> bool:
 
 def kernel_build_dir() -> Path | None:
     """The cache directory the loaded kernels were built in (keyed by torch version, CPU
-    capability and source digest, never by install path); None when they are not loaded."""
+    capability, source digest and torch install, never by this package's install path); None
+    when they are not loaded."""
     return _state["build_dir"] if load_native() else None
 
 
@@ -113,8 +126,7 @@ def _try_load() -> tuple[bool, str]:
         from torch.utils import cpp_extension
 
         capability = torch.backends.cpu.get_cpu_capability()
-        digest = hashlib.sha256(src.read_bytes() + " ".join(_flags(capability)).encode()).hexdigest()[:12]
-        tag = f"torch{torch.__version__.split('+')[0]}-{capability.lower()}-{digest}"
+        digest, tag = _cache_tag(src.read_bytes(), capability)
         os.environ.setdefault("MAX_JOBS", "1")  # one compile job: the machine is shared
         build_dir = _state["build_dir"] = _cache_dir(tag)
         cpp_extension.load(
