@@ -206,4 +206,13 @@ def test_evaluate_cli_on_a_real_bank(quick_bank, tmp_path):
     rep = json.loads(js.read_text())
     check_report(rep, 15)
     assert png.stat().st_size > 10_000
-    assert "adaptive" in proc.stdout
+    assert "adaptive" in proc.stdout and "points over all frames: adaptive " in proc.stdout
+
+
+def test_summary_says_the_lead_over_best_fixed_and_the_oracles_bound():
+    from vip_perception.evaluation.report import lead_line
+
+    report = {"policies": {"adaptive": {"accuracy_all_frames": 0.9167}, "oracle": {"accuracy_all_frames": 0.9211}},
+              "best_fixed_in_hindsight": {"policy": "fixed_vgg_xl.vip01@1", "accuracy_all_frames": 0.9078}}
+    assert lead_line(report) == ("points over all frames: adaptive +0.9 vs best fixed; oracle +1.3 vs best fixed "
+                                 "(the most any policy could lead it by); adaptive 0.4 behind the oracle")
