@@ -69,6 +69,7 @@ reqs=("$ROOT/setup.py" "$ROOT/requirements-ros.txt")
 stamp="$VENV/.vip_stamp_$(cat "${reqs[@]}" | sha256sum | cut -c1-16)_${ROS_DISTRO:-embedded}_dev${WANT_DEV}"
 if [ ! -f "$stamp" ]; then
   echo "[env] installing packages into $VENV (first run takes a few minutes)" >&2
+  install_started=$SECONDS
   pip=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
   "${pip[@]}" --upgrade pip >/dev/null
   if [ "$(uname -m)" = x86_64 ]; then torch_pins=("torch==2.14.1" "torchvision==0.29.1")
@@ -108,6 +109,7 @@ if [ ! -f "$stamp" ]; then
   fi
   rm -f "$VENV"/.vip_stamp_*
   touch "$stamp"
+  echo "[env] installed in $((SECONDS - install_started)) s" >&2
 fi
 
 if [ -n "${ROS_DISTRO:-}" ]; then
