@@ -69,7 +69,8 @@ reqs=("$ROOT/setup.py" "$ROOT/requirements-ros.txt")
 stamp="$VENV/.vip_stamp_$(cat "${reqs[@]}" | sha256sum | cut -c1-16)_${ROS_DISTRO:-embedded}_dev${WANT_DEV}"
 if [ ! -f "$stamp" ]; then
   echo "[env] installing packages into $VENV (first run takes a few minutes)" >&2
-  install_started=$SECONDS
+  install_started=$SECONDS lap_at=$SECONDS
+  lap() { echo "[env]   $1: $((SECONDS - lap_at)) s" >&2; lap_at=$SECONDS; }  # where set-up time goes
   pip=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
   "${pip[@]}" --upgrade pip >/dev/null
   if [ "$(uname -m)" = x86_64 ]; then torch_pins=("torch==2.14.1" "torchvision==0.29.1")
@@ -82,6 +83,7 @@ if [ ! -f "$stamp" ]; then
     # starts: the ROS wheels, the dev tools, and the setuptools torch 2.14 asks for, which torch
     # would otherwise upgrade under that step. Should the build still fail, it runs again alone.
     "${pip[@]}" -r "$ROOT/requirements-ros.txt" -r "$ROOT/requirements-dev.txt" "setuptools>=77.0.3"
+    lap "ROS wheels and dev tools"
     echo "[env] building the ROS 2 tooling from $TOOLING_DIR into $VENV meanwhile" >&2
     mkdir -p "$TOOLING_WORK" && : > "$TOOLING_WORK/build.log"
     NICE="nice -n 0" build_tooling &  # normal priority: it is the longer of the two
@@ -91,15 +93,19 @@ if [ ! -f "$stamp" ]; then
     while kill -0 "$tooling_pid" 2>/dev/null && ! grep -q '^=== .*patch ' "$TOOLING_WORK/build.log"; do
       sleep 0.5
     done
+    lap "the tooling's own pip step"
   fi
   if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then "${pip[@]}" "${torch_pins[@]}"; fi
+  lap "torch and torchvision"
   extra=()
   [ -z "${ROS_DISTRO:-}" ] && extra+=(-r "$ROOT/requirements-ros.txt")
   [ "$WANT_DEV" = 1 ] && extra+=(-r "$ROOT/requirements-dev.txt")
   "${pip[@]}" "${extra[@]}" opencv-python-headless -e "$ROOT"
+  lap "opencv and this package"
   # Build the native ViP kernels now (cached per source, CPU and torch install), not when a node first loads
   # a bank; without a compiler the fused path falls back to PyTorch and says so.
   "$VENV/bin/python" -c "from vip_perception.fused import native_status; print('[env]', native_status())" >&2 || true
+  lap "native kernels"
   if [ -n "$tooling_pid" ] && ! wait "$tooling_pid"; then
     echo "[env] the ROS 2 tooling build failed beside the install; building it again alone" >&2
     if ! build_tooling; then
@@ -107,6 +113,7 @@ if [ ! -f "$stamp" ]; then
       return 1 2>/dev/null || exit 1
     fi
   fi
+  if [ -n "$tooling_pid" ]; then lap "waiting for the ROS 2 tooling build"; fi
   rm -f "$VENV"/.vip_stamp_*
   touch "$stamp"
   echo "[env] installed in $((SECONDS - install_started)) s" >&2
