@@ -460,7 +460,8 @@ STATION_RUNS = ("deadline_station_step.json", "deadline_station_constant.json",
                 "deadline_station_constant_avx2_run2.json", "deadline_station_step_xeon.json",
                 "deadline_station_constant_xeon.json", "deadline_station_step_xeon_run2.json",
                 "deadline_station_constant_xeon_run2.json", "deadline_station_step_xeon_run3.json",
-                "deadline_station_constant_xeon_run3.json")
+                "deadline_station_constant_xeon_run3.json", "deadline_station_step_xeon_run4.json",
+                "deadline_station_constant_xeon_run4.json")
 
 
 # Records from before the harness wrote its estimator (``scenario.slowdown``): what they ran.
@@ -498,7 +499,8 @@ def deadline_station(records: Path, data: dict) -> list[str]:
             "Intel Xeon with AVX-512, a third machine kind, on a copy re-profiled there (`_xeon_run2`: the same "
             "commands on a fresh copy re-profiled and re-selected under the per-count ViP rule; it served the "
             "same five members; `_xeon_run3`: the run2 copy again, a session later, after a probe back from a pause "
-            "is judged on its own samples, `runtime/slowdown.py`). The estimator column "
+            "is judged on its own samples, `runtime/slowdown.py`; `_xeon_run4`: the same commands on a fresh copy "
+            "re-profiled the same session, which served `vgg_xl.vip01` at one thread only). The estimator column "
             "is the adaptive engine's slowdown estimate (\"Which order statistic\" below); \"miss rates\" says whether "
             "its selector ranked the options that fit by accuracy x (1 - their recent miss rate) "
             "(`runtime/miss_rate.py`) or by accuracy alone, as before it."), ""]
