@@ -102,8 +102,8 @@ if [ ! -f "$stamp" ]; then
   [ "$WANT_DEV" = 1 ] && extra+=(-r "$ROOT/requirements-dev.txt")
   "${pip[@]}" "${extra[@]}" opencv-python-headless -e "$ROOT"
   lap "opencv and this package"
-  # Build the native ViP kernels now (cached per source, CPU and torch install), not when a node first loads
-  # a bank; without a compiler the fused path falls back to PyTorch and says so.
+  # Build the native ViP kernels now (cached per source, CPU and torch install), not when a node
+  # first loads a bank; without a compiler the fused path falls back to PyTorch and says so.
   "$VENV/bin/python" -c "from vip_perception.fused import native_status; print('[env]', native_status())" >&2 || true
   lap "native kernels"
   if [ -n "$tooling_pid" ] && ! wait "$tooling_pid"; then
