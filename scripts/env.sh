@@ -64,10 +64,16 @@ tooling_failed() {
 want_tooling=0
 [ "$WANT_DEV" = 1 ] && [ -z "${ROS_DISTRO:-}" ] && [ "$tooling_src" = 1 ] && [ ! -f "$tstamp" ] && want_tooling=1
 
-reqs=("$ROOT/setup.py" "$ROOT/requirements-ros.txt")
-[ "$WANT_DEV" = 1 ] && reqs+=("$ROOT/requirements-dev.txt")
-stamp="$VENV/.vip_stamp_$(cat "${reqs[@]}" | sha256sum | cut -c1-16)_${ROS_DISTRO:-embedded}_dev${WANT_DEV}"
-if [ ! -f "$stamp" ]; then
+# The stamp names what was installed: the base requirements' digest, the ROS source, and in dev
+# mode the dev requirements' digest too. A dev install holds everything the demo needs, so
+# scripts/demo accepts either stamp and alternating it with scripts/test never reinstalls.
+base_stamp="$VENV/.vip_stamp_$(cat "$ROOT/setup.py" "$ROOT/requirements-ros.txt" | sha256sum | cut -c1-16)_${ROS_DISTRO:-embedded}"
+if [ "$WANT_DEV" = 1 ]; then stamp="${base_stamp}_dev-$(sha256sum < "$ROOT/requirements-dev.txt" | cut -c1-16)"
+else stamp="${base_stamp}_base"; fi
+installed=0
+[ -f "$stamp" ] && installed=1
+[ "$WANT_DEV" != 1 ] && compgen -G "${base_stamp}_dev-*" >/dev/null && installed=1
+if [ "$installed" = 0 ]; then
   echo "[env] installing packages into $VENV (first run takes a few minutes)" >&2
   install_started=$SECONDS lap_at=$SECONDS
   lap() { echo "[env]   $1: $((SECONDS - lap_at)) s" >&2; lap_at=$SECONDS; }  # where set-up time goes

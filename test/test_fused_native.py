@@ -77,3 +77,29 @@ def test_cache_folder_is_per_source_cpu_and_torch_install(monkeypatch, tmp_path)
     monkeypatch.setattr(torch, "__file__", str(other_env / "__init__.py"))
     other_digest, other_tag = native._cache_tag(src, "AVX512")
     assert other_digest == digest and other_tag != tag  # same module name, another folder
+
+
+_IMPORT_CPP_EXTENSION = """
+import logging, sys
+logging.basicConfig(stream=sys.stderr)
+if sys.argv[1] == "tool":
+    from vip_perception.fused import native
+    native._import_cpp_extension()
+else:  # a plain import, for comparison
+    from torch.utils import cpp_extension
+print(logging.getLogger("torch.utils.cpp_extension").level)
+"""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the warning is only logged without a CUDA runtime")
+@pytest.mark.parametrize("how", ["tool", "plain"])
+def test_loading_the_kernels_logs_no_cuda_warning_on_a_cpu_machine(tmp_path, how):
+    """A CUDA build of torch without a GPU warns about CUDA_HOME when cpp_extension is imported;
+    the CPU kernels' loader keeps that line out of the node's log (and leaves the logger's level
+    as it was). CUDA_HOME is set so that torch finds a toolkit and would warn."""
+    env = {**__import__("os").environ, "CUDA_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", _IMPORT_CPP_EXTENSION, how], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"  # NOTSET: the level is restored
+    assert ("No CUDA runtime" in out.stderr) == (how == "plain"), out.stderr

@@ -19,6 +19,7 @@ never inside a frame; ``load_seconds()`` says how long it took (the node's start
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -123,8 +124,7 @@ def _try_load() -> tuple[bool, str]:
     if src is None:
         return False, f"kernel source {SOURCE_NAME} not found"
     try:
-        from torch.utils import cpp_extension
-
+        cpp_extension = _import_cpp_extension()
         capability = torch.backends.cpu.get_cpu_capability()
         digest, tag = _cache_tag(src.read_bytes(), capability)
         os.environ.setdefault("MAX_JOBS", "1")  # one compile job: the machine is shared
@@ -142,6 +142,21 @@ def _try_load() -> tuple[bool, str]:
     except Exception as exc:  # noqa: BLE001 - any build/load failure means: use the fallback
         last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
         return False, f"native build failed ({type(exc).__name__}: {last})"
+
+
+def _import_cpp_extension():
+    """``torch.utils.cpp_extension`` without its import-time CUDA warning. A CUDA build of torch
+    on a machine without a GPU logs "No CUDA runtime is found, using CUDA_HOME=..." when the
+    module is imported; these kernels are CPU-only and never use that toolkit, so the line
+    would only mislead a user reading the node's log (it was its first line)."""
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        log.setLevel(level)
+    return cpp_extension
 
 
 def native_available() -> bool:
