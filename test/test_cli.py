@@ -124,3 +124,56 @@ def test_unknown_command_is_an_error():
     out = _run("frobnicate")
     assert out.returncode == 2
     assert "invalid choice" in out.stderr
+
+
+def _subparser_actions(group: str | None, name: str) -> list:
+    """The argparse actions of `vip-perception GROUP NAME` (its module's add_arguments)."""
+    argv = ([group] if group else []) + [name]
+    parser = cli.build_parser(argv)
+    sub = parser._subparsers._group_actions[0].choices[argv[0]]  # noqa: SLF001 - argparse has no API for it
+    if group:
+        sub = sub._subparsers._group_actions[0].choices[name]  # noqa: SLF001
+    return sub._actions  # noqa: SLF001
+
+
+@pytest.mark.parametrize("group,name", [k for k in cli.COMMANDS])
+def test_every_command_that_reads_a_bank_takes_a_shipped_bank_name(group, name):
+    """The node's `bank` parameter takes "station" as well as a path; so does every command that
+    reads a bank (`vip-perception demo --bank station`, `bank show station`, ...): one rule,
+    share.bank_directory."""
+    from vip_perception.share import bank_directory
+
+    banks = [a for a in _subparser_actions(group, name) if a.dest == "bank"]
+    if not banks:
+        return
+    assert banks[0].type is bank_directory, f"{group} {name}: its bank argument needs type=bank_directory"
+    assert "station" in banks[0].help
+
+
+@pytest.mark.parametrize("argv", [["bank", "show", "station"], ["evaluate", "deadline", "--bank", "station"],
+                                  ["demo", "--bank", "conveyor_detector"], ["soak", "--bank", "fashion_mnist"]])
+def test_a_shipped_bank_name_parses_to_its_directory(argv):
+    args = cli.build_parser(argv).parse_args(argv)
+    assert Path(args.bank).samefile(ROOT / "config" / "banks" / argv[-1])
+    here = argv[:-1] + ["config/banks/station"]  # a path is taken as it is
+    assert cli.build_parser(here).parse_args(here).bank == "config/banks/station"
+
+
+def test_bank_show_of_a_shipped_name_and_tools_resolve_it(capsys):
+    from vip_perception.ros.tools.processes import resolve_bank
+
+    assert cli.main(["bank", "show", "station"]) == 0
+    assert "vgg_xl" in capsys.readouterr().out
+    assert Path(resolve_bank("station")).samefile(ROOT / "config" / "banks" / "station")
+    with pytest.raises(SystemExit, match="no_such_bank: no manifest.json"):
+        resolve_bank("no_such_bank")
+
+
+
+def test_bank_profile_errors_are_one_line_on_stderr(capsys, tmp_path):
+    assert cli.main(["bank", "profile", str(tmp_path), "--threads", "one"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: --threads must be comma-separated integers")
+    assert cli.main(["bank", "profile", str(tmp_path / "nowhere"), "--no-progress"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: ") and "nowhere" in err and err.count("\n") == 1

@@ -34,6 +34,7 @@ def share_path(relative: str) -> Path | None:
 
 
 SHIPPED_BANKS = ("fashion_mnist", "station", "conveyor_detector")
+SHIPPED_BANKS_HELP = "or the name of a shipped bank (" + ", ".join(SHIPPED_BANKS) + ")"  # for --help texts
 
 
 def bank_directory(value: str) -> str:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
+
 from ..bank.backend_compare import compare
 from ..bank.records import BankError
 from ..jsonfile import write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bank", help="classification bank directory (manifest.json)")
+    parser.add_argument("bank", type=bank_directory,
+                        help=f"classification bank directory (manifest.json), {SHIPPED_BANKS_HELP}")
     parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime",),
                         help="backend compared with torch")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
+
 from ..bank.records import BankError
 from ..export.bank_export import export_bank
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bank", help="classification bank directory (manifest.json)")
+    parser.add_argument("bank", type=bank_directory,
+                        help=f"classification bank directory (manifest.json), {SHIPPED_BANKS_HELP}")
     parser.add_argument("--out", required=True, help="directory for <member>.onnx files and export.json")
     parser.add_argument("--member", action="append", help="export only this member (repeatable; default all)")
     parser.add_argument("--rtol", type=float, default=1e-4, help="largest relative difference accepted (default 1e-4)")

@@ -12,14 +12,17 @@ build-time latencies in candidates.json are left as measured at build.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..backends import BACKENDS
 from ..bank.profile import member_profile, reprofile
 from ..bank.records import BankError
+from ..share import SHIPPED_BANKS_HELP, bank_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bank", help="bank directory (holding manifest.json)")
+    parser.add_argument("bank", type=bank_directory,
+                        help=f"bank directory (holding manifest.json), {SHIPPED_BANKS_HELP}; its profile is rewritten")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts to profile (default 1,2)")
     parser.add_argument("--runs", type=int, default=200, help="timed runs per member and thread count")
     parser.add_argument("--warmup", type=int, default=20, help="untimed runs per member and thread count first")
@@ -35,10 +38,10 @@ def run(args) -> int:
     try:
         threads = sorted({int(t) for t in args.threads.split(",") if t.strip()})
     except ValueError:
-        print(f"error: --threads must be comma-separated integers, got {args.threads!r}")
+        print(f"error: --threads must be comma-separated integers, got {args.threads!r}", file=sys.stderr)
         return 2
     if not threads or min(threads) < 1:
-        print(f"error: --threads must list positive integers, got {args.threads!r}")
+        print(f"error: --threads must list positive integers, got {args.threads!r}", file=sys.stderr)
         return 2
     try:
         if not args.gap_ms >= 0:
@@ -46,7 +49,7 @@ def run(args) -> int:
         manifest = reprofile(args.bank, threads, args.runs, args.warmup, args.rounds, progress=not args.no_progress,
                              backend=args.backend, gap_ms=args.gap_ms)
     except BankError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     r = manifest["selection"]["reselected"]
     t = r["threads"]

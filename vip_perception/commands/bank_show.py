@@ -11,9 +11,12 @@ import argparse
 import json
 import os
 
+from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bank", help="bank directory (holding manifest.json)")
+    parser.add_argument("bank", type=bank_directory,
+                        help=f"bank directory (holding manifest.json), {SHIPPED_BANKS_HELP}")
     parser.add_argument("--json", dest="json_path", default=None, help="write members + candidates as JSON here")
     parser.add_argument("--plot", default=None, help="write the latency/accuracy trade-off plot (PNG) here")
     parser.add_argument("--threads", type=int, default=None, help="profile to show (default: the selection's)")

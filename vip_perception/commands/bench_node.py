@@ -6,11 +6,13 @@ import argparse
 
 from vip_perception.jsonfile import write_json
 from vip_perception.ros.tools.node_bench import NodeBenchOptions, format_result, node_benchmark
+from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
-    parser.add_argument("--bank", default=None, help="bank directory (default: the shipped one)")
+    parser.add_argument("--bank", default=None, type=bank_directory,
+                        help=f"bank directory (default: the shipped one), {SHIPPED_BANKS_HELP}")
     parser.add_argument("--frames", type=int, default=300, help="frames for the overhead run (default 300)")
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate for the overhead run, Hz (default 30)")
     parser.add_argument("--e2e-frames", type=int, default=150, help="frames for the end-to-end run (default 150)")

@@ -6,6 +6,7 @@ import argparse
 
 from vip_perception.backends import BACKENDS
 from vip_perception.ros.tools.demo import DEMO_SCORE_THRESHOLD, TASKS, DemoOptions, run_demo
+from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,8 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long to run, from the node's first result (default 20)")
     parser.add_argument("--fps", type=float, default=None,
                         help="camera rate, Hz (default 30, the station camera's rate; 15 with --task detection)")
-    parser.add_argument("--bank", default=None,
-                        help="bank directory (default: the shipped station-camera bank "
+    parser.add_argument("--bank", default=None, type=bank_directory,
+                        help=f"bank directory, {SHIPPED_BANKS_HELP} (default: the shipped station-camera bank "
                              "config/banks/station with a 17 ms deadline, or "
                              "config/banks/conveyor_detector with --task detection); the task "
                              "in its manifest picks the mode")

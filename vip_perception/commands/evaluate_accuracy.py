@@ -7,10 +7,12 @@ import argparse
 import sys
 
 from vip_perception.jsonfile import write_json
+from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bank", required=True, help="bank directory (manifest.json)")
+    parser.add_argument("--bank", required=True, type=bank_directory,
+                        help=f"bank directory (manifest.json), {SHIPPED_BANKS_HELP}")
     parser.add_argument("--data", required=True, help="ImageFolder or COCO directory (see README)")
     parser.add_argument("--split", default="test", help="split to score: train, val or test (default test)")
     parser.add_argument("--json", default=None, help="write the per-member results here")

@@ -10,10 +10,12 @@ from vip_perception.evaluation.deadline import EvalConfig, evaluate
 from vip_perception.evaluation.report import plot, summary
 from vip_perception.jsonfile import write_json
 from vip_perception.runtime.selector import NO_FIT_POLICIES, QUANTILES
+from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bank", required=True, help="bank directory (holds manifest.json)")
+    parser.add_argument("--bank", required=True, type=bank_directory,
+                        help=f"bank directory (holds manifest.json), {SHIPPED_BANKS_HELP}")
     parser.add_argument("--deadline-scale", type=float, default=1.2,
                         help="deadline = S x the most accurate member's p95 at the bank's nominal thread count, "
                              "measured at start")

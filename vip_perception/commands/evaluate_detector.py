@@ -7,10 +7,12 @@ import sys
 
 from vip_perception.evaluation.detector import evaluate_bank, plot
 from vip_perception.jsonfile import write_json
+from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bank", required=True, help="detector bank directory (manifest.json)")
+    parser.add_argument("--bank", required=True, type=bank_directory,
+                        help=f"detector bank directory (manifest.json), {SHIPPED_BANKS_HELP}")
     parser.add_argument("--json", default=None, help="write the per-member results here")
     parser.add_argument("--scenes", type=int, default=0, help="test scenes to score (default: the build's test_scenes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for inference and latency")

@@ -11,15 +11,16 @@ import time
 from vip_perception.jsonfile import write_json
 from vip_perception.machine import machine_info
 from vip_perception.ros.tools.fuzz import bank_preprocess, fuzz
+from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases", type=int, default=10000, help="generated messages (default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
     parser.add_argument("--json", default=None, metavar="PATH", help="write the report here")
-    parser.add_argument("--bank", default=None,
-                        help="also run this bank's preprocess (default: the shipped bank when "
-                             "present; 'none' to skip)")
+    parser.add_argument("--bank", default=None, type=bank_directory,
+                        help=f"also run this bank's preprocess: a directory, {SHIPPED_BANKS_HELP} "
+                             "(default: the shipped bank when present; 'none' to skip)")
     parser.add_argument("--stand-in-messages", action="store_true",
                         help="duck-typed stand-ins for every case instead of the real "
                              "sensor_msgs Image / CompressedImage (for an environment without "

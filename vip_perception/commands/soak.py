@@ -8,13 +8,15 @@ import sys
 
 from vip_perception.jsonfile import write_json
 from vip_perception.ros.tools.soak import SoakOptions, format_report, plot, soak
+from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="run length (default 30)")
     parser.add_argument("--json", default=None, metavar="PATH", help="write the report here")
     parser.add_argument("--plot", default=None, metavar="PNG", help="RSS and latency over time")
-    parser.add_argument("--bank", default=None, help="bank directory (default: the shipped one)")
+    parser.add_argument("--bank", default=None, type=bank_directory,
+                        help=f"bank directory (default: the shipped one), {SHIPPED_BANKS_HELP}")
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)

@@ -21,11 +21,14 @@ def quick_bank_cache() -> Path:
 
 
 def resolve_bank(requested: str | None, say=print) -> str:
-    """The bank directory to use: ``requested`` (SystemExit when it holds no manifest.json),
-    else the shipped bank, else (saying so) a quick bank built once into the cache."""
+    """The bank directory to use: ``requested`` (a directory, or a shipped bank's name as the
+    node's ``bank`` parameter takes it; SystemExit when it holds no manifest.json), else the
+    shipped bank, else (saying so) a quick bank built once into the cache."""
     from vip_perception.ros.bank_checks import default_bank_path
+    from vip_perception.share import bank_directory
 
     if requested:
+        requested = bank_directory(requested)
         if not (Path(requested) / "manifest.json").is_file():
             raise SystemExit(f"error: --bank {requested}: no manifest.json there")
         return requested
