@@ -1,6 +1,12 @@
 """Camera source + perception node with config/vip_perception.yaml (launch_ros).
 
     ros2 launch vip_perception vip_perception.launch.py [use_camera:=false] [params_file:=...]
+        [namespace:=cell1] [bank:=station] [deadline_ms:=33.0] [image_topic:=/camera/image_raw]
+
+``bank``, ``deadline_ms`` and ``image_topic`` override the params file for this launch (empty,
+the default: the file's value); ``image_topic`` sets the camera's ``topic`` and the node's
+``image_topics`` together, so a real camera is wired with ``use_camera:=false
+image_topic:=...``. ``namespace`` puts both nodes, and their relative topics, under it.
 
 With Fast DDS as the RMW and no profile chosen by the user, both processes get the shipped
 shared-memory profile (config/fastdds_shm_profile.xml): without it, best-effort full-size
@@ -9,7 +15,7 @@ images between processes lose fragments. Other RMWs keep their own settings.
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -22,6 +28,38 @@ PROFILE_FILE = "fastdds_shm_profile.xml"
 PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 
 
+def overrides(bank: str, deadline_ms: str, image_topic: str) -> tuple[dict, dict]:
+    """(node parameters, camera parameters) the launch arguments set over the params file;
+    an empty argument sets nothing. ValueError, naming the argument, for a deadline that is
+    not a number (the node itself rejects one out of range, with the reason)."""
+    node, camera = {}, {}
+    if bank:
+        node["bank"] = bank
+    if deadline_ms:
+        try:
+            node["deadline_ms"] = float(deadline_ms)
+        except ValueError:
+            raise ValueError(f"deadline_ms:={deadline_ms}: not a number of milliseconds") from None
+    if image_topic:
+        node["image_topics"] = [image_topic]
+        camera["topic"] = image_topic
+    return node, camera
+
+
+def _nodes(context):
+    arg = {name: LaunchConfiguration(name).perform(context)
+           for name in ("params_file", "namespace", "bank", "deadline_ms", "image_topic")}
+    node_params, camera_params = overrides(arg["bank"], arg["deadline_ms"], arg["image_topic"])
+    return [
+        Node(package=PACKAGE, executable="vip_perception_camera", name="vip_perception_camera",
+             namespace=arg["namespace"], parameters=[arg["params_file"], *filter(None, [camera_params])],
+             output="screen", condition=IfCondition(LaunchConfiguration("use_camera"))),
+        Node(package=PACKAGE, executable="vip_perception_node", name="vip_perception",
+             namespace=arg["namespace"], parameters=[arg["params_file"], *filter(None, [node_params])],
+             output="screen"),
+    ]
+
+
 def generate_launch_description():
     share = get_package_share_directory(PACKAGE)
     params = os.path.join(share, "config", CONFIG_FILE)
@@ -31,6 +69,16 @@ def generate_launch_description():
                               description="ros__parameters for both nodes"),
         DeclareLaunchArgument("use_camera", default_value="true",
                               description="start the vip_perception_camera source"),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="namespace of both nodes and their relative topics"),
+        DeclareLaunchArgument("bank", default_value="",
+                              description="the node's bank: a directory or a shipped bank's name "
+                                          "(empty: the params file's)"),
+        DeclareLaunchArgument("deadline_ms", default_value="",
+                              description="the node's per-frame deadline, ms (empty: the params file's)"),
+        DeclareLaunchArgument("image_topic", default_value="",
+                              description="the camera topic, for the camera source and the node "
+                                          "(empty: the params file's)"),
     ]
     fastdds = os.environ.get("RMW_IMPLEMENTATION", "") in ("", "rmw_fastrtps_cpp",
                                                            "rmw_fastrtps_dynamic_cpp")
@@ -39,11 +87,5 @@ def generate_launch_description():
         # about the other one.
         fastdds2 = os.environ.get("ROS_DISTRO", "") in ("humble", "iron", "jazzy")
         actions += [SetEnvironmentVariable(v, profile) for v in PROFILE_VARS[: 2 if fastdds2 else 1]]
-    actions += [
-        Node(package=PACKAGE, executable="vip_perception_camera", name="vip_perception_camera",
-             parameters=[LaunchConfiguration("params_file")], output="screen",
-             condition=IfCondition(LaunchConfiguration("use_camera"))),
-        Node(package=PACKAGE, executable="vip_perception_node", name="vip_perception",
-             parameters=[LaunchConfiguration("params_file")], output="screen"),
-    ]
+    actions.append(OpaqueFunction(function=_nodes))
     return LaunchDescription(actions)

@@ -88,6 +88,26 @@ def test_ros2_launch_delivers_results_and_sigint_stops_every_process(colcon_inst
 
 
 @pytest.mark.timeout(900)
+def test_ros2_launch_arguments_set_namespace_bank_deadline_and_topic(colcon_install, ctx, tmp_path):
+    """`ros2 launch ... namespace:=cell1 bank:=station deadline_ms:=33.0 image_topic:=cam/image`:
+    both nodes under /cell1 with their parameters from the shipped params file (its sections
+    match any namespace), the camera publishing and the node subscribing on the one topic, and
+    the node serving the named shipped bank at that deadline."""
+    args = ("namespace:=cell1", "bank:=station", "deadline_ms:=33.0", "image_topic:=cam/image")
+    with ms.LaunchRun(colcon_install, tmp_path / "launch.log", args) as run:
+        _, msg = ms.wait_first_result(run, "/cell1/classifications", "classification", FIRST_RESULT_TIMEOUT_S,
+                                      context=ctx)
+        _check_result("classification", msg)
+        rc, _ = run.stop(timeout=60)
+        out = run.output()
+    assert rc == 0, out[-4000:]
+    started = [ln for ln in out.splitlines() if "[cell1.vip_perception]: bank " in ln]
+    assert started, out[-4000:]
+    assert "config/banks/station (station," in started[0] and "deadline 33.0 ms" in started[0], started[0]
+    assert "subscribed to /cell1/cam/image" in out, out[-4000:]
+
+
+@pytest.mark.timeout(900)
 def test_a_fresh_install_reuses_the_kernels_built_from_the_checkout(colcon_install, tmp_path):
     """The kernel cache is keyed by source and CPU, not install path: kernels built from the
     checkout (what scripts/env.sh does at install) load unchanged from the colcon install, so

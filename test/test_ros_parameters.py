@@ -17,6 +17,10 @@ from vip_perception.ros.parameters import SPEC_BY_NAME, Settings, check_bank_pat
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "config", "vip_perception.yaml")
+# The shipped params files' sections match the nodes in any namespace (rcl's "/**" wildcard):
+# a plain "vip_perception:" key matches only the node in the root namespace, and a node
+# launched under a namespace would silently run on its defaults.
+NODE_KEY, CAMERA_KEY = "/**/vip_perception", "/**/vip_perception_camera"
 LAUNCH = os.path.join(ROOT, "launch", "vip_perception.launch.py")
 
 
@@ -112,11 +116,11 @@ def test_detector_preset_matches_declarations_and_names_a_shipped_bank():
     from vip_perception.share import bank_directory
     with open(DETECTOR_CONFIG) as fh:
         cfg = yaml.safe_load(fh)
-    node_params = cfg["vip_perception"]["ros__parameters"]
+    node_params = cfg[NODE_KEY]["ros__parameters"]
     for key, value in node_params.items():
         assert key in SPEC_BY_NAME, f"{DETECTOR_CONFIG}: unknown node parameter {key}"
         assert check_value(key, value) is None, key
-    for key, value in cfg["vip_perception_camera"]["ros__parameters"].items():
+    for key, value in cfg[CAMERA_KEY]["ros__parameters"].items():
         assert key in camera_source.SPEC_BY_NAME, f"{DETECTOR_CONFIG}: unknown camera parameter {key}"
         assert _yaml_type(value) == _yaml_type(camera_source.SPEC_BY_NAME[key].default), key
         assert camera_source.check_value(key, value) is None, key
@@ -130,7 +134,7 @@ def test_detector_preset_matches_declarations_and_names_a_shipped_bank():
 def test_yaml_keys_and_types_match_declarations():
     with open(CONFIG) as fh:
         cfg = yaml.safe_load(fh)
-    node_params = cfg["vip_perception"]["ros__parameters"]
+    node_params = cfg[NODE_KEY]["ros__parameters"]
     for key, value in node_params.items():
         assert key in SPEC_BY_NAME, f"{CONFIG}: unknown node parameter {key}"
         spec = SPEC_BY_NAME[key]
@@ -139,22 +143,24 @@ def test_yaml_keys_and_types_match_declarations():
             assert all(isinstance(v, int) for v in value)
         assert check_value(key, value) is None, key
     assert set(SPEC_BY_NAME) - set(node_params) <= {"roi"}, "declared but missing from the YAML"
-    cam = cfg["vip_perception_camera"]["ros__parameters"]
+    cam = cfg[CAMERA_KEY]["ros__parameters"]
     for key, value in cam.items():
         assert key in camera_source.SPEC_BY_NAME, f"{CONFIG}: unknown camera parameter {key}"
         assert _yaml_type(value) == _yaml_type(camera_source.SPEC_BY_NAME[key].default), key
         assert camera_source.check_value(key, value) is None, key
 
 
-def test_yaml_loads_through_rcl_and_declares(tmp_path):
-    """The real parser: a node named vip_perception declares every parameter from the file."""
+@pytest.mark.parametrize("namespace", ["", "cell1/left"])
+def test_yaml_loads_through_rcl_and_declares(tmp_path, namespace):
+    """The real parser: a node named vip_perception declares every parameter from the file,
+    in the root namespace and under one (as `ros2 launch ... namespace:=` puts it)."""
     ctx = rclpy.Context()
     rclpy.init(context=ctx, args=["x", "--ros-args", "--params-file", CONFIG])
     try:
-        node = rclpy.create_node("vip_perception", context=ctx)
+        node = rclpy.create_node("vip_perception", namespace=namespace, context=ctx)
         settings = parameters.declare(node)
         with open(CONFIG) as fh:
-            expected = yaml.safe_load(fh)["vip_perception"]["ros__parameters"]
+            expected = yaml.safe_load(fh)[NODE_KEY]["ros__parameters"]
         for key, value in expected.items():
             got = getattr(settings, key)
             assert (list(got) if isinstance(got, tuple) else got) == value, key
@@ -185,8 +191,10 @@ def test_launch_file_names_existing_executables_and_files():
     assert re.fullmatch(r".*fastdds.*\.xml", consts["PROFILE_FILE"])
     names = _keyword_constants(tree, "name")
     assert "vip_perception" in names and "vip_perception_camera" in names
-    with open(CONFIG) as fh:
-        assert set(yaml.safe_load(fh)) <= set(names)
+    for config in (CONFIG, DETECTOR_CONFIG):
+        with open(config) as fh:
+            assert set(yaml.safe_load(fh)) == {NODE_KEY, CAMERA_KEY}, config
+        assert {k.rpartition("/")[2] for k in (NODE_KEY, CAMERA_KEY)} <= set(names)
 
 
 def _keyword_constants(tree, arg: str) -> list:
@@ -244,3 +252,22 @@ def test_bank_check_sees_the_would_be_bank_and_backend_together():
     assert res.successful and calls[-1] == ("", "torch") and len(calls) == 2
     res = validate_change(s, [Parameter("backend", value="cuda")], bank_check=check)
     assert not res.successful and "backend" in res.reason and len(calls) == 2  # cheap check first
+
+
+def test_launch_arguments_override_the_params_file_only_when_given():
+    """`ros2 launch ... bank:= deadline_ms:= image_topic:=`: what each sets (the launch test runs
+    them for real); empty leaves the file's value; a deadline that is not a number names the
+    argument."""
+    pytest.importorskip("launch_ros", reason="launch_ros is missing: see the launch_ros test group")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vip_launch", LAUNCH)
+    launch_file = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch_file)
+    assert launch_file.overrides("", "", "") == ({}, {})
+    node, camera = launch_file.overrides("station", "33", "/cell1/cam/image_raw")
+    assert node == {"bank": "station", "deadline_ms": 33.0, "image_topics": ["/cell1/cam/image_raw"]}
+    assert camera == {"topic": "/cell1/cam/image_raw"}
+    assert check_value("deadline_ms", node["deadline_ms"]) is None
+    with pytest.raises(ValueError, match="deadline_ms:=fast: not a number"):
+        launch_file.overrides("", "fast", "")
