@@ -140,7 +140,10 @@ def test_manifest_errors(bank_copy, tmp_path):
     mpath.write_text("{not json")
     with pytest.raises(BankError, match=str(mpath)):
         load_bank(str(bank_copy))
-    with pytest.raises(BankError, match="not found"):
+    with pytest.raises(BankError, match="no such bank directory .*shipped banks go by name"):
+        load_bank(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BankError, match="empty/manifest.json: bank manifest not found"):
         load_bank(str(tmp_path / "empty"))
     assert MANIFEST_SCHEMA["properties"]["schema_version"]["const"] == 1
 

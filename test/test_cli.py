@@ -176,4 +176,8 @@ def test_bank_profile_errors_are_one_line_on_stderr(capsys, tmp_path):
     assert out == "" and err.startswith("error: --threads must be comma-separated integers")
     assert cli.main(["bank", "profile", str(tmp_path / "nowhere"), "--no-progress"]) == 1
     out, err = capsys.readouterr()
-    assert out == "" and err.startswith("error: ") and "nowhere" in err and err.count("\n") == 1
+    assert out == "" and err.startswith("error: ") and err.count("\n") == 1
+    assert "nowhere: no such bank directory" in err and "shipped banks go by name: fashion_mnist, station" in err
+    (tmp_path / "empty").mkdir()  # a directory without a manifest says that instead
+    assert cli.main(["bank", "show", str(tmp_path / "empty")]) != 0
+    assert "empty/manifest.json: bank manifest not found" in capsys.readouterr().err

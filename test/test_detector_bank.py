@@ -110,7 +110,7 @@ def test_tampering_and_a_wrong_task_are_caught(quick_detector_bank, tmp_path):
     (bad / "manifest.json").write_text(json.dumps({**manifest, "task": "segmentation"}))
     with pytest.raises(BankError, match="task"):
         load_detector_bank(str(bad))
-    with pytest.raises(BankError, match="not found"):
+    with pytest.raises(BankError, match="missing: no such bank directory"):
         load_detector_bank(str(tmp_path / "missing"))
 
 

@@ -13,6 +13,7 @@ import os
 import jsonschema
 
 from ..jsonfile import write_json
+from ..share import SHIPPED_BANKS
 from ..tasks import TASK_NAMES
 from .records import QUANTILES, BankError
 
@@ -143,6 +144,9 @@ def _safe_relpath(directory: str, rel: str) -> str:
 def read_manifest(directory: str) -> dict:
     """Parse, schema-validate and hash-check a bank directory's manifest; return the dict."""
     path = os.path.join(directory, MANIFEST)
+    if not os.path.isdir(directory):
+        raise BankError(f"{directory}: no such bank directory (a bank is a directory holding {MANIFEST}; "
+                        f"shipped banks go by name: {', '.join(SHIPPED_BANKS)})")
     if not os.path.isfile(path):
         raise BankError(f"{path}: bank manifest not found")
     try:

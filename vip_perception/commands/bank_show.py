@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
 
@@ -32,7 +33,7 @@ def run(args) -> int:
     try:
         manifest = read_manifest(args.bank)
     except BankError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     candidates = []
     if CANDIDATES in manifest["files"]:

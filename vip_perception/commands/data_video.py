@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from vip_perception.data.scene_video import SCENES, write_scene_video
 
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         write_scene_video(args.out, args.scene, args.width, args.height, args.fps, frames, args.seed)
     except ValueError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.out}: {frames} frames of the {args.scene} scene, {args.width}x{args.height} at {args.fps:g} fps")
     return 0

@@ -22,7 +22,7 @@ from vip_perception.backends import BACKENDS
 from vip_perception.roi import clip_roi
 from vip_perception.runtime.engine import EngineConfig
 from vip_perception.runtime.selector import NO_FIT_POLICIES, QUANTILES
-from vip_perception.share import bank_directory
+from vip_perception.share import SHIPPED_BANKS, bank_directory
 
 from . import param_specs
 from .convert import MAX_DIM
@@ -192,7 +192,7 @@ def check_bank_path(path: str) -> str | None:
         return None
     path = bank_directory(path)
     if not os.path.isdir(path):
-        return f"bank {path!r}: not a directory"
+        return f"bank {path!r}: not a directory, nor a shipped bank's name ({', '.join(SHIPPED_BANKS)})"
     manifest = os.path.join(path, "manifest.json")
     if not os.path.isfile(manifest):
         return f"bank {path!r}: no manifest.json"
