@@ -43,7 +43,7 @@ def test_plan_splits_the_budget_as_computed_by_hand():
     assert plan.sensitivity_samples == 200 and plan.finetune_epochs == 1.0
     assert plan.profile_runs == 200  # 80 s for 4 candidates x 10 ms: the cap
     assert plan.seconds == {"parents": 550.0, "vip": 310.0, "profile": 8.0}
-    assert plan.skipped == ["ViP variants of p: 3 of 6 (each fine-tune takes 100 s, 360 s left)"]
+    assert plan.skipped == ["ViP variants of p: 3 of 6 left out, 3 built (each fine-tune takes 100 s, 360 s left)"]
 
 
 def test_more_time_buys_more_epochs_and_variants_up_to_the_caps():

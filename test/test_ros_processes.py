@@ -105,7 +105,18 @@ def test_demo_runs_end_to_end(quick_bank, tmp_path):
     assert "demo summary" in out and "accuracy at the station" in out and "member mix" in out
     received = int(out.split("results received by this demo")[1].split(":")[1].split()[0])
     assert received > 0, out
+    assert "note: this bank was trained on dataset images" in out  # the quick bank: plain Fashion-MNIST
     assert "Traceback" not in proc.stderr
+
+
+def test_only_a_bank_trained_on_station_frames_is_judged_by_the_station_accuracy(quick_bank, tmp_path):
+    from vip_perception.ros.tools.demo import trained_on_station_frames
+    from vip_perception.share import bank_directory
+
+    assert trained_on_station_frames(bank_directory("station"))
+    assert not trained_on_station_frames(bank_directory("fashion_mnist"))
+    assert not trained_on_station_frames(quick_bank)
+    assert not trained_on_station_frames(str(tmp_path))  # no manifest: no claim
 
 
 def test_demo_detection_mode_end_to_end(tmp_path):

@@ -95,8 +95,9 @@ def _vip_plan(costs: list[ParentCost], seconds: float, n_train: int, n_val: int,
         one = finetune_epochs * n_train / c.train_ips
         variants[c.name] = max(0, min(max_variants, int(left // one)))
         if variants[c.name] < max_variants:
-            skipped.append(f"ViP variants of {c.name}: {variants[c.name]} of {max_variants} "
-                           f"(each fine-tune takes {one:.0f} s, {max(0.0, left):.0f} s left)")
+            skipped.append(f"ViP variants of {c.name}: {max_variants - variants[c.name]} of {max_variants} "
+                           f"left out, {variants[c.name]} built (each fine-tune takes {one:.0f} s, "
+                           f"{max(0.0, left):.0f} s left)")
     return sens, variants, finetune_epochs
 
 

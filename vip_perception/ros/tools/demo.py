@@ -84,6 +84,18 @@ def bank_task(bank: str) -> str:
     return task
 
 
+def trained_on_station_frames(bank: str) -> bool:
+    """Whether the bank's build recipe rendered its training images as the station camera shows
+    them (``data.kind: station``, as config/bank_station.yaml does). A bank trained on dataset
+    images (an ImageFolder, plain Fashion-MNIST) meets a domain gap at the synthetic station,
+    so the demo's station accuracy says little about it. Reads the manifest as JSON."""
+    try:
+        manifest = json.loads((Path(bank) / "manifest.json").read_text())
+        return manifest["build"]["recipe"]["data"]["kind"] == "station"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def resolve_mode(requested_bank: str | None, task: str, say=print) -> tuple[str, str]:
     """(bank directory, task): --bank wins and its manifest names the task; --task detection
     alone picks the shipped detector bank."""
@@ -479,7 +491,8 @@ def run_demo(opts: DemoOptions) -> int:
         return rc
     if out.tty:
         print()
-    print(_summary(board, launch.logs, first, interrupted, launch.task))
+    print(_summary(board, launch.logs, first, interrupted, launch.task,
+                   station_trained=launch.task != "classification" or trained_on_station_frames(launch.bank)))
     if opts.json:
         _write_json(opts, launch, board, first)
     return 0
@@ -512,7 +525,7 @@ def _write_json(opts: DemoOptions, launch: Launch, board: Scoreboard, first_resu
 
 
 def _summary(board: Scoreboard, logs: Path, first_result, interrupted: bool,
-             task: str = "classification") -> str:
+             task: str = "classification", station_trained: bool = True) -> str:
     node_summary = [line for line in (logs / "node.log").read_text().splitlines()
                     if "final summary" in line or line.startswith("  ")]
     published = [line.rsplit("published", 1)[1].split()[0] for line in
@@ -536,6 +549,10 @@ def _summary(board: Scoreboard, logs: Path, first_result, interrupted: bool,
              + ("n/a" if p50 is None else f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"),
              "node's own summary:", *("  " + s.strip() for s in node_summary),
              f"logs: {logs}"]
+    if not station_trained and board.station_total:
+        lines.append("note: this bank was trained on dataset images, not on frames rendered as the "
+                     "station camera shows them, so its accuracy at the station says little about it; "
+                     "`vip-perception evaluate accuracy --bank BANK --data DIR` measures it on your data")
     if len(board.members) == 1:
         tight = 30 if task == "detection" else 7
         lines.append("tip: every frame fitted the most accurate member; a tighter deadline "
