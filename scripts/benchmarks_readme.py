@@ -461,7 +461,8 @@ STATION_RUNS = ("deadline_station_step.json", "deadline_station_constant.json",
                 "deadline_station_constant_xeon.json", "deadline_station_step_xeon_run2.json",
                 "deadline_station_constant_xeon_run2.json", "deadline_station_step_xeon_run3.json",
                 "deadline_station_constant_xeon_run3.json", "deadline_station_step_xeon_run4.json",
-                "deadline_station_constant_xeon_run4.json")
+                "deadline_station_constant_xeon_run4.json", "deadline_station_step_xeon_load2.json",
+                "deadline_station_constant_xeon_load2.json")
 
 
 # Records from before the harness wrote its estimator (``scenario.slowdown``): what they ran.
@@ -488,7 +489,8 @@ def _estimator(name: str, s: dict) -> str:
 def deadline_station(records: Path, data: dict) -> list[str]:
     out = [("The station bank at camera rate: a copy of the shipped bank re-profiled on the "
             "machine that runs the evaluation, then `evaluate deadline` at 30 fps under one busy "
-            "background process (step: on for the middle of the run; constant: throughout). The "
+            "background process (two in the `_load2` runs; step: on for the middle third of the frames; "
+            "constant: throughout). The "
             "`_nosense` run repeats the constant one at the same deadline with `--no-sense-cpu-load`: "
             "the adaptive engine then learns about the neighbour from its own runs only. The `_scale` "
             "runs repeat the step one (600 frames) at other deadline scales, to show how far the oracle "
@@ -500,7 +502,9 @@ def deadline_station(records: Path, data: dict) -> list[str]:
             "commands on a fresh copy re-profiled and re-selected under the per-count ViP rule; it served the "
             "same five members; `_xeon_run3`: the run2 copy again, a session later, after a probe back from a pause "
             "is judged on its own samples, `runtime/slowdown.py`; `_xeon_run4`: the same commands on a fresh copy "
-            "re-profiled the same session, which served `vgg_xl.vip01` at one thread only). The estimator column "
+            "re-profiled the same session, which served `vgg_xl.vip01` at one thread only; `_xeon_load2`: the same "
+            "commands on run4's copy with `--background-load 2`, two busy processes on the two cores, which on this "
+            "kind slow a 1-thread run enough to matter, where one barely does). The estimator column "
             "is the adaptive engine's slowdown estimate (\"Which order statistic\" below); \"miss rates\" says whether "
             "its selector ranked the options that fit by accuracy x (1 - their recent miss rate) "
             "(`runtime/miss_rate.py`) or by accuracy alone, as before it."), ""]
@@ -512,7 +516,8 @@ def deadline_station(records: Path, data: dict) -> list[str]:
         loaded = [t for t in d["frames_trace"] if t["load"]]
         two = sum(1 for t in loaded if t["threads"] == 2)
         two_missed = sum(1 for t in loaded if t["threads"] == 2 and not t["met"])
-        rows.append([name, machine_kind(d), "on" if s.get("sense_cpu_load") else "off", _estimator(name, s),
+        rows.append([name, machine_kind(d), str(s["background_load"]), "on" if s.get("sense_cpu_load") else "off",
+                     _estimator(name, s),
                      "on" if s.get("miss_rates") else "off", f(s["deadline_ms"], 2),
                      f"{a['misses']} ({pct(a['miss_ratio'], 1)})", f(a["accuracy_all_frames"], 3),
                      f"{best['policy'].removeprefix('fixed_')} {f(best['accuracy_all_frames'], 3)}",
@@ -521,7 +526,8 @@ def deadline_station(records: Path, data: dict) -> list[str]:
                      f"{100 * (o['accuracy_all_frames'] - a['accuracy_all_frames']):.1f}",
                      f"{100 * (o['accuracy_all_frames'] - best['accuracy_all_frames']):.1f}",
                      f"{two} ({two_missed} missed)"])
-    out += table(["record", "machine", "sense_cpu_load", "estimator", "miss rates", "deadline ms", "adaptive misses",
+    out += table(["record", "machine", "busy processes", "sense_cpu_load", "estimator", "miss rates", "deadline ms",
+                  "adaptive misses",
                   "adaptive accuracy",
                   "best fixed", "oracle", "adaptive - best fixed, points", "oracle - adaptive, points",
                   "oracle - best fixed, points", "adaptive 2-thread runs under load"], rows)
