@@ -46,10 +46,14 @@ def test_backend_profile_is_written_beside_the_torch_one(quick_bank, ort_bank):
 
 
 def test_onnxruntime_bank_predicts_like_torch_at_every_thread_count(quick_bank, ort_bank):
-    ref, ort = load_bank(quick_bank), load_bank(ort_bank, backend="onnxruntime")
-    assert ort.backend == "onnxruntime" and [m.name for m in ort.members] == [m.name for m in ref.members]
+    """Every member with weights (frontier=True): the served set is re-selected on the ONNX
+    Runtime profile, whose 4 runs may leave a ViP variant short of its 1.3x there, so the two
+    backends' served sets may differ; every member must still predict alike."""
+    ref, ort = load_bank(quick_bank, frontier=True), load_bank(ort_bank, backend="onnxruntime", frontier=True)
+    by_name = {m.name: m for m in ort.members}  # re-profiling may reorder the manifest's members
+    assert ort.backend == "onnxruntime" and sorted(by_name) == sorted(m.name for m in ref.members)
     xs = [ref.preprocess(im) for im in _images()]  # each (1, 1, 28, 28)
-    for m_ref, m_ort in zip(ref.members, ort.members):
+    for m_ref, m_ort in ((m, by_name[m.name]) for m in ref.members):
         assert set(m_ort.runners) == {1, 2}
         assert m_ort.latency[1].runs == 4  # the backend's own profile drives its predictions
         for t in (1, 2):
