@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
-
 from ..bank.backend_compare import compare
 from ..bank.records import BankError
 from ..jsonfile import write_json
+from ..share import SHIPPED_BANKS_HELP, bank_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

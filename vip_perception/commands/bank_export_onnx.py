@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
-
 from ..bank.records import BankError
 from ..export.bank_export import export_bank
+from ..share import SHIPPED_BANKS_HELP, bank_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from vip_perception.share import SHIPPED_BANKS_HELP, bank_directory
+from ..share import SHIPPED_BANKS_HELP, bank_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
