@@ -108,6 +108,22 @@ def test_ros2_launch_arguments_set_namespace_bank_deadline_and_topic(colcon_inst
 
 
 @pytest.mark.timeout(900)
+def test_ros2_launch_managed_node_is_configured_activated_and_stopped(colcon_install, ctx, tmp_path):
+    """`managed:=true`: the lifecycle node, taken by launch through configure and activate (a
+    result arrives only from an active node); SIGINT ends everything with exit 0."""
+    with ms.LaunchRun(colcon_install, tmp_path / "launch.log", ("managed:=true",)) as run:
+        _, msg = ms.wait_first_result(run, "classifications", "classification", FIRST_RESULT_TIMEOUT_S, context=ctx)
+        _check_result("classification", msg)
+        commands = [" ".join(p.cmdline()) for p in run.note_children()]
+        rc, alive = run.stop(timeout=60)
+        out = run.output()
+    assert any("lib/vip_perception/vip_perception_lifecycle_node" in c for c in commands), commands
+    assert rc == 0 and alive == [], out[-4000:]
+    assert "unconfigured; drive it with lifecycle transitions" in out, out[-4000:]
+    assert "Traceback" not in out and "process has died" not in out, out[-4000:]
+
+
+@pytest.mark.timeout(900)
 def test_a_fresh_install_reuses_the_kernels_built_from_the_checkout(colcon_install, tmp_path):
     """The kernel cache is keyed by source and CPU, not install path: kernels built from the
     checkout (what scripts/env.sh does at install) load unchanged from the colcon install, so

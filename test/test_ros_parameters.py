@@ -181,7 +181,7 @@ def _console_scripts():
 def test_launch_file_names_existing_executables_and_files():
     tree = ast.parse(open(LAUNCH).read(), LAUNCH)
     executables = _keyword_constants(tree, "executable")
-    assert set(executables) == {"vip_perception_node", "vip_perception_camera"}
+    assert set(executables) == {"vip_perception_node", "vip_perception_lifecycle_node", "vip_perception_camera"}
     assert set(executables) <= _console_scripts()
     consts = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
               for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)}
